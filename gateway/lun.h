@@ -1,0 +1,39 @@
+/* lun.h - a logical unit as the SCSI layer sees it.
+ *
+ * The gateway knows nothing of volumes or repositories: a LUN is this struct of
+ * function pointers plus its geometry and identity. cli/serve.c stacks a volume
+ * under it. Offsets and lengths are bytes, multiples of block_size. Every member
+ * returns 0 or a negative errno: -EIO/-EBADMSG become MEDIUM ERROR (unrecovered read
+ * error) or WRITE ERROR, -ENOSPC becomes SPACE ALLOCATION FAILED, -ERANGE becomes
+ * LBA OUT OF RANGE.
+ */
+#ifndef CAIRN_LUN_H
+#define CAIRN_LUN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct lun_ops {
+	/* Fill buf with len bytes from off. */
+	int (*read)(void *ctx, uint64_t off, void *buf, size_t len);
+	/* Write len bytes at off; with fua, durable before return. */
+	int (*write)(void *ctx, uint64_t off, const void *buf, size_t len, int fua);
+	/* Make the range read as zeros and release its space (UNMAP, WRITE SAME zeros). */
+	int (*write_zeroes)(void *ctx, uint64_t off, uint64_t len, int fua);
+	/* Make every acknowledged write durable (SYNCHRONIZE CACHE). */
+	int (*flush)(void *ctx);
+};
+
+struct lun {
+	const struct lun_ops *ops;
+	void *ctx;
+	uint64_t size;          /* bytes */
+	uint32_t block_size;    /* 512 */
+	uint32_t opt_xfer;      /* optimal transfer granularity in bytes (the chunk size) */
+	int read_only;          /* write-protected: writes get DATA PROTECT */
+	char name[65];          /* volume name, for product/log text */
+	char serial[33];        /* unit serial number (VPD 0x80): the volume id hex */
+	uint8_t naa[16];        /* NAA IEEE registered extended designator (VPD 0x83) */
+};
+
+#endif

@@ -1,0 +1,132 @@
+/* repo.h - the content-addressed chunk repository.
+ *
+ * A repository lives on a backend and holds:
+ *   config                     repository header: magic, version, id, defaults (repo.c)
+ *   lock                       (local backend only) flock'd by the one writer
+ *   packs/<2 hex>/<32 hex>     packs of chunks, about 16 MiB each (pack.c)
+ *   index/<32 hex>             one index segment per pack (index.c)
+ *   meta/<path>                small metadata objects: volume heads etc. (opaque here)
+ *
+ * Chunks are identified by a 32-byte id: SHA-256 of the plaintext in a plain
+ * repository (HMAC-SHA256 under the id key once encryption lands). The all-zero
+ * chunk has the reserved null id (32 zero bytes) and is never stored.
+ *
+ * Crash order: a pack is written (fsync'd) before its index segment, and both before
+ * any metadata that references its chunks (repo_flush() then repo_meta_put()).
+ *
+ * Thread safety: every function may be called from any thread concurrently.
+ * All functions return 0 or a negative errno.
+ */
+#ifndef CAIRN_REPO_H
+#define CAIRN_REPO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backend.h"
+
+#define CHUNK_ID_LEN 32
+#define CHUNK_SIZE_MIN (4u << 10)
+#define CHUNK_SIZE_MAX (1u << 20)
+#define CHUNK_SIZE_DEFAULT (64u << 10)
+
+struct chunk_id {
+	uint8_t b[CHUNK_ID_LEN];
+};
+
+/* Kind of a stored chunk; kept in pack headers so check/gc can walk trees. */
+enum chunk_kind {
+	CHUNK_DATA = 1, /* volume data */
+	CHUNK_TREE = 2, /* block-map node (references other chunks) */
+};
+
+static inline int chunk_id_is_null(const struct chunk_id *id)
+{
+	for (int i = 0; i < CHUNK_ID_LEN; i++)
+		if (id->b[i])
+			return 0;
+	return 1;
+}
+
+struct repo;
+
+struct repo_create_opts {
+	uint32_t chunk_size; /* default chunk size of new volumes; 0 = 64 KiB */
+};
+
+struct repo_open_opts {
+	int read_only;             /* no lock, no writes */
+	size_t cache_bytes;        /* decoded-chunk cache; 0 = default 256 MiB */
+};
+
+/* Create a new repository at url (a directory path for now). -EEXIST if one is there. */
+int repo_create(const char *url, const struct repo_create_opts *o);
+/* Open an existing repository. -ENOENT if there is none at url; -EBUSY if another
+ * writer holds the lock (unless read_only); -EPROTO if the config is not cairn's or its
+ * version is newer than this binary knows. */
+int repo_open(const char *url, const struct repo_open_opts *o, struct repo **out);
+/* Flush (repo_flush) and close. */
+void repo_close(struct repo *r);
+
+/* 16-byte random repository id as 32 hex chars (NUL-terminated, 33 bytes). */
+const char *repo_id_hex(const struct repo *r);
+uint32_t repo_default_chunk_size(const struct repo *r);
+
+/* Store a chunk of len bytes (len <= CHUNK_SIZE_MAX): compute its id, and unless it is
+ * already present (dedup) or all zero (null id), compress and append it to the open
+ * pack. The chunk is readable at once; it is durable after the next repo_flush(). */
+int repo_chunk_put(struct repo *r, enum chunk_kind kind, const void *data, size_t len,
+		   struct chunk_id *id_out);
+/* Read a chunk into buf (cap bytes); *len gets its plaintext length. The null id is
+ * -EINVAL here: callers read it as zeros themselves. -ENOENT: not in the index.
+ * -EBADMSG: stored bytes damaged (checksum or authentication failed); never wrong data.
+ * -ENOBUFS: cap is smaller than the chunk. */
+int repo_chunk_get(struct repo *r, const struct chunk_id *id, void *buf, size_t cap, size_t *len);
+/* 1 if present, 0 if not. */
+int repo_chunk_has(struct repo *r, const struct chunk_id *id);
+/* Seal the open pack (if any chunks) and write its index segment, both durable. */
+int repo_flush(struct repo *r);
+
+/* Small metadata objects (volume heads, ...), stored under "meta/<key>". Written whole,
+ * durably. With excl, -EEXIST if the key exists. */
+int repo_meta_put(struct repo *r, const char *key, const void *data, size_t len, int excl);
+int repo_meta_get(struct repo *r, const char *key, void **data, size_t *len);
+int repo_meta_del(struct repo *r, const char *key);
+/* Keys (without the "meta/" prefix) starting with prefix, in order. */
+int repo_meta_list(struct repo *r, const char *prefix, backend_list_cb cb, void *arg);
+
+struct repo_stats {
+	uint64_t chunks;        /* unique chunks stored */
+	uint64_t stored_bytes;  /* bytes in packs (after compression) */
+	uint64_t plain_bytes;   /* plaintext bytes of unique chunks */
+	uint64_t packs;
+	uint64_t dedup_hits;    /* puts answered by an existing chunk, since open */
+	uint64_t cache_hits, cache_misses;
+};
+void repo_get_stats(struct repo *r, struct repo_stats *st);
+
+/* The chunk layer as seen from volumes/: a struct of function pointers so that tests
+ * can put a fault-injecting layer between a volume and its repository. */
+struct chunk_store_ops {
+	/* as repo_chunk_put */
+	int (*put)(void *ctx, enum chunk_kind kind, const void *data, size_t len, struct chunk_id *id);
+	/* as repo_chunk_get */
+	int (*get)(void *ctx, const struct chunk_id *id, void *buf, size_t cap, size_t *len);
+	/* as repo_flush: everything put so far becomes durable */
+	int (*flush)(void *ctx);
+	/* as repo_meta_put / get / del / list */
+	int (*meta_put)(void *ctx, const char *key, const void *data, size_t len, int excl);
+	int (*meta_get)(void *ctx, const char *key, void **data, size_t *len);
+	int (*meta_del)(void *ctx, const char *key);
+	int (*meta_list)(void *ctx, const char *prefix, backend_list_cb cb, void *arg);
+};
+
+struct chunk_store {
+	const struct chunk_store_ops *ops;
+	void *ctx;
+};
+
+/* The chunk store that forwards to a repository. */
+void repo_chunk_store(struct repo *r, struct chunk_store *out);
+
+#endif

@@ -1,0 +1,96 @@
+/* volume.h - the volume engine: a block device on a chunk store.
+ *
+ * A volume is a byte-addressed disk of a fixed size, split into chunks of a fixed
+ * size (a power of two, 4 KiB..1 MiB, set at creation). Its state is:
+ *   - in the repository: a head object "meta/volumes/<volid>/head.<016x version>"
+ *     (the newest version wins) naming the volume, its size and chunk size, the root of
+ *     its block map (a radix tree of CHUNK_TREE chunks, chunk number -> chunk id), and
+ *     the journal seq the map includes (every record with seq < ckpt_seq is folded);
+ *   - in the state directory <state_dir>/<volid>/: the journal (the CDP log), whose
+ *     records with seq >= ckpt_seq are replayed into the overlay at open.
+ *
+ * Write path: volume_write() appends one journal record and applies it to the
+ * in-memory overlay, then returns: the write is acknowledged. With fua (or after
+ * volume_flush()) the record is durable (fdatasync, group commit) before return.
+ * The repository is never on the acknowledgement path. Background fold threads
+ * turn overlay chunks into stored chunks, update the map and write checkpoints.
+ * When the overlay or the journal is full, writers wait for folding (backpressure).
+ *
+ * Offsets and lengths are multiples of VOLUME_SECTOR. All calls are thread-safe and
+ * return 0 or a negative errno (-ERANGE: beyond the end; -EIO/-EBADMSG: the store
+ * failed or returned damaged data for that range; -ENOENT: no such volume).
+ */
+#ifndef CAIRN_VOLUME_H
+#define CAIRN_VOLUME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "repo.h"
+
+#define VOLUME_SECTOR 512u
+#define VOLUME_NAME_MAX 64 /* [A-Za-z0-9._-], starting with an alphanumeric */
+
+struct volume_info {
+	char name[VOLUME_NAME_MAX + 1];
+	char id[33];         /* 16 random bytes as hex: the volume's identity, stable */
+	uint64_t size;       /* bytes */
+	uint32_t chunk_size; /* bytes */
+	uint64_t created_ns; /* wall clock */
+	uint64_t ckpt_seq;   /* journal seq folded into the stored map */
+};
+
+/* 1 if name is a valid volume name. */
+int volume_name_valid(const char *name);
+
+/* Create a volume. -EEXIST if the name is taken; -EINVAL on a bad name, a size that is
+ * zero or not a multiple of VOLUME_SECTOR, or a chunk size that is not a power of two
+ * in [CHUNK_SIZE_MIN, CHUNK_SIZE_MAX]. chunk_size 0 = CHUNK_SIZE_DEFAULT. */
+int volume_create(struct chunk_store *cs, const char *name, uint64_t size, uint32_t chunk_size,
+		  struct volume_info *info_out);
+/* Call cb for every live volume, ordered by name. A non-zero return from cb stops it. */
+int volume_list(struct chunk_store *cs, int (*cb)(void *arg, const struct volume_info *vi),
+		void *arg);
+/* Look one volume up by name. -ENOENT if there is none. */
+int volume_lookup(struct chunk_store *cs, const char *name, struct volume_info *out);
+/* Delete a volume (writes a tombstone head; chunks are reclaimed by gc). -EBUSY if open. */
+int volume_delete(struct chunk_store *cs, const char *name);
+
+struct volume_open_opts {
+	const char *state_dir;     /* journal lives in <state_dir>/<volid>/ ; required */
+	size_t overlay_bytes;      /* RAM for unfolded chunks; 0 = 256 MiB */
+	uint64_t journal_max;      /* unfolded journal bytes before writers wait; 0 = 1 GiB */
+	uint64_t segment_bytes;    /* journal segment size; 0 = 64 MiB */
+	int read_only;             /* no journal, no folding: reads of the stored map only */
+};
+
+struct volume;
+
+/* Open a volume for IO: load its head, replay the journal tail (cutting a torn tail at
+ * the first bad checksum), start fold threads. */
+int volume_open(struct chunk_store *cs, const char *name, const struct volume_open_opts *o,
+		struct volume **out);
+/* Fold everything, write a final checkpoint, stop threads, close the journal. */
+int volume_close(struct volume *v);
+
+const struct volume_info *volume_get_info(const struct volume *v);
+
+int volume_read(struct volume *v, uint64_t off, void *buf, size_t len);
+int volume_write(struct volume *v, uint64_t off, const void *buf, size_t len, int fua);
+/* Make [off, off+len) read as zeros (UNMAP, WRITE SAME of zeros). Journaled like a write. */
+int volume_write_zeroes(struct volume *v, uint64_t off, uint64_t len, int fua);
+/* Every write acknowledged before this call is durable when it returns. */
+int volume_flush(struct volume *v);
+/* Fold every unfolded write into the repository and write a checkpoint (tests, close). */
+int volume_checkpoint(struct volume *v);
+
+struct volume_stats {
+	uint64_t next_seq;         /* seq the next record will get */
+	uint64_t ckpt_seq;         /* folded into the stored map up to here */
+	uint64_t overlay_chunks;   /* chunks with unfolded data in RAM */
+	uint64_t journal_bytes;    /* bytes of journal on disk */
+	uint64_t writes, reads, flushes, folds;
+};
+void volume_get_stats(struct volume *v, struct volume_stats *st);
+
+#endif
