@@ -1,1 +1,912 @@
-/* placeholder: being written */
+/* repo.c - the content-addressed chunk repository (see repo.h).
+ *
+ * "config" object, JSON (json-c), written once with BACKEND_PUT_EXCL:
+ *   {
+ *     "magic": "cairn-repository",   must match, else -EPROTO
+ *     "version": 1,                  integer; newer than REPO_VERSION -> -EPROTO
+ *     "id": "<32 hex>",              16 random bytes
+ *     "chunk_size": 65536,           default chunk size of new volumes
+ *     "encryption": "none"           anything else -> -EPROTONOSUPPORT for now
+ *   }
+ * The config carries no checksum: JSON that does not parse, or lacks a field, is -EPROTO.
+ *
+ * "lock" (local directory only): flock(LOCK_EX|LOCK_NB) by the one writer; a read-only
+ * open neither creates nor takes it.
+ *
+ * Concurrency: one mutex (r->lock) guards the index, the pack slots and the open pack.
+ * It is held only for hash probes and record copies; SHA-256, LZ4, checksums and every
+ * backend call run outside it. repo_chunk_put looks the id up, encodes the record into
+ * a pooled scratch buffer, then appends under the lock after a second lookup, so
+ * concurrent puts of one content store it once. A full pack is swapped for a fresh one
+ * under the lock and written by the thread that filled it, outside the lock; until it
+ * is stored its records are served from memory.
+ *
+ * Pack slot states: OPEN (taking records) -> SEALED (complete, not yet stored; one
+ * thread at a time writes it, flagged by 'writing') -> STORED (pack and index segment
+ * written, memory freed). A failed write leaves the slot SEALED, to be retried by the
+ * next repo_flush().
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "bufpool.h"
+#include "chunk_cache.h"
+#include "chunk_codec.h"
+#include "index.h"
+#include "log.h"
+#include "pack.h"
+#include "repo.h"
+#include "util.h"
+
+#define REPO_MAGIC "cairn-repository"
+#define REPO_VERSION 1
+#define CACHE_DEFAULT (256u << 20)
+#define NO_SLOT UINT32_MAX
+
+enum slot_state { SLOT_OPEN, SLOT_SEALED, SLOT_STORED };
+
+struct pack_slot {
+	uint8_t id[PACK_ID_LEN];
+	enum slot_state state;
+	int writing;               /* a thread is writing this SEALED pack */
+	struct pack_builder *pb;   /* records in memory until STORED */
+};
+
+struct repo {
+	struct backend *be;
+	int lock_fd;
+	int read_only;
+	char id_hex[2 * 16 + 1];
+	uint32_t chunk_size;
+
+	pthread_mutex_t lock;
+	pthread_cond_t written;    /* a pack write finished */
+	struct index *ix;
+	struct pack_slot *slots;
+	uint32_t nslots, cap_slots;
+	uint32_t open_slot;
+	uint64_t chunks, stored_bytes, plain_bytes, packs;
+	atomic_uint_fast64_t dedup_hits;
+
+	struct chunk_cache *cache;
+	struct bufpool *scratch;   /* CODEC_REC_MAX bytes each: records in flight */
+};
+
+static int is_s3(const char *url)
+{
+	return strncmp(url, "s3://", 5) == 0;
+}
+
+static int chunk_size_ok(uint64_t s)
+{
+	return s >= CHUNK_SIZE_MIN && s <= CHUNK_SIZE_MAX && (s & (s - 1)) == 0;
+}
+
+/* ---- config ---- */
+
+static int config_encode(const char *id_hex, uint32_t chunk_size, char **out)
+{
+	json_object *o = json_object_new_object();
+	const char *s;
+	int rc = 0;
+
+	if (!o)
+		return -ENOMEM;
+	if (json_object_object_add(o, "magic", json_object_new_string(REPO_MAGIC)) ||
+	    json_object_object_add(o, "version", json_object_new_int(REPO_VERSION)) ||
+	    json_object_object_add(o, "id", json_object_new_string(id_hex)) ||
+	    json_object_object_add(o, "chunk_size", json_object_new_int64(chunk_size)) ||
+	    json_object_object_add(o, "encryption", json_object_new_string("none"))) {
+		rc = -ENOMEM;
+		goto out_put_obj;
+	}
+	s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
+	*out = s ? strdup(s) : NULL;
+	if (!*out)
+		rc = -ENOMEM;
+out_put_obj:
+	json_object_put(o);
+	return rc;
+}
+
+static int config_decode(const char *buf, size_t len, struct repo *r)
+{
+	json_tokener *tok = json_tokener_new();
+	json_object *o, *v;
+	const char *s;
+	uint8_t idb[16];
+	int64_t ver, cs;
+	int rc = -EPROTO;
+
+	if (!tok)
+		return -ENOMEM;
+	if (len > INT_MAX)
+		goto out_free_tok;
+	o = json_tokener_parse_ex(tok, buf, (int)len);
+	if (!o || json_tokener_get_error(tok) != json_tokener_success)
+		goto out_put_obj;
+	if (!json_object_is_type(o, json_type_object) ||
+	    !json_object_object_get_ex(o, "magic", &v) || !json_object_is_type(v, json_type_string) ||
+	    strcmp(json_object_get_string(v), REPO_MAGIC) != 0)
+		goto out_put_obj;
+	if (!json_object_object_get_ex(o, "version", &v) || !json_object_is_type(v, json_type_int))
+		goto out_put_obj;
+	ver = json_object_get_int64(v);
+	if (ver < 1 || ver > REPO_VERSION)
+		goto out_put_obj;
+	if (!json_object_object_get_ex(o, "id", &v) || !json_object_is_type(v, json_type_string) ||
+	    strlen(s = json_object_get_string(v)) != 32 || util_unhex(s, idb, sizeof(idb)))
+		goto out_put_obj;
+	util_hex(idb, sizeof(idb), r->id_hex);
+	if (!json_object_object_get_ex(o, "chunk_size", &v) || !json_object_is_type(v, json_type_int) ||
+	    !chunk_size_ok((uint64_t)(cs = json_object_get_int64(v))))
+		goto out_put_obj;
+	r->chunk_size = (uint32_t)cs;
+	if (!json_object_object_get_ex(o, "encryption", &v) || !json_object_is_type(v, json_type_string))
+		goto out_put_obj;
+	if (strcmp(json_object_get_string(v), "none") != 0) {
+		rc = -EPROTONOSUPPORT;
+		goto out_put_obj;
+	}
+	rc = 0;
+out_put_obj:
+	json_object_put(o);
+out_free_tok:
+	json_tokener_free(tok);
+	return rc;
+}
+
+int repo_create(const char *url, const struct repo_create_opts *o)
+{
+	uint32_t cs = o && o->chunk_size ? o->chunk_size : CHUNK_SIZE_DEFAULT;
+	struct backend *be;
+	uint8_t idb[16];
+	char hex[33], *json;
+	uint64_t size;
+	int rc;
+
+	if (!url || !*url)
+		return -EINVAL;
+	if (is_s3(url))
+		return -EPROTONOSUPPORT;
+	if (!chunk_size_ok(cs))
+		return -EINVAL;
+	rc = backend_local_open(url, 1, &be);
+	if (rc)
+		return rc;
+	rc = be->ops->stat(be->ctx, "config", &size);
+	if (rc == 0) {
+		rc = -EEXIST;
+		goto out_close_backend;
+	}
+	if (rc != -ENOENT)
+		goto out_close_backend;
+	rc = util_random(idb, sizeof(idb));
+	if (rc)
+		goto out_close_backend;
+	util_hex(idb, sizeof(idb), hex);
+	rc = config_encode(hex, cs, &json);
+	if (rc)
+		goto out_close_backend;
+	rc = be->ops->put(be->ctx, "config", json, strlen(json), BACKEND_PUT_EXCL);
+	free(json);
+out_close_backend:
+	backend_close(be);
+	return rc;
+}
+
+/* ---- pack slots ---- */
+
+/* New slot in state; caller holds r->lock (or is single-threaded at open). */
+static int slot_add(struct repo *r, const uint8_t id[PACK_ID_LEN], enum slot_state state,
+		    struct pack_builder *pb, uint32_t *out)
+{
+	if (r->nslots == NO_SLOT)
+		return -ENOSPC;
+	if (r->nslots == r->cap_slots) {
+		uint32_t cap = r->cap_slots ? r->cap_slots * 2 : 64;
+		struct pack_slot *n = realloc(r->slots, sizeof(*n) * cap);
+
+		if (!n)
+			return -ENOMEM;
+		r->slots = n;
+		r->cap_slots = cap;
+	}
+	memcpy(r->slots[r->nslots].id, id, PACK_ID_LEN);
+	r->slots[r->nslots].state = state;
+	r->slots[r->nslots].writing = 0;
+	r->slots[r->nslots].pb = pb;
+	*out = r->nslots++;
+	return 0;
+}
+
+/* Open a fresh pack as the open slot; caller holds r->lock. */
+static int open_pack(struct repo *r)
+{
+	struct pack_builder *pb = malloc(sizeof(*pb));
+	int rc;
+
+	if (!pb)
+		return -ENOMEM;
+	rc = pack_builder_init(pb);
+	if (rc)
+		goto out_free_pb;
+	rc = slot_add(r, pb->id, SLOT_OPEN, pb, &r->open_slot);
+	if (rc)
+		goto out_builder_free;
+	return 0;
+
+out_builder_free:
+	pack_builder_free(pb);
+out_free_pb:
+	free(pb);
+	return rc;
+}
+
+/* Write the SEALED slot s, which the caller flagged 'writing'; called without r->lock.
+ * Pack first, then its index segment; a lost segment is rebuilt from the pack. */
+static int write_pack(struct repo *r, uint32_t s)
+{
+	struct pack_builder *pb;
+	char key[PACK_KEY_LEN];
+	void *seg;
+	size_t len, seg_len;
+	int rc;
+
+	pthread_mutex_lock(&r->lock);
+	pb = r->slots[s].pb;
+	pthread_mutex_unlock(&r->lock);
+
+	len = pack_builder_finish(pb);
+	pack_key(pb->id, key);
+	rc = r->be->ops->put(r->be->ctx, key, pb->buf, len, 0);
+	if (rc) {
+		log_error("repo", "writing pack %s failed: %s", key, strerror(-rc));
+		goto out_done;
+	}
+	index_segment_key(pb->id, key);
+	if (index_segment_encode(pb->id, pb->ents, pb->n, &seg, &seg_len) == 0) {
+		int src = r->be->ops->put(r->be->ctx, key, seg, seg_len, 0);
+
+		if (src)
+			log_warn("repo", "writing index segment %s failed (%s); it is rebuilt at open",
+				 key, strerror(-src));
+		free(seg);
+	}
+out_done:
+	pthread_mutex_lock(&r->lock);
+	r->slots[s].writing = 0;
+	if (rc == 0) {
+		r->slots[s].state = SLOT_STORED;
+		r->slots[s].pb = NULL;
+		r->packs++;
+	}
+	pthread_cond_broadcast(&r->written);
+	pthread_mutex_unlock(&r->lock);
+	if (rc == 0) {
+		pack_builder_free(pb);
+		free(pb);
+	}
+	return rc;
+}
+
+/* ---- chunks ---- */
+
+int repo_chunk_put(struct repo *r, enum chunk_kind kind, const void *data, size_t len,
+		   struct chunk_id *id_out)
+{
+	struct index_loc loc;
+	struct chunk_id id;
+	struct pack_builder *pb;
+	uint32_t seal = NO_SLOT;
+	uint64_t off;
+	size_t rec_len;
+	void *rec;
+	int rc;
+
+	if (len > CHUNK_SIZE_MAX || (kind != CHUNK_DATA && kind != CHUNK_TREE) || (len && !data))
+		return -EINVAL;
+	if (r->read_only)
+		return -EROFS;
+	rc = chunk_codec_id(data, len, &id);
+	if (rc)
+		return rc;
+	if (chunk_id_is_null(&id)) {
+		*id_out = id;
+		return 0;
+	}
+	pthread_mutex_lock(&r->lock);
+	rc = index_lookup(r->ix, &id, &loc);
+	pthread_mutex_unlock(&r->lock);
+	if (rc == 0)
+		goto out_dedup;
+
+	rec = bufpool_get(r->scratch);
+	rc = chunk_codec_encode(kind, &id, data, len, rec, &rec_len);
+	if (rc)
+		goto out_put_scratch;
+	pthread_mutex_lock(&r->lock);
+	if (index_lookup(r->ix, &id, &loc) == 0) {
+		pthread_mutex_unlock(&r->lock);
+		bufpool_put(r->scratch, rec);
+		goto out_dedup;
+	}
+	if (r->open_slot == NO_SLOT && (rc = open_pack(r)) != 0)
+		goto out_unlock;
+	pb = r->slots[r->open_slot].pb;
+	if (!pack_builder_fits(pb, rec_len)) {
+		seal = r->open_slot;
+		r->slots[seal].state = SLOT_SEALED;
+		r->slots[seal].writing = 1;
+		r->open_slot = NO_SLOT;
+		rc = open_pack(r);
+		if (rc) {
+			/* left SEALED for the next repo_flush() */
+			r->slots[seal].writing = 0;
+			seal = NO_SLOT;
+			goto out_unlock;
+		}
+		pb = r->slots[r->open_slot].pb;
+	}
+	pack_builder_append(pb, rec, rec_len, (uint8_t)kind, &id, (uint32_t)len, &off);
+	loc = (struct index_loc){ .pack = r->open_slot, .offset = (uint32_t)off,
+				  .rec_len = (uint32_t)rec_len, .plain_len = (uint32_t)len,
+				  .kind = (uint8_t)kind };
+	rc = index_insert(r->ix, &id, &loc);
+	if (rc) {
+		pb->n--;
+		pb->used -= rec_len;
+		goto out_unlock;
+	}
+	r->chunks++;
+	r->stored_bytes += rec_len;
+	r->plain_bytes += len;
+	*id_out = id;
+out_unlock:
+	pthread_mutex_unlock(&r->lock);
+out_put_scratch:
+	bufpool_put(r->scratch, rec);
+	if (seal != NO_SLOT) {
+		int wrc = write_pack(r, seal);
+
+		if (!rc)
+			rc = wrc;
+	}
+	return rc;
+
+out_dedup:
+	atomic_fetch_add_explicit(&r->dedup_hits, 1, memory_order_relaxed);
+	*id_out = id;
+	return 0;
+}
+
+int repo_chunk_get(struct repo *r, const struct chunk_id *id, void *buf, size_t cap, size_t *len)
+{
+	char key[PACK_KEY_LEN];
+	struct index_loc loc;
+	struct pack_builder *pb;
+	void *rec;
+	int rc;
+
+	if (chunk_id_is_null(id))
+		return -EINVAL;
+	rc = chunk_cache_get(r->cache, id, buf, cap, len);
+	if (rc != -ENOENT)
+		return rc;
+	rec = bufpool_get(r->scratch);
+	pthread_mutex_lock(&r->lock);
+	rc = index_lookup(r->ix, id, &loc);
+	if (rc)
+		goto out_unlock;
+	if (cap < loc.plain_len) {
+		rc = -ENOBUFS;
+		goto out_unlock;
+	}
+	if (loc.rec_len > CODEC_REC_MAX) {
+		rc = -EBADMSG;
+		goto out_unlock;
+	}
+	pb = r->slots[loc.pack].pb;
+	if (pb)
+		memcpy(rec, pb->buf + loc.offset, loc.rec_len);
+	else
+		pack_key(r->slots[loc.pack].id, key);
+	pthread_mutex_unlock(&r->lock);
+
+	if (!pb) {
+		rc = r->be->ops->get_range(r->be->ctx, key, loc.offset, rec, loc.rec_len);
+		if (rc == -ENODATA) {
+			rc = -EBADMSG;
+		} else if (rc == -ENOENT) {
+			log_error("repo", "pack %s is missing", key);
+			rc = -EIO;
+		}
+		if (rc)
+			goto out_put_scratch;
+	}
+	rc = chunk_codec_decode(rec, loc.rec_len, id, buf, cap, len);
+	if (rc == -EBADMSG)
+		log_error("repo", "chunk record damaged in pack %s at offset %u",
+			  pb ? "(open)" : key, loc.offset);
+	if (rc == 0)
+		chunk_cache_put(r->cache, id, buf, *len);
+	goto out_put_scratch;
+
+out_unlock:
+	pthread_mutex_unlock(&r->lock);
+out_put_scratch:
+	bufpool_put(r->scratch, rec);
+	return rc;
+}
+
+int repo_chunk_has(struct repo *r, const struct chunk_id *id)
+{
+	struct index_loc loc;
+	int rc;
+
+	if (chunk_id_is_null(id))
+		return 1;
+	pthread_mutex_lock(&r->lock);
+	rc = index_lookup(r->ix, id, &loc);
+	pthread_mutex_unlock(&r->lock);
+	return rc == 0;
+}
+
+int repo_flush(struct repo *r)
+{
+	uint32_t n;
+	int rc = 0;
+
+	if (r->read_only)
+		return 0;
+	pthread_mutex_lock(&r->lock);
+	if (r->open_slot != NO_SLOT && r->slots[r->open_slot].pb->n) {
+		r->slots[r->open_slot].state = SLOT_SEALED;
+		r->open_slot = NO_SLOT;
+	}
+	n = r->nslots;
+	for (uint32_t s = 0; s < n; s++) {
+		while (r->slots[s].state == SLOT_SEALED) {
+			if (r->slots[s].writing) {
+				pthread_cond_wait(&r->written, &r->lock);
+				continue;
+			}
+			r->slots[s].writing = 1;
+			pthread_mutex_unlock(&r->lock);
+			int wrc = write_pack(r, s);
+			pthread_mutex_lock(&r->lock);
+			if (wrc) {
+				if (!rc)
+					rc = wrc;
+				break;
+			}
+		}
+	}
+	pthread_mutex_unlock(&r->lock);
+	return rc;
+}
+
+/* ---- open: load or rebuild the index ---- */
+
+struct key_list {
+	char **keys;
+	uint64_t *sizes;
+	size_t n, cap;
+};
+
+static int key_list_add(void *arg, const char *key, uint64_t size)
+{
+	struct key_list *l = arg;
+
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 64;
+		char **k = realloc(l->keys, sizeof(*k) * cap);
+
+		if (!k)
+			return -ENOMEM;
+		l->keys = k;
+		uint64_t *s = realloc(l->sizes, sizeof(*s) * cap);
+		if (!s)
+			return -ENOMEM;
+		l->sizes = s;
+		l->cap = cap;
+	}
+	l->keys[l->n] = strdup(key);
+	if (!l->keys[l->n])
+		return -ENOMEM;
+	l->sizes[l->n++] = size;
+	return 0;
+}
+
+static void key_list_free(struct key_list *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->keys[i]);
+	free(l->keys);
+	free(l->sizes);
+}
+
+static int key_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Entries of the pack key (size bytes): from its index segment when that is sound,
+ * else from the pack trailer, writing the segment anew unless read-only. */
+static int pack_entries(struct repo *r, const struct key_list *segs, const char *key,
+			const uint8_t id[PACK_ID_LEN], uint64_t size,
+			struct pack_entry **ents, uint32_t *n)
+{
+	char seg_key[PACK_KEY_LEN];
+	const char *sk = seg_key;
+	void *seg, *buf;
+	size_t seg_len, len;
+	int rc;
+
+	index_segment_key(id, seg_key);
+	if (segs->n && bsearch(&sk, segs->keys, segs->n, sizeof(char *), key_cmp)) {
+		rc = r->be->ops->get(r->be->ctx, seg_key, &seg, &seg_len);
+		if (rc == 0) {
+			rc = index_segment_decode(seg, seg_len, id, ents, n);
+			free(seg);
+			if (rc == 0)
+				return 0;
+		}
+		log_warn("repo", "index segment %s unreadable (%s); rebuilding it from %s",
+			 seg_key, strerror(-rc), key);
+	} else {
+		log_info("repo", "index segment %s missing; rebuilding it from %s", seg_key, key);
+	}
+	rc = pack_read_trailer(r->be, key, size, ents, n);
+	if (rc)
+		return rc;
+	if (r->read_only)
+		return 0;
+	if (index_segment_encode(id, *ents, *n, &buf, &len) == 0) {
+		int src = r->be->ops->put(r->be->ctx, seg_key, buf, len, 0);
+
+		if (src)
+			log_warn("repo", "writing index segment %s failed: %s", seg_key, strerror(-src));
+		free(buf);
+	}
+	return 0;
+}
+
+static int load_index(struct repo *r)
+{
+	struct key_list segs = { 0 }, packs = { 0 };
+	struct pack_entry *ents;
+	uint8_t id[PACK_ID_LEN];
+	uint32_t n, slot;
+	int rc;
+
+	rc = r->be->ops->list(r->be->ctx, "index/", key_list_add, &segs);
+	if (rc)
+		goto out_free_lists;
+	rc = r->be->ops->list(r->be->ctx, "packs/", key_list_add, &packs);
+	if (rc)
+		goto out_free_lists;
+	for (size_t i = 0; i < packs.n; i++) {
+		const char *key = packs.keys[i];
+
+		if (pack_id_from_key(key, id)) {
+			log_warn("repo", "ignoring stray object %s", key);
+			continue;
+		}
+		rc = pack_entries(r, &segs, key, id, packs.sizes[i], &ents, &n);
+		if (rc) {
+			log_error("repo", "pack %s is damaged (%s); its chunks are unavailable",
+				  key, strerror(-rc));
+			rc = 0;
+			continue;
+		}
+		rc = slot_add(r, id, SLOT_STORED, NULL, &slot);
+		if (rc) {
+			free(ents);
+			goto out_free_lists;
+		}
+		r->packs++;
+		for (uint32_t e = 0; e < n; e++) {
+			struct pack_entry *pe = &ents[e];
+			struct index_loc loc = { .pack = slot, .offset = (uint32_t)pe->offset,
+						 .rec_len = pe->rec_len, .plain_len = pe->plain_len,
+						 .kind = pe->kind };
+
+			if (pe->offset < PACK_HDR_LEN || pe->offset + pe->rec_len > packs.sizes[i] ||
+			    pe->rec_len < CODEC_REC_HDR_LEN || pe->rec_len > CODEC_REC_MAX ||
+			    pe->plain_len == 0 || pe->plain_len > CHUNK_SIZE_MAX) {
+				log_warn("repo", "bad index entry for pack %s skipped", key);
+				continue;
+			}
+			rc = index_insert(r->ix, &pe->id, &loc);
+			if (rc == -EEXIST)
+				continue; /* the same chunk in two packs (a crash, or repack) */
+			if (rc) {
+				free(ents);
+				goto out_free_lists;
+			}
+			r->chunks++;
+			r->stored_bytes += pe->rec_len;
+			r->plain_bytes += pe->plain_len;
+		}
+		free(ents);
+	}
+	rc = 0;
+out_free_lists:
+	key_list_free(&segs);
+	key_list_free(&packs);
+	return rc;
+}
+
+static int take_lock(const char *dir, int *fd_out)
+{
+	char path[PATH_MAX];
+	int fd;
+
+	if ((size_t)snprintf(path, sizeof(path), "%s/lock", dir) >= sizeof(path))
+		return -ENAMETOOLONG;
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		int rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
+
+		close(fd);
+		return rc;
+	}
+	*fd_out = fd;
+	return 0;
+}
+
+int repo_open(const char *url, const struct repo_open_opts *o, struct repo **out)
+{
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	struct repo *r;
+	void *cfg;
+	size_t cfg_len;
+	int rc;
+
+	if (!url || !*url)
+		return -EINVAL;
+	if (is_s3(url))
+		return -EPROTONOSUPPORT;
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	r->lock_fd = -1;
+	r->open_slot = NO_SLOT;
+	r->read_only = o && o->read_only;
+	pthread_mutex_init(&r->lock, NULL);
+	pthread_cond_init(&r->written, NULL);
+	rc = backend_local_open(url, 0, &r->be);
+	if (rc)
+		goto out_free_repo;
+	rc = r->be->ops->get(r->be->ctx, "config", &cfg, &cfg_len);
+	if (rc)
+		goto out_close_backend;
+	rc = config_decode(cfg, cfg_len, r);
+	free(cfg);
+	if (rc)
+		goto out_close_backend;
+	if (!r->read_only) {
+		rc = take_lock(url, &r->lock_fd);
+		if (rc)
+			goto out_close_backend;
+	}
+	rc = chunk_cache_create(o && o->cache_bytes ? o->cache_bytes : CACHE_DEFAULT, &r->cache);
+	if (rc)
+		goto out_unlock;
+	r->scratch = bufpool_create(CODEC_REC_MAX, (unsigned)MAX(8, 2 * (ncpu > 0 ? ncpu : 1) + 2));
+	if (!r->scratch) {
+		rc = -ENOMEM;
+		goto out_destroy_cache;
+	}
+	rc = index_create(0, &r->ix);
+	if (rc)
+		goto out_destroy_scratch;
+	rc = load_index(r);
+	if (rc)
+		goto out_destroy_index;
+	*out = r;
+	return 0;
+
+out_destroy_index:
+	index_destroy(r->ix);
+	free(r->slots);
+out_destroy_scratch:
+	bufpool_destroy(r->scratch);
+out_destroy_cache:
+	chunk_cache_destroy(r->cache);
+out_unlock:
+	if (r->lock_fd >= 0)
+		close(r->lock_fd);
+out_close_backend:
+	backend_close(r->be);
+out_free_repo:
+	pthread_cond_destroy(&r->written);
+	pthread_mutex_destroy(&r->lock);
+	free(r);
+	return rc;
+}
+
+void repo_close(struct repo *r)
+{
+	int rc;
+
+	if (!r)
+		return;
+	rc = repo_flush(r);
+	if (rc)
+		log_error("repo", "flush at close failed: %s; unflushed chunks are lost", strerror(-rc));
+	for (uint32_t s = 0; s < r->nslots; s++) {
+		if (r->slots[s].pb) {
+			pack_builder_free(r->slots[s].pb);
+			free(r->slots[s].pb);
+		}
+	}
+	free(r->slots);
+	index_destroy(r->ix);
+	bufpool_destroy(r->scratch);
+	chunk_cache_destroy(r->cache);
+	if (r->lock_fd >= 0)
+		close(r->lock_fd);
+	backend_close(r->be);
+	pthread_cond_destroy(&r->written);
+	pthread_mutex_destroy(&r->lock);
+	free(r);
+}
+
+const char *repo_id_hex(const struct repo *r)
+{
+	return r->id_hex;
+}
+
+uint32_t repo_default_chunk_size(const struct repo *r)
+{
+	return r->chunk_size;
+}
+
+/* ---- metadata objects ---- */
+
+static int meta_key(const char *key, char *out, size_t cap)
+{
+	if (!key || !*key)
+		return -EINVAL;
+	if ((size_t)snprintf(out, cap, "meta/%s", key) >= cap)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+int repo_meta_put(struct repo *r, const char *key, const void *data, size_t len, int excl)
+{
+	char k[PATH_MAX];
+	int rc;
+
+	if (r->read_only)
+		return -EROFS;
+	rc = meta_key(key, k, sizeof(k));
+	if (rc)
+		return rc;
+	return r->be->ops->put(r->be->ctx, k, data, len, excl ? BACKEND_PUT_EXCL : 0);
+}
+
+int repo_meta_get(struct repo *r, const char *key, void **data, size_t *len)
+{
+	char k[PATH_MAX];
+	int rc = meta_key(key, k, sizeof(k));
+
+	if (rc)
+		return rc;
+	return r->be->ops->get(r->be->ctx, k, data, len);
+}
+
+int repo_meta_del(struct repo *r, const char *key)
+{
+	char k[PATH_MAX];
+	int rc;
+
+	if (r->read_only)
+		return -EROFS;
+	rc = meta_key(key, k, sizeof(k));
+	if (rc)
+		return rc;
+	return r->be->ops->del(r->be->ctx, k);
+}
+
+struct meta_list_arg {
+	backend_list_cb cb;
+	void *arg;
+};
+
+static int meta_list_cb(void *arg, const char *key, uint64_t size)
+{
+	struct meta_list_arg *m = arg;
+
+	return m->cb(m->arg, key + 5, size);
+}
+
+int repo_meta_list(struct repo *r, const char *prefix, backend_list_cb cb, void *arg)
+{
+	struct meta_list_arg m = { cb, arg };
+	char k[PATH_MAX];
+
+	if ((size_t)snprintf(k, sizeof(k), "meta/%s", prefix ? prefix : "") >= sizeof(k))
+		return -ENAMETOOLONG;
+	return r->be->ops->list(r->be->ctx, k, meta_list_cb, &m);
+}
+
+void repo_get_stats(struct repo *r, struct repo_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	pthread_mutex_lock(&r->lock);
+	st->chunks = r->chunks;
+	st->stored_bytes = r->stored_bytes;
+	st->plain_bytes = r->plain_bytes;
+	st->packs = r->packs;
+	pthread_mutex_unlock(&r->lock);
+	st->dedup_hits = atomic_load(&r->dedup_hits);
+	chunk_cache_counters(r->cache, &st->cache_hits, &st->cache_misses);
+}
+
+/* ---- the chunk store of volumes/ ---- */
+
+static int cs_put(void *ctx, enum chunk_kind kind, const void *data, size_t len, struct chunk_id *id)
+{
+	return repo_chunk_put(ctx, kind, data, len, id);
+}
+
+static int cs_get(void *ctx, const struct chunk_id *id, void *buf, size_t cap, size_t *len)
+{
+	return repo_chunk_get(ctx, id, buf, cap, len);
+}
+
+static int cs_flush(void *ctx)
+{
+	return repo_flush(ctx);
+}
+
+static int cs_meta_put(void *ctx, const char *key, const void *data, size_t len, int excl)
+{
+	return repo_meta_put(ctx, key, data, len, excl);
+}
+
+static int cs_meta_get(void *ctx, const char *key, void **data, size_t *len)
+{
+	return repo_meta_get(ctx, key, data, len);
+}
+
+static int cs_meta_del(void *ctx, const char *key)
+{
+	return repo_meta_del(ctx, key);
+}
+
+static int cs_meta_list(void *ctx, const char *prefix, backend_list_cb cb, void *arg)
+{
+	return repo_meta_list(ctx, prefix, cb, arg);
+}
+
+static const struct chunk_store_ops repo_cs_ops = {
+	.put = cs_put,
+	.get = cs_get,
+	.flush = cs_flush,
+	.meta_put = cs_meta_put,
+	.meta_get = cs_meta_get,
+	.meta_del = cs_meta_del,
+	.meta_list = cs_meta_list,
+};
+
+void repo_chunk_store(struct repo *r, struct chunk_store *out)
+{
+	out->ops = &repo_cs_ops;
+	out->ctx = r;
+}

@@ -1,0 +1,69 @@
+/* cli.h - shared state of the cairn subcommands.
+ *
+ * A subcommand gets the global options and its own argv (argv[0] = its name). It
+ * reaches the repository through cli_open(): over the daemon's control socket when a
+ * `cairn serve` holds the repository, else directly under the repository lock.
+ * Subcommands return the process exit status.
+ */
+#ifndef CAIRN_CLI_H
+#define CAIRN_CLI_H
+
+#include <json-c/json.h>
+
+#include "repo.h"
+
+struct cli_globals {
+	const char *repo;          /* -r/--repo or CAIRN_REPO */
+	const char *password_file; /* --password-file or CAIRN_PASSWORD_FILE */
+	const char *s3_endpoint;   /* --s3-endpoint or CAIRN_S3_ENDPOINT */
+};
+
+struct cli_session {
+	struct repo *repo;         /* NULL when via_daemon */
+	struct chunk_store cs;
+	int via_daemon;
+	char sock[256];            /* control socket path of this repository */
+};
+
+enum cli_open_mode {
+	CLI_OPEN_READ,   /* read-only access is enough */
+	CLI_OPEN_WRITE,  /* must change the repository: daemon, or the repository lock */
+};
+
+/* Global options also accepted after the subcommand: add CLI_GLOBAL_LONGOPTS to a
+ * subcommand's option table, "r:" to its short options, and call cli_global_opt() from
+ * its default case (returns 0 if it consumed the option, -1 if not). */
+#define CLI_OPT_PASSWORD_FILE 0x1001
+#define CLI_OPT_S3_ENDPOINT 0x1002
+#define CLI_GLOBAL_LONGOPTS \
+	{ "repo", required_argument, NULL, 'r' }, \
+	{ "password-file", required_argument, NULL, CLI_OPT_PASSWORD_FILE }, \
+	{ "s3-endpoint", required_argument, NULL, CLI_OPT_S3_ENDPOINT }
+int cli_global_opt(struct cli_globals *g, int c, char *arg);
+
+/* Open the repository named by g for a subcommand. On failure prints the message and
+ * returns the exit status (> 0); 0 on success. */
+int cli_open(struct cli_globals *g, enum cli_open_mode mode, struct cli_session *s);
+void cli_close(struct cli_session *s);
+/* Print the message for a repository open error and return the exit status. */
+int cli_repo_fail(const char *url, int err);
+/* Send one request to the daemon; on success *resp is the reply object (caller puts it).
+ * A reply {"ok":false,"error":...} is printed and returns its exit status. */
+int cli_daemon_call(struct cli_session *s, json_object *req, json_object **resp);
+
+/* Control socket path for a repository id: $CAIRN_RUN_DIR, else /run/cairn as root,
+ * else $XDG_RUNTIME_DIR/cairn or /tmp/cairn-<uid>; file "<repo id>.sock". */
+int cli_control_path(const char *repo_id, char *buf, size_t len);
+
+struct volume_info;
+/* {"name","id","size","chunk_size","created"} for volume list output and daemon replies. */
+json_object *cli_volume_json(const struct volume_info *vi);
+/* Map a volume_* error for volume name to the user's message; returns exit status.
+ * With buf, the sentence goes there instead of stderr. */
+int cli_volume_fail(const char *name, int err, char *buf, size_t len);
+
+int cmd_init(struct cli_globals *g, int argc, char **argv);
+int cmd_volume(struct cli_globals *g, int argc, char **argv);
+int cmd_serve(struct cli_globals *g, int argc, char **argv);
+
+#endif

@@ -1,0 +1,57 @@
+/* cmd_init.c - `cairn init [--chunk-size S]`: create a repository. */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "errmsg.h"
+#include "util.h"
+
+static const char usage[] =
+	"usage: cairn init [-r REPO] [--chunk-size 64K]\n"
+	"Create an empty repository at REPO (a directory; created if missing).\n"
+	"  --chunk-size S   default chunk size of new volumes: a power of two, 4K to 1M\n";
+
+int cmd_init(struct cli_globals *g, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		CLI_GLOBAL_LONGOPTS,
+		{ "chunk-size", required_argument, NULL, 'c' },
+		{ "encrypt", no_argument, NULL, 'e' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0, 0, 0, 0 },
+	};
+	struct repo_create_opts co = { 0 };
+	uint64_t cs;
+	int c, rc;
+
+	while ((c = getopt_long(argc, argv, "r:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			if (util_parse_size(optarg, &cs) || cs < CHUNK_SIZE_MIN || cs > CHUNK_SIZE_MAX ||
+			    (cs & (cs - 1)))
+				return cli_fail(MSG_BAD_CHUNK_SIZE, optarg);
+			co.chunk_size = (uint32_t)cs;
+			break;
+		case 'e':
+			return cli_fail(MSG_USAGE, "--encrypt is not available in this build yet (no repository was created)");
+		case 'h':
+			fputs(usage, stdout);
+			return 0;
+		default:
+			if (cli_global_opt(g, c, optarg) == 0)
+				break;
+			fputs(usage, stderr);
+			return 2;
+		}
+	}
+	if (optind != argc)
+		return cli_fail(MSG_USAGE, "init takes no positional arguments");
+	if (!g->repo || !*g->repo)
+		return cli_fail(MSG_NO_REPO_ARG);
+	rc = repo_create(g->repo, &co);
+	if (rc)
+		return cli_repo_fail(g->repo, rc);
+	printf("created repository %s\n", g->repo);
+	return 0;
+}

@@ -1,0 +1,245 @@
+/* cmd_volume.c - `cairn volume create|list|delete`. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "errmsg.h"
+#include "util.h"
+#include "volume.h"
+
+static const char usage[] =
+	"usage: cairn volume create NAME --size S [--chunk-size S]\n"
+	"       cairn volume list [--json]\n"
+	"       cairn volume delete NAME\n"
+	"  --size S         volume size, e.g. 10G (a multiple of 512 bytes)\n"
+	"  --chunk-size S   chunk size: a power of two, 4K to 1M (default: the repository's)\n"
+	"  --json           machine-readable output\n";
+
+json_object *cli_volume_json(const struct volume_info *vi)
+{
+	json_object *o = json_object_new_object();
+	char t[40];
+
+	json_object_object_add(o, "name", json_object_new_string(vi->name));
+	json_object_object_add(o, "id", json_object_new_string(vi->id));
+	json_object_object_add(o, "size", json_object_new_int64((int64_t)vi->size));
+	json_object_object_add(o, "chunk_size", json_object_new_int64(vi->chunk_size));
+	json_object_object_add(o, "created", json_object_new_string(util_fmt_time(vi->created_ns, t, sizeof(t))));
+	return o;
+}
+
+int cli_volume_fail(const char *name, int err, char *buf, size_t len)
+{
+	enum cli_msg id;
+
+	switch (err) {
+	case -EEXIST: id = MSG_VOLUME_EXISTS; break;
+	case -ENOENT: id = MSG_VOLUME_MISSING; break;
+	case -EBUSY: id = MSG_VOLUME_BUSY; break;
+	case -EINVAL: id = MSG_BAD_VOLUME_NAME; break;
+	default:
+		if (buf)
+			return cli_msg_format(buf, len, MSG_VOLUME_IO, name, strerror(-err));
+		return cli_fail(MSG_VOLUME_IO, name, strerror(-err));
+	}
+	if (buf)
+		return cli_msg_format(buf, len, id, name);
+	return cli_fail(id, name);
+}
+
+static int print_list(json_object *arr, int json)
+{
+	size_t n = json_object_array_length(arr);
+
+	if (json) {
+		puts(json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED));
+		return 0;
+	}
+	printf("%-24s %10s %8s  %-24s %s\n", "NAME", "SIZE", "CHUNK", "CREATED", "ID");
+	for (size_t i = 0; i < n; i++) {
+		json_object *v = json_object_array_get_idx(arr, i), *f;
+		char sz[32], cs[32];
+		uint64_t size = 0, chunk = 0;
+		const char *name = "", *created = "", *id = "";
+
+		if (json_object_object_get_ex(v, "name", &f)) name = json_object_get_string(f);
+		if (json_object_object_get_ex(v, "size", &f)) size = (uint64_t)json_object_get_int64(f);
+		if (json_object_object_get_ex(v, "chunk_size", &f)) chunk = (uint64_t)json_object_get_int64(f);
+		if (json_object_object_get_ex(v, "created", &f)) created = json_object_get_string(f);
+		if (json_object_object_get_ex(v, "id", &f)) id = json_object_get_string(f);
+		printf("%-24s %10s %8s  %-24s %s\n", name, util_fmt_size(size, sz, sizeof(sz)),
+		       util_fmt_size(chunk, cs, sizeof(cs)), created, id);
+	}
+	return 0;
+}
+
+static int list_cb(void *arg, const struct volume_info *vi)
+{
+	json_object_array_add(arg, cli_volume_json(vi));
+	return 0;
+}
+
+static int do_list(struct cli_globals *g, int json)
+{
+	struct cli_session s;
+	json_object *arr = NULL, *resp = NULL;
+	int rc;
+
+	rc = cli_open(g, CLI_OPEN_READ, &s);
+	if (rc)
+		return rc;
+	if (s.via_daemon) {
+		json_object *req = json_object_new_object(), *v;
+		json_object_object_add(req, "cmd", json_object_new_string("volume.list"));
+		rc = cli_daemon_call(&s, req, &resp);
+		json_object_put(req);
+		if (rc)
+			goto out_close;
+		if (json_object_object_get_ex(resp, "volumes", &v))
+			arr = json_object_get(v);
+	} else {
+		arr = json_object_new_array();
+		rc = volume_list(&s.cs, list_cb, arr);
+		if (rc) {
+			rc = cli_repo_fail(g->repo, rc);
+			goto out_put;
+		}
+	}
+	rc = arr ? print_list(arr, json) : 1;
+out_put:
+	json_object_put(arr);
+out_close:
+	if (resp)
+		json_object_put(resp);
+	cli_close(&s);
+	return rc;
+}
+
+static int do_create(struct cli_globals *g, const char *name, uint64_t size, uint32_t chunk)
+{
+	struct cli_session s;
+	struct volume_info vi;
+	json_object *resp = NULL;
+	char sz[32];
+	int rc;
+
+	rc = cli_open(g, CLI_OPEN_WRITE, &s);
+	if (rc)
+		return rc;
+	if (s.via_daemon) {
+		json_object *req = json_object_new_object();
+		json_object_object_add(req, "cmd", json_object_new_string("volume.create"));
+		json_object_object_add(req, "name", json_object_new_string(name));
+		json_object_object_add(req, "size", json_object_new_int64((int64_t)size));
+		json_object_object_add(req, "chunk_size", json_object_new_int64(chunk));
+		rc = cli_daemon_call(&s, req, &resp);
+		json_object_put(req);
+		if (!rc)
+			printf("created volume %s (%s), exported as iqn.2026-11.org.cairn:%s\n", name,
+			       util_fmt_size(size, sz, sizeof(sz)), name);
+		if (resp)
+			json_object_put(resp);
+	} else {
+		rc = volume_create(&s.cs, name, size, chunk, &vi);
+		if (rc)
+			rc = cli_volume_fail(name, rc, NULL, 0);
+		else
+			printf("created volume %s (%s, chunks of %u bytes)\n", name,
+			       util_fmt_size(size, sz, sizeof(sz)), vi.chunk_size);
+	}
+	cli_close(&s);
+	return rc;
+}
+
+static int do_delete(struct cli_globals *g, const char *name)
+{
+	struct cli_session s;
+	json_object *resp = NULL;
+	int rc;
+
+	rc = cli_open(g, CLI_OPEN_WRITE, &s);
+	if (rc)
+		return rc;
+	if (s.via_daemon) {
+		json_object *req = json_object_new_object();
+		json_object_object_add(req, "cmd", json_object_new_string("volume.delete"));
+		json_object_object_add(req, "name", json_object_new_string(name));
+		rc = cli_daemon_call(&s, req, &resp);
+		json_object_put(req);
+		if (resp)
+			json_object_put(resp);
+	} else {
+		rc = volume_delete(&s.cs, name);
+		if (rc)
+			rc = cli_volume_fail(name, rc, NULL, 0);
+	}
+	if (!rc)
+		printf("deleted volume %s\n", name);
+	cli_close(&s);
+	return rc;
+}
+
+int cmd_volume(struct cli_globals *g, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		CLI_GLOBAL_LONGOPTS,
+		{ "size", required_argument, NULL, 's' },
+		{ "chunk-size", required_argument, NULL, 'c' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0, 0, 0, 0 },
+	};
+	const char *size_arg = NULL, *sub;
+	uint64_t size = 0, chunk = 0;
+	int c, json = 0;
+
+	while ((c = getopt_long(argc, argv, "r:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 's': size_arg = optarg; break;
+		case 'c':
+			if (util_parse_size(optarg, &chunk) || chunk < CHUNK_SIZE_MIN ||
+			    chunk > CHUNK_SIZE_MAX || (chunk & (chunk - 1)))
+				return cli_fail(MSG_BAD_CHUNK_SIZE, optarg);
+			break;
+		case 'j': json = 1; break;
+		case 'h': fputs(usage, stdout); return 0;
+		default:
+			if (cli_global_opt(g, c, optarg) == 0)
+				break;
+			fputs(usage, stderr);
+			return 2;
+		}
+	}
+	if (optind >= argc)
+		return cli_fail(MSG_USAGE, "volume needs a subcommand: create, list or delete");
+	sub = argv[optind++];
+	if (!strcmp(sub, "list")) {
+		if (optind != argc)
+			return cli_fail(MSG_USAGE, "volume list takes no arguments");
+		return do_list(g, json);
+	}
+	if (!strcmp(sub, "create")) {
+		if (optind + 1 != argc)
+			return cli_fail(MSG_USAGE, "volume create takes one NAME");
+		if (!volume_name_valid(argv[optind]))
+			return cli_fail(MSG_BAD_VOLUME_NAME, argv[optind]);
+		if (!size_arg)
+			return cli_fail(MSG_USAGE, "volume create needs --size S (e.g. --size 10G)");
+		if (util_parse_size(size_arg, &size) || size == 0 || size % VOLUME_SECTOR)
+			return cli_fail(MSG_BAD_SIZE, size_arg);
+		return do_create(g, argv[optind], size, (uint32_t)chunk);
+	}
+	if (!strcmp(sub, "delete")) {
+		if (optind + 1 != argc)
+			return cli_fail(MSG_USAGE, "volume delete takes one NAME");
+		return do_delete(g, argv[optind]);
+	}
+	{
+		char detail[160];
+		snprintf(detail, sizeof(detail), "unknown volume subcommand '%s'", sub);
+		return cli_fail(MSG_USAGE, detail);
+	}
+}

@@ -1,0 +1,80 @@
+/* main.c - the cairn binary: global options and subcommand dispatch. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "errmsg.h"
+#include "log.h"
+
+static const char usage[] =
+	"usage: cairn [-r REPO] [--password-file F] [--s3-endpoint URL] COMMAND [ARGS]\n"
+	"\n"
+	"Commands:\n"
+	"  init [--chunk-size 64K]                 create a repository\n"
+	"  volume create NAME --size S [--chunk-size S]\n"
+	"  volume list [--json]                    list volumes\n"
+	"  volume delete NAME                      delete a volume (space returns with gc)\n"
+	"  serve [--listen ADDR:PORT] [--state-dir DIR]\n"
+	"                                          run the iSCSI gateway daemon\n"
+	"\n"
+	"The repository is a directory (-r/--repo or CAIRN_REPO). While 'cairn serve' runs,\n"
+	"the other commands go through its control socket. 'cairn COMMAND --help' shows more.\n";
+
+static const struct {
+	const char *name;
+	int (*fn)(struct cli_globals *g, int argc, char **argv);
+} commands[] = {
+	{ "init", cmd_init },
+	{ "volume", cmd_volume },
+	{ "serve", cmd_serve },
+};
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		CLI_GLOBAL_LONGOPTS,
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ 0, 0, 0, 0 },
+	};
+	struct cli_globals g = {
+		.repo = getenv("CAIRN_REPO"),
+		.password_file = getenv("CAIRN_PASSWORD_FILE"),
+		.s3_endpoint = getenv("CAIRN_S3_ENDPOINT"),
+	};
+	int c;
+
+	log_init();
+	/* '+': stop at the first non-option, the subcommand; it parses the rest. Global
+	 * options after the subcommand are accepted by each subcommand too. */
+	while ((c = getopt_long(argc, argv, "+r:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'h': fputs(usage, stdout); return 0;
+		case 'V': puts("cairn 0.1.0"); return 0;
+		default:
+			if (cli_global_opt(&g, c, optarg) == 0)
+				break;
+			fputs(usage, stderr);
+			return 2;
+		}
+	}
+	if (optind >= argc) {
+		fputs(usage, stderr);
+		return 2;
+	}
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		if (!strcmp(argv[optind], commands[i].name)) {
+			char **sub = argv + optind;
+			int subc = argc - optind;
+			optind = 1; /* reset getopt for the subcommand */
+			return commands[i].fn(&g, subc, sub);
+		}
+	}
+	{
+		char detail[160];
+		snprintf(detail, sizeof(detail), "unknown command '%s'", argv[optind]);
+		return cli_fail(MSG_USAGE, detail);
+	}
+}

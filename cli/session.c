@@ -1,0 +1,117 @@
+/* session.c - how a subcommand reaches the repository: through the daemon's control
+ * socket when one serves it, else directly (see cli.h). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "control.h"
+#include "errmsg.h"
+
+int cli_global_opt(struct cli_globals *g, int c, char *arg)
+{
+	switch (c) {
+	case 'r': g->repo = arg; return 0;
+	case CLI_OPT_PASSWORD_FILE: g->password_file = arg; return 0;
+	case CLI_OPT_S3_ENDPOINT: g->s3_endpoint = arg; return 0;
+	default: return -1;
+	}
+}
+
+int cli_control_path(const char *repo_id, char *buf, size_t len)
+{
+	const char *dir = getenv("CAIRN_RUN_DIR");
+	char tmp[200];
+	int n;
+
+	if (!dir || !*dir) {
+		if (geteuid() == 0) {
+			dir = "/run/cairn";
+		} else if (getenv("XDG_RUNTIME_DIR")) {
+			snprintf(tmp, sizeof(tmp), "%s/cairn", getenv("XDG_RUNTIME_DIR"));
+			dir = tmp;
+		} else {
+			snprintf(tmp, sizeof(tmp), "/tmp/cairn-%u", (unsigned)geteuid());
+			dir = tmp;
+		}
+	}
+	n = snprintf(buf, len, "%s/%s.sock", dir, repo_id);
+	return (n < 0 || (size_t)n >= len) ? -ENAMETOOLONG : 0;
+}
+
+int cli_repo_fail(const char *url, int err)
+{
+	switch (err) {
+	case -ENOENT: return cli_fail(MSG_REPO_MISSING, url, url);
+	case -EBUSY: return cli_fail(MSG_REPO_LOCKED, url);
+	case -EPROTO: return cli_fail(MSG_REPO_FOREIGN, url);
+	case -EEXIST: return cli_fail(MSG_REPO_EXISTS, url);
+	case -EPROTONOSUPPORT: return cli_fail(MSG_REPO_S3_LATER, url);
+	default: return cli_fail(MSG_REPO_IO, url, strerror(-err));
+	}
+}
+
+int cli_open(struct cli_globals *g, enum cli_open_mode mode, struct cli_session *s)
+{
+	struct repo_open_opts ro = { .read_only = 1 };
+	struct repo_open_opts rw = { 0 };
+	int rc;
+
+	memset(s, 0, sizeof(*s));
+	if (!g->repo || !*g->repo)
+		return cli_fail(MSG_NO_REPO_ARG);
+	rc = repo_open(g->repo, &ro, &s->repo);
+	if (rc)
+		return cli_repo_fail(g->repo, rc);
+	rc = cli_control_path(repo_id_hex(s->repo), s->sock, sizeof(s->sock));
+	if (!rc && control_ping(s->sock) == 0) {
+		repo_close(s->repo);
+		s->repo = NULL;
+		s->via_daemon = 1;
+		return 0;
+	}
+	if (mode == CLI_OPEN_WRITE) {
+		repo_close(s->repo);
+		s->repo = NULL;
+		rc = repo_open(g->repo, &rw, &s->repo);
+		if (rc)
+			return cli_repo_fail(g->repo, rc);
+	}
+	repo_chunk_store(s->repo, &s->cs);
+	return 0;
+}
+
+void cli_close(struct cli_session *s)
+{
+	if (s->repo)
+		repo_close(s->repo);
+	s->repo = NULL;
+}
+
+int cli_daemon_call(struct cli_session *s, json_object *req, json_object **resp)
+{
+	json_object *r = NULL, *ok;
+	int rc;
+
+	rc = control_call(s->sock, req, &r);
+	if (rc)
+		return cli_fail(MSG_CONTROL, s->sock, strerror(-rc));
+	if (!json_object_object_get_ex(r, "ok", &ok) || !json_object_get_boolean(ok)) {
+		json_object *e;
+		const char *msg = "the daemon refused the request";
+		int status = 1;
+		if (json_object_object_get_ex(r, "error", &e))
+			msg = json_object_get_string(e);
+		if (json_object_object_get_ex(r, "status", &e))
+			status = json_object_get_int(e);
+		fprintf(stderr, "cairn: %s\n", msg);
+		json_object_put(r);
+		return status ? status : 1;
+	}
+	*resp = r;
+	return 0;
+}

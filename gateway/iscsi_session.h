@@ -1,0 +1,91 @@
+/* iscsi_session.h - the server context shared by the transport modules, exported
+ * targets, and iSCSI sessions (one connection each: MaxConnections=1).
+ *
+ * Threading: targets and the completion list are under srv->lock; everything else
+ * (connections, sessions, CmdSN state) belongs to the network thread alone.
+ */
+#ifndef CAIRN_ISCSI_SESSION_H
+#define CAIRN_ISCSI_SESSION_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "iscsi_text.h"
+#include "lun.h"
+#include "scsi.h"
+
+struct iscsi_conn;
+struct iscsi_task;
+struct work_pool;
+struct bufpool;
+
+#define ISCSI_QUEUE_DEPTH 64   /* CmdSN window: non-immediate commands in flight */
+#define ISCSI_TASKS_EXTRA 8    /* task slots reserved for immediate commands */
+#define ISCSI_NPOOLS 3
+
+struct iscsi_target {
+	struct iscsi_target *next;
+	char iqn[ISCSI_NAME_MAX];
+	struct lun **luns;          /* copy of the caller's array */
+	struct scsi_lun_map map;
+	int refs;                   /* sessions and logins using it (under srv->lock) */
+	int removed;                /* no new logins; its sessions are being dropped */
+};
+
+struct iscsi_server {
+	pthread_mutex_t lock;       /* targets, refs, done list, removal */
+	pthread_cond_t cond;        /* a removed target's refs reached 0 */
+	struct iscsi_target *targets;
+	int epfd;                   /* network thread's epoll */
+	int evfd;                   /* eventfd waking the network thread */
+	struct work_pool *pool;
+	struct bufpool *pools[ISCSI_NPOOLS]; /* ascending buffer sizes */
+	struct iscsi_task *done_head, *done_tail; /* completed by workers, under lock */
+	int drop_removed;           /* a target was removed: drop its sessions */
+	struct iscsi_conn *conns;   /* network thread only */
+	struct iscsi_session *sessions;
+	uint16_t next_tsih;
+};
+
+struct iscsi_session {
+	struct iscsi_session *next;
+	struct iscsi_server *srv;
+	struct iscsi_target *target;   /* NULL for a discovery session (holds a ref) */
+	struct iscsi_conn *conn;
+	int type;                      /* enum iscsi_session_type */
+	uint8_t isid[6];
+	uint16_t tsih;
+	char initiator_name[ISCSI_NAME_MAX];
+	struct iscsi_params p;
+	uint32_t exp_cmdsn;
+	uint32_t max_cmdsn;
+};
+
+/* Look a live target up and take a reference; NULL if unknown or removed. */
+struct iscsi_target *iscsi_server_get_target(struct iscsi_server *srv, const char *iqn);
+void iscsi_server_put_target(struct iscsi_server *srv, struct iscsi_target *t);
+/* Append TargetName=..., TargetAddress=addr,1 for every live target (or only for
+ * `only` when non-NULL). */
+int iscsi_server_send_targets(struct iscsi_server *srv, const char *only, const char *addr,
+			      struct iscsi_textbuf *out);
+
+/* Worker side: hand a finished task back to the network thread. */
+void iscsi_server_complete(struct iscsi_server *srv, struct iscsi_task *t);
+/* Network thread: take the list of completed tasks (linked by done_next). */
+struct iscsi_task *iscsi_server_take_done(struct iscsi_server *srv);
+/* Wake the network thread. */
+void iscsi_server_wake(struct iscsi_server *srv);
+
+/* Create a session for a finished login (takes over the target reference). */
+int iscsi_session_create(struct iscsi_server *srv, const struct iscsi_neg *neg,
+			 const uint8_t isid[6], uint32_t cmdsn, struct iscsi_target *t,
+			 struct iscsi_session **out);
+/* The live session of this initiator name + ISID (for reinstatement), or NULL. */
+struct iscsi_session *iscsi_session_find(struct iscsi_server *srv, const char *initiator,
+					 const uint8_t isid[6]);
+/* Unlink and free; drops the target reference. */
+void iscsi_session_destroy(struct iscsi_session *s);
+/* Raise MaxCmdSN to ExpCmdSN - 1 + free_slots (never lowers it). */
+void iscsi_session_update_window(struct iscsi_session *s, unsigned free_slots);
+
+#endif

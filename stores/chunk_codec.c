@@ -1,0 +1,173 @@
+/* chunk_codec.c - chunk ids (SHA-256) and chunk records (LZ4 + XXH3-64).
+ *
+ * Record layout (all integers little-endian), CODEC_REC_HDR_LEN = 72 bytes of header:
+ *
+ *   off len  field
+ *     0   4  magic       "CHNK"
+ *     4   1  version     1
+ *     5   1  kind        enum chunk_kind: 1 data, 2 tree
+ *     6   1  codec       0 raw, 1 LZ4 block (LZ4_compress_default)
+ *     7   1  cipher      0 none; 1 AES-256-GCM (reserved: nonce below, tag ends payload)
+ *     8  32  id          chunk id (SHA-256 of the plaintext)
+ *    40   4  plain_len   plaintext bytes, 1..CHUNK_SIZE_MAX
+ *    44   4  stored_len  payload bytes that follow the header, <= plain_len
+ *    48  12  nonce       zero while cipher is none
+ *    60   4  reserved    zero
+ *    64   8  checksum    XXH3_64bits_withSeed(payload, stored_len, XXH3_64bits(header[0..64)))
+ *    72   stored_len     payload
+ *
+ * The checksum covers the header and the payload, so any flipped bit in a record is
+ * -EBADMSG on every read. The payload is LZ4 only when that saves at least 1/16 of the
+ * plaintext; otherwise it is the raw plaintext.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+
+#include <lz4.h>
+#include <openssl/evp.h>
+#include <xxhash.h>
+
+#include "chunk_codec.h"
+#include "le.h"
+#include "util.h"
+
+static const uint8_t rec_magic[4] = { 'C', 'H', 'N', 'K' };
+#define REC_VERSION 1
+
+static pthread_once_t sha_once = PTHREAD_ONCE_INIT;
+static pthread_key_t sha_key;
+static EVP_MD *sha256_md;
+
+static void sha_ctx_free(void *p)
+{
+	EVP_MD_CTX_free(p);
+}
+
+static void sha_init(void)
+{
+	/* fetched once: implicit fetches (EVP_sha256()) take a global lock per call */
+	sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+	pthread_key_create(&sha_key, sha_ctx_free);
+}
+
+int chunk_codec_id(const void *data, size_t len, struct chunk_id *id)
+{
+	EVP_MD_CTX *ctx;
+	unsigned int n = 0;
+
+	if (util_is_zero(data, len)) {
+		memset(id, 0, sizeof(*id));
+		return 0;
+	}
+	pthread_once(&sha_once, sha_init);
+	if (!sha256_md)
+		return -EIO;
+	ctx = pthread_getspecific(sha_key);
+	if (!ctx) {
+		ctx = EVP_MD_CTX_new();
+		if (!ctx)
+			return -ENOMEM;
+		if (pthread_setspecific(sha_key, ctx)) {
+			EVP_MD_CTX_free(ctx);
+			return -ENOMEM;
+		}
+	}
+	if (EVP_DigestInit_ex2(ctx, sha256_md, NULL) != 1 ||
+	    EVP_DigestUpdate(ctx, data, len) != 1 ||
+	    EVP_DigestFinal_ex(ctx, id->b, &n) != 1 || n != CHUNK_ID_LEN)
+		return -EIO;
+	return 0;
+}
+
+static uint64_t rec_checksum(const uint8_t *hdr, const uint8_t *payload, size_t stored_len)
+{
+	return XXH3_64bits_withSeed(payload, stored_len, XXH3_64bits(hdr, 64));
+}
+
+int chunk_codec_encode(enum chunk_kind kind, const struct chunk_id *id, const void *data,
+		       size_t len, void *out, size_t *rec_len)
+{
+	uint8_t *h = out, *payload = h + CODEC_REC_HDR_LEN;
+	int max_c, c;
+	uint8_t codec = CODEC_RAW;
+	size_t stored = len;
+
+	if (len == 0 || len > CHUNK_SIZE_MAX || (kind != CHUNK_DATA && kind != CHUNK_TREE))
+		return -EINVAL;
+	max_c = (int)(len - len / 16);
+	c = LZ4_compress_default(data, (char *)payload, (int)len, max_c);
+	if (c > 0 && c <= max_c) {
+		codec = CODEC_LZ4;
+		stored = (size_t)c;
+	} else {
+		memcpy(payload, data, len);
+	}
+	memcpy(h, rec_magic, 4);
+	h[4] = REC_VERSION;
+	h[5] = (uint8_t)kind;
+	h[6] = codec;
+	h[7] = CODEC_CIPHER_NONE;
+	memcpy(h + 8, id->b, CHUNK_ID_LEN);
+	le_put32(h + 40, (uint32_t)len);
+	le_put32(h + 44, (uint32_t)stored);
+	memset(h + 48, 0, 16);
+	le_put64(h + 64, rec_checksum(h, payload, stored));
+	*rec_len = CODEC_REC_HDR_LEN + stored;
+	return 0;
+}
+
+int chunk_codec_parse_hdr(const void *rec, struct codec_hdr *hd)
+{
+	const uint8_t *h = rec;
+
+	if (memcmp(h, rec_magic, 4) != 0 || h[4] != REC_VERSION)
+		return -EBADMSG;
+	memcpy(hd->id.b, h + 8, CHUNK_ID_LEN);
+	hd->kind = h[5];
+	hd->codec = h[6];
+	hd->cipher = h[7];
+	hd->plain_len = le_get32(h + 40);
+	hd->stored_len = le_get32(h + 44);
+	if (hd->plain_len == 0 || hd->plain_len > CHUNK_SIZE_MAX || hd->stored_len > hd->plain_len ||
+	    (hd->codec == CODEC_RAW && hd->stored_len != hd->plain_len) ||
+	    (hd->kind != CHUNK_DATA && hd->kind != CHUNK_TREE))
+		return -EBADMSG;
+	return 0;
+}
+
+int chunk_codec_decode(const void *rec, size_t rec_len, const struct chunk_id *expect,
+		       void *out, size_t cap, size_t *plain_len)
+{
+	const uint8_t *h = rec, *payload = h + CODEC_REC_HDR_LEN;
+	struct codec_hdr hd;
+	int rc, d;
+
+	if (rec_len < CODEC_REC_HDR_LEN)
+		return -EBADMSG;
+	rc = chunk_codec_parse_hdr(rec, &hd);
+	if (rc)
+		return rc;
+	if (rec_len != CODEC_REC_HDR_LEN + hd.stored_len ||
+	    le_get64(h + 64) != rec_checksum(h, payload, hd.stored_len) ||
+	    memcmp(hd.id.b, expect->b, CHUNK_ID_LEN) != 0)
+		return -EBADMSG;
+	if (hd.cipher != CODEC_CIPHER_NONE)
+		return -EPROTONOSUPPORT;
+	if (cap < hd.plain_len)
+		return -ENOBUFS;
+	switch (hd.codec) {
+	case CODEC_RAW:
+		memcpy(out, payload, hd.plain_len);
+		break;
+	case CODEC_LZ4:
+		d = LZ4_decompress_safe((const char *)payload, out, (int)hd.stored_len, (int)hd.plain_len);
+		if (d < 0 || (uint32_t)d != hd.plain_len)
+			return -EBADMSG;
+		break;
+	default:
+		return -EBADMSG;
+	}
+	*plain_len = hd.plain_len;
+	return 0;
+}

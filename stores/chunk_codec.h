@@ -1,0 +1,50 @@
+/* chunk_codec.h - chunk ids and the self-checking chunk record.
+ *
+ * A record is what a pack holds for one chunk: a fixed 72-byte header followed by the
+ * stored payload (LZ4 or raw; later AES-256-GCM). Layout in chunk_codec.c.
+ *
+ * Contract: chunk_codec_decode() either returns exactly the plaintext that was encoded
+ * under that id, or -EBADMSG; it never returns damaged data. Every function is
+ * thread-safe and does no locking.
+ */
+#ifndef CAIRN_CHUNK_CODEC_H
+#define CAIRN_CHUNK_CODEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "repo.h"
+
+#define CODEC_REC_HDR_LEN 72u
+/* Largest record: payloads are never larger than the plaintext. */
+#define CODEC_REC_MAX (CODEC_REC_HDR_LEN + CHUNK_SIZE_MAX)
+
+enum codec_kind { CODEC_RAW = 0, CODEC_LZ4 = 1 };
+enum codec_cipher { CODEC_CIPHER_NONE = 0, CODEC_CIPHER_AES256GCM = 1 /* reserved */ };
+
+/* The id of len bytes of plaintext: SHA-256, or the null id when all bytes are zero. */
+int chunk_codec_id(const void *data, size_t len, struct chunk_id *id);
+
+/* Encode data (len <= CHUNK_SIZE_MAX) as a record into out (at least
+ * CODEC_REC_HDR_LEN + len bytes). *rec_len gets the record length. */
+int chunk_codec_encode(enum chunk_kind kind, const struct chunk_id *id, const void *data,
+		       size_t len, void *out, size_t *rec_len);
+
+/* Parsed header of a record. */
+struct codec_hdr {
+	struct chunk_id id;
+	uint8_t kind, codec, cipher;
+	uint32_t plain_len, stored_len;
+};
+
+/* Check the header (magic, version, lengths) of rec, which has at least
+ * CODEC_REC_HDR_LEN bytes. -EBADMSG if damaged. Does not check the payload. */
+int chunk_codec_parse_hdr(const void *rec, struct codec_hdr *h);
+
+/* Verify and decode a record of rec_len bytes whose id must be *expect. Writes the
+ * plaintext to out (cap bytes) and its length to *plain_len.
+ * -EBADMSG: damaged or not that chunk. -ENOBUFS: cap too small. */
+int chunk_codec_decode(const void *rec, size_t rec_len, const struct chunk_id *expect,
+		       void *out, size_t cap, size_t *plain_len);
+
+#endif

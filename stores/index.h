@@ -1,0 +1,48 @@
+/* index.h - where each stored chunk is: id -> (pack, offset, length, plain length, kind).
+ *
+ * For now an in-memory open-addressing hash table filled from the index segments at
+ * open; the narrow interface lets on-disk tables plus a filter replace it. The table
+ * is not locked: the repository serialises access. Packs are named by a small number
+ * (the repository's pack slot), not by their id.
+ *
+ * Index segments "index/<32 hex pack id>" are the persistent form: one per pack,
+ * listing its records (layout in index.c).
+ */
+#ifndef CAIRN_INDEX_H
+#define CAIRN_INDEX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pack.h"
+#include "repo.h"
+
+struct index_loc {
+	uint32_t pack;       /* pack slot */
+	uint32_t offset;     /* of the record in the pack */
+	uint32_t rec_len;    /* record bytes */
+	uint32_t plain_len;
+	uint8_t kind;
+};
+
+struct index;
+
+int index_create(size_t expect, struct index **out);
+void index_destroy(struct index *ix);
+/* 0 and *loc if present, -ENOENT if not. */
+int index_lookup(const struct index *ix, const struct chunk_id *id, struct index_loc *loc);
+/* Add id; -EEXIST (table unchanged) if it is already there. */
+int index_insert(struct index *ix, const struct chunk_id *id, const struct index_loc *loc);
+size_t index_count(const struct index *ix);
+
+/* "index/<32 hex>" of a pack id (PACK_KEY_LEN bytes are enough). */
+void index_segment_key(const uint8_t pack_id[PACK_ID_LEN], char out[PACK_KEY_LEN]);
+/* Encode the segment of one pack into a malloc'd buffer. */
+int index_segment_encode(const uint8_t pack_id[PACK_ID_LEN], const struct pack_entry *ents,
+			 uint32_t n, void **buf, size_t *len);
+/* Verify and decode a segment that must belong to pack_id; entries are malloc'd.
+ * -EBADMSG if damaged. */
+int index_segment_decode(const void *buf, size_t len, const uint8_t pack_id[PACK_ID_LEN],
+			 struct pack_entry **ents, uint32_t *n);
+
+#endif

@@ -1,0 +1,326 @@
+/* iscsi_oracle.c - a real initiator (libiscsi) that writes and verifies a LUN against
+ * an oracle log, for crash and durability tests.
+ *
+ *   iscsi_oracle write URL --oracle F --seed S [--start LBA] [--blocks N] [--count C]
+ *   iscsi_oracle verify URL --oracle F [--strict]
+ *
+ * Sector content (512 bytes) written by write number idx at lba:
+ *   0   8  magic "CRNORCL1"
+ *   8   4  seed (le)
+ *   12  4  idx (le)
+ *   16  8  lba (le)
+ *   24 488 xorshift64 stream seeded from (seed, idx, lba)
+ * A sector holding all zeros was never written.
+ *
+ * Oracle log (text, one line per event, appended and fsync'd before the next IO):
+ *   S seed start blocks      header
+ *   I idx lba n fua          write idx is about to be sent
+ *   A idx                    write idx was acknowledged (GOOD)
+ *   F idx                    SYNCHRONIZE CACHE acknowledged after write idx: every
+ *                            write acknowledged so far is durable
+ * A FUA write is durable on its own once acknowledged.
+ *
+ * verify: every sector must hold the newest DURABLE write covering it or a newer one
+ * that was issued (acknowledged or in flight at the crash); with --strict (kill -9 with
+ * no torn journal, where nothing acknowledged may be lost) the newest ACKNOWLEDGED
+ * write covering it or the one in flight. Exit 0 when all sectors match, 1 on a
+ * mismatch (printed), 3 when the target went away during `write` (expected in crash
+ * loops), 2 on usage or setup errors.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <iscsi/iscsi.h>
+#include <iscsi/scsi-lowlevel.h>
+
+#define SECTOR 512u
+#define MAX_BLOCKS 256u
+
+struct wrec {
+	uint64_t lba;
+	uint32_t n;
+	int fua, acked, durable;
+};
+
+static uint64_t xs_next(uint64_t *s)
+{
+	uint64_t x = *s;
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	return *s = x;
+}
+
+static void fill_sector(uint8_t *p, uint32_t seed, uint32_t idx, uint64_t lba)
+{
+	uint64_t st = ((uint64_t)seed * 0x9E3779B97F4A7C15ULL) ^ ((uint64_t)idx << 24) ^ (lba * 0xD6E8FEB86659FD93ULL) ^ 1;
+	memcpy(p, "CRNORCL1", 8);
+	memcpy(p + 8, &seed, 4);
+	memcpy(p + 12, &idx, 4);
+	memcpy(p + 16, &lba, 8);
+	for (unsigned i = 24; i < SECTOR; i += 8) {
+		uint64_t v = xs_next(&st);
+		memcpy(p + i, &v, SECTOR - i < 8 ? SECTOR - i : 8);
+	}
+}
+
+static struct iscsi_context *connect_url(const char *url, int *lun)
+{
+	struct iscsi_context *iscsi = iscsi_create_context("iqn.2026-11.org.cairn:oracle");
+	struct iscsi_url *u;
+
+	if (!iscsi)
+		return NULL;
+	u = iscsi_parse_full_url(iscsi, url);
+	if (!u) {
+		fprintf(stderr, "oracle: bad url %s: %s\n", url, iscsi_get_error(iscsi));
+		goto out_destroy;
+	}
+	iscsi_set_session_type(iscsi, ISCSI_SESSION_NORMAL);
+	iscsi_set_header_digest(iscsi, ISCSI_HEADER_DIGEST_NONE_CRC32C);
+	iscsi_set_targetname(iscsi, u->target);
+	if (iscsi_full_connect_sync(iscsi, u->portal, u->lun) != 0) {
+		fprintf(stderr, "oracle: login to %s failed: %s\n", url, iscsi_get_error(iscsi));
+		iscsi_destroy_url(u);
+		goto out_destroy;
+	}
+	*lun = u->lun;
+	iscsi_destroy_url(u);
+	return iscsi;
+out_destroy:
+	iscsi_destroy_context(iscsi);
+	return NULL;
+}
+
+static void logf_sync(int fd, const char *fmt, ...)
+{
+	char line[128];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (write(fd, line, (size_t)n) != n || fdatasync(fd) < 0) {
+		perror("oracle: log");
+		exit(2);
+	}
+}
+
+static int do_write(const char *url, const char *oracle, uint32_t seed, uint64_t start,
+		    uint64_t blocks, uint64_t count)
+{
+	uint8_t *buf = malloc(MAX_BLOCKS * SECTOR);
+	uint64_t rng = seed * 2654435761ULL + 7;
+	struct iscsi_context *iscsi;
+	int lun, fd;
+
+	fd = open(oracle, O_WRONLY | O_CREAT | O_APPEND, 0644);
+	if (fd < 0 || !buf) {
+		perror("oracle: open log");
+		return 2;
+	}
+	iscsi = connect_url(url, &lun);
+	if (!iscsi)
+		return 3;
+	logf_sync(fd, "S %u %" PRIu64 " %" PRIu64 "\n", seed, start, blocks);
+	for (uint64_t idx = 0; idx < count; idx++) {
+		uint32_t n = 1 + (uint32_t)(xs_next(&rng) % (xs_next(&rng) % 4 ? 16 : MAX_BLOCKS));
+		uint64_t lba = start + xs_next(&rng) % (blocks - n + 1);
+		int fua = xs_next(&rng) % 8 == 0;
+		struct scsi_task *t;
+
+		if (xs_next(&rng) % 4 == 0) /* chunk-aligned starts are common in real IO */
+			lba = start + ((lba - start) & ~127ULL);
+		if (lba + n > start + blocks)
+			n = (uint32_t)(start + blocks - lba);
+		for (uint32_t i = 0; i < n; i++)
+			fill_sector(buf + (size_t)i * SECTOR, seed, (uint32_t)idx, lba + i);
+		logf_sync(fd, "I %" PRIu64 " %" PRIu64 " %u %d\n", idx, lba, n, fua);
+		t = iscsi_write16_sync(iscsi, lun, lba, buf, n * SECTOR, SECTOR, 0, 0, fua, 0, 0);
+		if (!t || t->status != SCSI_STATUS_GOOD) {
+			fprintf(stderr, "oracle: write %" PRIu64 " failed: %s\n", idx, iscsi_get_error(iscsi));
+			if (t)
+				scsi_free_scsi_task(t);
+			goto out_gone;
+		}
+		scsi_free_scsi_task(t);
+		logf_sync(fd, "A %" PRIu64 "\n", idx);
+		if (xs_next(&rng) % 16 == 0) {
+			t = iscsi_synchronizecache10_sync(iscsi, lun, 0, 0, 0, 0);
+			if (!t || t->status != SCSI_STATUS_GOOD) {
+				fprintf(stderr, "oracle: sync cache failed: %s\n", iscsi_get_error(iscsi));
+				if (t)
+					scsi_free_scsi_task(t);
+				goto out_gone;
+			}
+			scsi_free_scsi_task(t);
+			logf_sync(fd, "F %" PRIu64 "\n", idx);
+		}
+	}
+	iscsi_logout_sync(iscsi);
+	iscsi_destroy_context(iscsi);
+	close(fd);
+	free(buf);
+	printf("oracle: %" PRIu64 " writes done\n", count);
+	return 0;
+out_gone:
+	iscsi_destroy_context(iscsi);
+	close(fd);
+	free(buf);
+	return 3;
+}
+
+static int do_verify(const char *url, const char *oracle, int strict)
+{
+	FILE *f = fopen(oracle, "r");
+	struct wrec *w = NULL;
+	size_t nw = 0, capw = 0;
+	uint32_t seed = 0;
+	uint64_t start = 0, blocks = 0;
+	int64_t *acked_at, *durable_at, inflight = -1;
+	char line[160];
+	struct iscsi_context *iscsi;
+	uint8_t *buf, expect[SECTOR];
+	uint64_t bad = 0, checked = 0;
+	int lun;
+
+	if (!f) {
+		perror("oracle: open log");
+		return 2;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		uint64_t a, b;
+		unsigned n;
+		int fua;
+		if (sscanf(line, "S %u %" SCNu64 " %" SCNu64, &seed, &start, &blocks) == 3)
+			continue;
+		if (sscanf(line, "I %" SCNu64 " %" SCNu64 " %u %d", &a, &b, &n, &fua) == 4) {
+			if (nw == capw) {
+				capw = capw ? capw * 2 : 1024;
+				w = realloc(w, capw * sizeof(*w));
+			}
+			w[nw++] = (struct wrec){ .lba = b, .n = n, .fua = fua };
+			inflight = (int64_t)a;
+		} else if (sscanf(line, "A %" SCNu64, &a) == 1 && a < nw) {
+			w[a].acked = 1;
+			w[a].durable = w[a].fua;
+			inflight = -1;
+		} else if (sscanf(line, "F %" SCNu64, &a) == 1) {
+			for (size_t i = 0; i <= a && i < nw; i++)
+				if (w[i].acked)
+					w[i].durable = 1;
+		}
+	}
+	fclose(f);
+	if (!blocks) {
+		fprintf(stderr, "oracle: %s has no header\n", oracle);
+		return 2;
+	}
+	acked_at = malloc(blocks * sizeof(int64_t));
+	durable_at = malloc(blocks * sizeof(int64_t));
+	for (uint64_t s = 0; s < blocks; s++)
+		acked_at[s] = durable_at[s] = -1;
+	for (size_t i = 0; i < nw; i++) {
+		for (uint32_t k = 0; k < w[i].n; k++) {
+			uint64_t s = w[i].lba + k - start;
+			if (w[i].acked)
+				acked_at[s] = (int64_t)i;
+			if (w[i].durable)
+				durable_at[s] = (int64_t)i;
+		}
+	}
+	iscsi = connect_url(url, &lun);
+	if (!iscsi)
+		return 2;
+	buf = malloc(2048 * SECTOR);
+	for (uint64_t off = 0; off < blocks; off += 2048) {
+		uint32_t n = (uint32_t)(blocks - off < 2048 ? blocks - off : 2048);
+		struct scsi_task *t = iscsi_read16_sync(iscsi, lun, start + off, n * SECTOR, SECTOR, 0, 0, 0, 0, 0);
+		if (!t || t->status != SCSI_STATUS_GOOD || t->datain.size < (int)(n * SECTOR)) {
+			fprintf(stderr, "oracle: read at %" PRIu64 " failed: %s\n", start + off, iscsi_get_error(iscsi));
+			return 1;
+		}
+		memcpy(buf, t->datain.data, n * SECTOR);
+		scsi_free_scsi_task(t);
+		for (uint32_t k = 0; k < n; k++) {
+			uint64_t s = off + k, lba = start + s;
+			uint8_t *p = buf + (size_t)k * SECTOR;
+			int64_t x = -1, need = strict ? acked_at[s] : durable_at[s];
+			int ok;
+			uint32_t idx;
+
+			checked++;
+			if (memcmp(p, "CRNORCL1", 8) == 0) {
+				memcpy(&idx, p + 12, 4);
+				x = idx;
+			} else {
+				for (unsigned i = 0; i < SECTOR; i++)
+					if (p[i]) {
+						x = -2; /* garbage */
+						break;
+					}
+			}
+			if (x == -2) {
+				ok = 0;
+			} else if (x == -1) {
+				ok = need == -1;
+			} else {
+				fill_sector(expect, seed, (uint32_t)x, lba);
+				ok = (size_t)x < nw && w[x].lba <= lba && lba < w[x].lba + w[x].n &&
+				     memcmp(p, expect, SECTOR) == 0 && x >= need;
+				if (ok && strict && x != need)
+					ok = x == inflight; /* newer than the last ack: only the one in flight */
+			}
+			if (!ok && bad++ < 10)
+				fprintf(stderr, "oracle: lba %" PRIu64 ": found write %" PRId64 ", need %s write >= %" PRId64 "\n",
+					lba, x, strict ? "acknowledged" : "durable", need);
+		}
+	}
+	iscsi_logout_sync(iscsi);
+	iscsi_destroy_context(iscsi);
+	printf("oracle: %" PRIu64 " sectors checked against %zu writes, %" PRIu64 " bad\n", checked, nw, bad);
+	free(buf);
+	free(acked_at);
+	free(durable_at);
+	free(w);
+	return bad ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+	const char *oracle = NULL;
+	uint32_t seed = 1;
+	uint64_t start = 0, blocks = 65536, count = 1000;
+	int strict = 0;
+
+	if (argc < 3) {
+		fprintf(stderr, "usage: iscsi_oracle write|verify URL --oracle F [--seed S] [--start LBA] [--blocks N] [--count C] [--strict]\n");
+		return 2;
+	}
+	for (int i = 3; i < argc; i++) {
+		if (!strcmp(argv[i], "--oracle") && i + 1 < argc) oracle = argv[++i];
+		else if (!strcmp(argv[i], "--seed") && i + 1 < argc) seed = (uint32_t)strtoul(argv[++i], NULL, 0);
+		else if (!strcmp(argv[i], "--start") && i + 1 < argc) start = strtoull(argv[++i], NULL, 0);
+		else if (!strcmp(argv[i], "--blocks") && i + 1 < argc) blocks = strtoull(argv[++i], NULL, 0);
+		else if (!strcmp(argv[i], "--count") && i + 1 < argc) count = strtoull(argv[++i], NULL, 0);
+		else if (!strcmp(argv[i], "--strict")) strict = 1;
+		else {
+			fprintf(stderr, "oracle: unknown argument %s\n", argv[i]);
+			return 2;
+		}
+	}
+	if (!oracle || blocks < MAX_BLOCKS)
+		return 2;
+	if (!strcmp(argv[1], "write"))
+		return do_write(argv[2], oracle, seed, start, blocks, count);
+	if (!strcmp(argv[1], "verify"))
+		return do_verify(argv[2], oracle, strict);
+	return 2;
+}

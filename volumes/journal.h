@@ -1,0 +1,77 @@
+/* journal.h - a volume's append-only, hash-chained record log (the future CDP log).
+ *
+ * The journal lives in one directory as segment files named "<016x first seq>.log"
+ * (format at the top of journal.c). Records get consecutive seqs that are never
+ * reused. journal_append() writes one record with one writev and no fsync;
+ * journal_sync() makes records durable with a group commit (one fdatasync covers every
+ * waiting thread). journal_open() verifies every segment and cuts a torn tail at the
+ * first bad record.
+ *
+ * Thread safety: every function may be called concurrently, except that an iterator
+ * is used by one thread at a time. All functions return 0 or a negative errno.
+ */
+#ifndef CAIRN_JOURNAL_H
+#define CAIRN_JOURNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum journal_type {
+	JOURNAL_WRITE = 1,      /* offset, length; payload = the data (length bytes) */
+	JOURNAL_ZERO = 2,       /* offset, length; no payload: the range reads as zeros */
+	JOURNAL_FLUSH = 3,      /* no range, no payload: a SYNCHRONIZE CACHE was asked */
+	JOURNAL_MARK = 4,       /* payload = a user label (UTF-8, no NUL) */
+	JOURNAL_CHECKPOINT = 5, /* offset = ckpt seq; payload = the 32-byte map root id */
+};
+
+#define JOURNAL_SEGMENT_DEFAULT (64ull << 20)
+#define JOURNAL_SEGMENT_MIN (64ull << 10)
+
+struct journal_rec {
+	uint16_t type;
+	uint64_t seq;
+	uint64_t time_ns;      /* wall clock at append */
+	uint64_t offset;       /* bytes */
+	uint32_t length;       /* bytes */
+	uint32_t payload_len;
+	const void *payload;   /* valid until the next journal_iter_next() */
+};
+
+struct journal;
+struct journal_iter;
+
+/* Open (creating dir if needed) the journal in dir. volid (16 bytes) is stamped into
+ * new segment headers. Existing segments are scanned and verified; the first bad record
+ * cuts the tail (the file is truncated there, later segments deleted; logged at warn).
+ * min_next_seq: the next record gets a seq >= this (a checkpoint may know of seqs the
+ * journal lost). segment_bytes: rotate to a new segment past this size (0 = default). */
+int journal_open(const char *dir, const uint8_t volid[16], uint64_t min_next_seq,
+		 uint64_t segment_bytes, struct journal **out);
+/* Sync and close. */
+void journal_close(struct journal *j);
+
+/* Append one record. payload_len may be 0 (payload NULL). *seq_out gets its seq.
+ * The record is in the page cache on return, durable after journal_sync(seq). */
+int journal_append(struct journal *j, uint16_t type, uint64_t offset, uint32_t length,
+		   const void *payload, uint32_t payload_len, uint64_t *seq_out);
+/* Every record with seq <= upto is durable on return (group commit). */
+int journal_sync(struct journal *j, uint64_t upto);
+
+/* Delete whole segments whose records all have seq < seq (never the active one). */
+int journal_delete_before(struct journal *j, uint64_t seq);
+
+uint64_t journal_next_seq(struct journal *j);
+/* Seq of the oldest record kept (== next seq when there is none). */
+uint64_t journal_first_seq(struct journal *j);
+uint64_t journal_bytes(struct journal *j);
+/* Largest payload a record may carry with this journal's segment size. */
+uint32_t journal_max_payload(struct journal *j);
+
+/* Iterate records with seq >= from, in order, up to the last record appended when the
+ * iterator was opened. Records are re-verified (-EBADMSG on damage). */
+int journal_iter_open(struct journal *j, uint64_t from, struct journal_iter **out);
+/* 1 and *rec filled, 0 at the end, or a negative errno. */
+int journal_iter_next(struct journal_iter *it, struct journal_rec *rec);
+void journal_iter_close(struct journal_iter *it);
+
+#endif
