@@ -107,6 +107,8 @@ int scsi_sbc_prefetch(struct scsi_cmd *c, struct lun *lun);
 /* SBC limits advertised in VPD B0 and enforced by the handlers. */
 #define SCSI_MAX_UNMAP_DESC 256u                /* block descriptors per UNMAP */
 #define SCSI_MAX_UNMAP_BLOCKS (1u << 20)        /* blocks per UNMAP command */
-#define SCSI_MAX_WRITE_SAME_BLOCKS (1u << 20)   /* blocks per WRITE SAME */
+/* Bytes one WRITE SAME may cover (MAXIMUM WRITE SAME LENGTH = this / block size): the
+ * same bound as a data transfer, so a range that can be written can be zeroed alike. */
+#define SCSI_MAX_WRITE_SAME_BYTES SCSI_MAX_XFER
 
 #endif

@@ -17,6 +17,11 @@
  *   15   LOWEST ALIGNED LBA (low bits) = 0
  *   16-31 reserved
  *
+ * GET LBA STATUS parameter data, 24 bytes:
+ *   0-3  PARAMETER DATA LENGTH (20), 4-7 reserved, then one LBA status descriptor:
+ *   8-15 STARTING LBA, 16-19 NUMBER OF LOGICAL BLOCKS, 20 PROVISIONING STATUS (3-0) = 0
+ *   (mapped or unknown), 21-23 reserved
+ *
  * UNMAP parameter list (data-out):
  *   0-1  UNMAP DATA LENGTH (n - 1, bytes following this field)
  *   2-3  UNMAP BLOCK DESCRIPTOR DATA LENGTH (16 * descriptors)
@@ -226,11 +231,32 @@ static int read_capacity16(struct scsi_cmd *c, struct lun *lun)
 	return 0;
 }
 
+/* GET LBA STATUS: one descriptor from the requested LBA to the end of the medium with
+ * provisioning status 0 (mapped or unknown): the lun ops do not expose the map. */
+static int get_lba_status(struct scsi_cmd *c, struct lun *lun)
+{
+	uint8_t d[24];
+	uint64_t lba = get_be64(c->cdb + 2), n = lun_blocks(lun);
+
+	if (lba >= n) {
+		scsi_sense_asc(c, SK_ILLEGAL_REQUEST, ASC_LBA_OUT_OF_RANGE);
+		return 0;
+	}
+	memset(d, 0, sizeof(d));
+	put_be32(d, 20);
+	put_be64(d + 8, lba);
+	put_be32(d + 16, n - lba > 0xffffffffu ? 0xffffffffu : (uint32_t)(n - lba));
+	scsi_put_data_in(c, d, sizeof(d), get_be32(c->cdb + 10));
+	return 0;
+}
+
 int scsi_sbc_service_action_in16(struct scsi_cmd *c, struct lun *lun)
 {
 	switch (c->cdb[1] & 0x1f) {
 	case 0x10:
 		return read_capacity16(c, lun);
+	case 0x12:
+		return get_lba_status(c, lun);
 	default:
 		scsi_invalid_field(c, 1, 4);
 		return 0;
@@ -360,7 +386,7 @@ int scsi_sbc_write_same(struct scsi_cmd *c, struct lun *lun)
 	}
 	if (!range_ok(c, lun, lba, blocks))
 		return 0;
-	if (blocks == 0 || blocks > SCSI_MAX_WRITE_SAME_BLOCKS) {
+	if (blocks == 0 || blocks > SCSI_MAX_WRITE_SAME_BYTES / bs) {
 		/* WSNZ = 1 in VPD B0 */
 		scsi_invalid_field(c, c->cdb[0] == 0x41 ? 7 : 10, -1);
 		return 0;
@@ -371,7 +397,9 @@ int scsi_sbc_write_same(struct scsi_cmd *c, struct lun *lun)
 	}
 	off = lba * bs;
 	len = (uint64_t)blocks * bs;
-	if (ndob || (flags & 0x08) || util_is_zero(c->buf, bs)) {
+	/* Zeros (with or without UNMAP) deallocate; with LBPRZ = 1 they read back the same.
+	 * UNMAP with other data must still store that data. */
+	if (ndob || util_is_zero(c->buf, bs)) {
 		rc = lun->ops->write_zeroes(lun->ctx, off, len, 0);
 		if (rc < 0)
 			return rc;

@@ -150,7 +150,7 @@ static uint32_t vpd_page(uint8_t *d, uint8_t page, const struct lun *lun)
 		put_be32(d + 24, SCSI_MAX_UNMAP_DESC);
 		put_be32(d + 28, opt ? opt : 1);
 		put_be32(d + 32, 0x80000000u);                 /* UGAVALID, alignment 0 */
-		put_be64(d + 36, SCSI_MAX_WRITE_SAME_BLOCKS);
+		put_be64(d + 36, SCSI_MAX_WRITE_SAME_BYTES / bs);
 		n = 64;
 		break;
 	}
@@ -466,6 +466,7 @@ struct sa_entry {
 };
 static const struct sa_entry sa_list[] = {
 	{ 0x9e, 0x10 }, /* READ CAPACITY (16) */
+	{ 0x9e, 0x12 }, /* GET LBA STATUS */
 	{ 0xa3, 0x0c }, /* REPORT SUPPORTED OPERATION CODES */
 };
 

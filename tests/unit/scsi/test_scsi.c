@@ -390,6 +390,24 @@ static void gateway_scsi_read_capacity(void)
 	CHECK_EQ(c.xfer_len, 12);
 	CHECK_EQ(c.data_in_len, 12);
 
+	/* GET LBA STATUS */
+	setup(0);
+	memset(cdb16, 0, 16);
+	cdb16[0] = 0x9e;
+	cdb16[1] = 0x12;
+	cdb16[9] = 10;
+	cdb16[13] = 24;
+	c = run(cdb16, 16, 0, 24, 0);
+	CHECK_EQ(c.status, SAM_STAT_GOOD);
+	CHECK_EQ(c.xfer_len, 24);
+	CHECK_EQ(buf[3], 20);
+	CHECK_EQ(buf[15], 10);
+	CHECK_EQ(buf[18] << 8 | buf[19], NBLOCKS - 10);
+	cdb16[8] = (uint8_t)(NBLOCKS >> 8);
+	cdb16[9] = (uint8_t)NBLOCKS;
+	c = run(cdb16, 16, 0, 24, 0);
+	CHECK(sense_is(&c, SK_ILLEGAL_REQUEST, 0x21, 0x00));
+
 	cdb16[1] = 0x11;
 	c = run(cdb16, 16, 0, 32, 0);
 	CHECK(sense_is(&c, SK_ILLEGAL_REQUEST, 0x24, 0x00));
@@ -769,7 +787,18 @@ static void gateway_scsi_write_same(void)
 	CHECK_EQ(ram.data[400 * BS + 5], 0);
 	CHECK_EQ(ram.zero_calls, 0);
 
-	/* UNMAP bit: write_zeroes */
+	/* UNMAP bit with non-zero data: the data is stored */
+	cdb[1] = 0x08;
+	rw16(cdb, 0x93, 500, 2);
+	cdb[1] = 0x08;
+	c = run(cdb, 16, 0, BS, BS);
+	CHECK_EQ(c.status, SAM_STAT_GOOD);
+	CHECK_EQ(ram.zero_calls, 0);
+	CHECK_EQ(ram.data[501 * BS + 9], 9);
+
+	/* UNMAP bit with zero data: write_zeroes */
+	memset(buf, 0, BS);
+	rw16(cdb, 0x93, 100, 300);
 	cdb[1] = 0x08;
 	c = run(cdb, 16, 0, BS, BS);
 	CHECK_EQ(c.status, SAM_STAT_GOOD);
@@ -784,6 +813,14 @@ static void gateway_scsi_write_same(void)
 	c = run(cdb, 10, 0, BS, BS);
 	CHECK_EQ(c.status, SAM_STAT_GOOD);
 	CHECK_EQ(ram.zero_calls, 2);
+
+	/* longer than MAXIMUM WRITE SAME LENGTH */
+	memset(buf, 0x42, BS);
+	lun0.size = 1ull << 40;
+	rw16(cdb, 0x93, 0, SCSI_MAX_XFER / BS + 1);
+	c = run(cdb, 16, 0, BS, BS);
+	CHECK(sense_is(&c, SK_ILLEGAL_REQUEST, 0x24, 0x00));
+	lun0.size = ram.size;
 
 	/* 0 blocks: WSNZ */
 	rw10(cdb, 0x41, 0, 0);
