@@ -74,14 +74,26 @@ void pack_entry_decode(const uint8_t *p, struct pack_entry *e)
 	e->plain_len = le_get32(p + 48);
 }
 
+int pack_builder_reset(struct pack_builder *pb)
+{
+	int rc = util_random(pb->id, PACK_ID_LEN);
+
+	if (rc)
+		return rc;
+	memcpy(pb->buf, pack_magic, 8);
+	le_put32(pb->buf + 8, PACK_VERSION);
+	le_put32(pb->buf + 12, 0);
+	memcpy(pb->buf + 16, pb->id, PACK_ID_LEN);
+	pb->used = PACK_HDR_LEN;
+	pb->n = 0;
+	return 0;
+}
+
 int pack_builder_init(struct pack_builder *pb)
 {
 	int rc;
 
 	memset(pb, 0, sizeof(*pb));
-	rc = util_random(pb->id, PACK_ID_LEN);
-	if (rc)
-		return rc;
 	pb->buf = malloc(BUF_CAP);
 	if (!pb->buf)
 		return -ENOMEM;
@@ -91,12 +103,10 @@ int pack_builder_init(struct pack_builder *pb)
 		pb->buf = NULL;
 		return -ENOMEM;
 	}
-	memcpy(pb->buf, pack_magic, 8);
-	le_put32(pb->buf + 8, PACK_VERSION);
-	le_put32(pb->buf + 12, 0);
-	memcpy(pb->buf + 16, pb->id, PACK_ID_LEN);
-	pb->used = PACK_HDR_LEN;
-	return 0;
+	rc = pack_builder_reset(pb);
+	if (rc)
+		pack_builder_free(pb);
+	return rc;
 }
 
 void pack_builder_free(struct pack_builder *pb)

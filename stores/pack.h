@@ -46,6 +46,8 @@ struct pack_builder {
 /* Allocate a builder with a fresh random pack id. */
 int pack_builder_init(struct pack_builder *pb);
 void pack_builder_free(struct pack_builder *pb);
+/* Empty the builder for reuse under a fresh random pack id (no allocation). */
+int pack_builder_reset(struct pack_builder *pb);
 /* 1 if a record of rec_len bytes can still be appended. An empty builder takes any record. */
 int pack_builder_fits(const struct pack_builder *pb, size_t rec_len);
 /* Append an encoded record (pack_builder_fits() must have said yes). *offset gets its place. */

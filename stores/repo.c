@@ -18,13 +18,15 @@
  * backend call run outside it. repo_chunk_put looks the id up, encodes the record into
  * a pooled scratch buffer, then appends under the lock after a second lookup, so
  * concurrent puts of one content store it once. A full pack is swapped for a fresh one
- * under the lock and written by the thread that filled it, outside the lock; until it
- * is stored its records are served from memory.
+ * under the lock and handed to the writer thread, which stores it outside the lock;
+ * until it is stored its records are served from memory. At most MAX_SEALED packs wait
+ * for the writer: beyond that, puts wait (backpressure), so memory stays bounded.
  *
  * Pack slot states: OPEN (taking records) -> SEALED (complete, not yet stored; one
  * thread at a time writes it, flagged by 'writing') -> STORED (pack and index segment
- * written, memory freed). A failed write leaves the slot SEALED, to be retried by the
- * next repo_flush().
+ * written, memory freed). A failed write leaves the slot SEALED and 'failed': the
+ * writer thread skips it, puts fail with the write's error, and the next repo_flush()
+ * retries it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -52,6 +54,7 @@
 #define REPO_VERSION 1
 #define CACHE_DEFAULT (256u << 20)
 #define NO_SLOT UINT32_MAX
+#define MAX_SEALED 3
 
 enum slot_state { SLOT_OPEN, SLOT_SEALED, SLOT_STORED };
 
@@ -59,6 +62,7 @@ struct pack_slot {
 	uint8_t id[PACK_ID_LEN];
 	enum slot_state state;
 	int writing;               /* a thread is writing this SEALED pack */
+	int failed;                /* its last write failed; only repo_flush() retries */
 	struct pack_builder *pb;   /* records in memory until STORED */
 };
 
@@ -71,10 +75,16 @@ struct repo {
 
 	pthread_mutex_t lock;
 	pthread_cond_t written;    /* a pack write finished */
+	pthread_cond_t work;       /* a pack was sealed, or the writer must stop */
+	pthread_t writer;
+	int writer_running, writer_stop;
+	uint32_t sealed;           /* SEALED slots neither failed nor stored */
+	int write_err;             /* error of a failed pack write, until a flush succeeds */
 	struct index *ix;
 	struct pack_slot *slots;
 	uint32_t nslots, cap_slots;
 	uint32_t open_slot;
+	struct pack_builder *spare; /* a stored pack's builder, kept for the next pack */
 	uint64_t chunks, stored_bytes, plain_bytes, packs;
 	atomic_uint_fast64_t dedup_hits;
 
@@ -225,6 +235,7 @@ static int slot_add(struct repo *r, const uint8_t id[PACK_ID_LEN], enum slot_sta
 	memcpy(r->slots[r->nslots].id, id, PACK_ID_LEN);
 	r->slots[r->nslots].state = state;
 	r->slots[r->nslots].writing = 0;
+	r->slots[r->nslots].failed = 0;
 	r->slots[r->nslots].pb = pb;
 	*out = r->nslots++;
 	return 0;
@@ -233,14 +244,22 @@ static int slot_add(struct repo *r, const uint8_t id[PACK_ID_LEN], enum slot_sta
 /* Open a fresh pack as the open slot; caller holds r->lock. */
 static int open_pack(struct repo *r)
 {
-	struct pack_builder *pb = malloc(sizeof(*pb));
+	struct pack_builder *pb = r->spare;
 	int rc;
 
-	if (!pb)
-		return -ENOMEM;
-	rc = pack_builder_init(pb);
-	if (rc)
-		goto out_free_pb;
+	if (pb) {
+		r->spare = NULL;
+		rc = pack_builder_reset(pb);
+		if (rc)
+			goto out_builder_free;
+	} else {
+		pb = malloc(sizeof(*pb));
+		if (!pb)
+			return -ENOMEM;
+		rc = pack_builder_init(pb);
+		if (rc)
+			goto out_free_pb;
+	}
 	rc = slot_add(r, pb->id, SLOT_OPEN, pb, &r->open_slot);
 	if (rc)
 		goto out_builder_free;
@@ -286,18 +305,63 @@ static int write_pack(struct repo *r, uint32_t s)
 out_done:
 	pthread_mutex_lock(&r->lock);
 	r->slots[s].writing = 0;
+	r->sealed--;
 	if (rc == 0) {
 		r->slots[s].state = SLOT_STORED;
 		r->slots[s].pb = NULL;
 		r->packs++;
+		if (!r->spare) {
+			r->spare = pb;
+			pb = NULL;
+		}
+	} else {
+		r->slots[s].failed = 1;
+		r->write_err = rc;
 	}
 	pthread_cond_broadcast(&r->written);
 	pthread_mutex_unlock(&r->lock);
-	if (rc == 0) {
+	if (rc == 0 && pb) {
 		pack_builder_free(pb);
 		free(pb);
 	}
 	return rc;
+}
+
+/* Store sealed packs in order until told to stop. */
+static void *writer_main(void *arg)
+{
+	struct repo *r = arg;
+
+	pthread_mutex_lock(&r->lock);
+	for (;;) {
+		uint32_t s;
+
+		for (s = 0; s < r->nslots; s++)
+			if (r->slots[s].state == SLOT_SEALED && !r->slots[s].writing &&
+			    !r->slots[s].failed)
+				break;
+		if (s < r->nslots) {
+			r->slots[s].writing = 1;
+			pthread_mutex_unlock(&r->lock);
+			write_pack(r, s);
+			pthread_mutex_lock(&r->lock);
+			continue;
+		}
+		if (r->writer_stop)
+			break;
+		pthread_cond_wait(&r->work, &r->lock);
+	}
+	pthread_mutex_unlock(&r->lock);
+	return NULL;
+}
+
+/* Seal the open pack and wake the writer; caller holds r->lock. */
+static void seal_open(struct repo *r)
+{
+	r->slots[r->open_slot].state = SLOT_SEALED;
+	r->open_slot = NO_SLOT;
+	r->sealed++;
+	pthread_cond_signal(&r->work);
 }
 
 /* ---- chunks ---- */
@@ -308,7 +372,6 @@ int repo_chunk_put(struct repo *r, enum chunk_kind kind, const void *data, size_
 	struct index_loc loc;
 	struct chunk_id id;
 	struct pack_builder *pb;
-	uint32_t seal = NO_SLOT;
 	uint64_t off;
 	size_t rec_len;
 	void *rec;
@@ -341,21 +404,21 @@ int repo_chunk_put(struct repo *r, enum chunk_kind kind, const void *data, size_
 		bufpool_put(r->scratch, rec);
 		goto out_dedup;
 	}
+	if (r->open_slot != NO_SLOT && !pack_builder_fits(r->slots[r->open_slot].pb, rec_len))
+		seal_open(r);
+	while (r->sealed > MAX_SEALED && !r->write_err)
+		pthread_cond_wait(&r->written, &r->lock);
+	if (r->write_err) {
+		rc = r->write_err;
+		goto out_unlock;
+	}
 	if (r->open_slot == NO_SLOT && (rc = open_pack(r)) != 0)
 		goto out_unlock;
 	pb = r->slots[r->open_slot].pb;
-	if (!pack_builder_fits(pb, rec_len)) {
-		seal = r->open_slot;
-		r->slots[seal].state = SLOT_SEALED;
-		r->slots[seal].writing = 1;
-		r->open_slot = NO_SLOT;
-		rc = open_pack(r);
-		if (rc) {
-			/* left SEALED for the next repo_flush() */
-			r->slots[seal].writing = 0;
-			seal = NO_SLOT;
+	if (!pack_builder_fits(pb, rec_len)) { /* filled by others while we waited */
+		seal_open(r);
+		if ((rc = open_pack(r)) != 0)
 			goto out_unlock;
-		}
 		pb = r->slots[r->open_slot].pb;
 	}
 	pack_builder_append(pb, rec, rec_len, (uint8_t)kind, &id, (uint32_t)len, &off);
@@ -376,12 +439,6 @@ out_unlock:
 	pthread_mutex_unlock(&r->lock);
 out_put_scratch:
 	bufpool_put(r->scratch, rec);
-	if (seal != NO_SLOT) {
-		int wrc = write_pack(r, seal);
-
-		if (!rc)
-			rc = wrc;
-	}
 	return rc;
 
 out_dedup:
@@ -470,16 +527,18 @@ int repo_flush(struct repo *r)
 	if (r->read_only)
 		return 0;
 	pthread_mutex_lock(&r->lock);
-	if (r->open_slot != NO_SLOT && r->slots[r->open_slot].pb->n) {
-		r->slots[r->open_slot].state = SLOT_SEALED;
-		r->open_slot = NO_SLOT;
-	}
+	if (r->open_slot != NO_SLOT && r->slots[r->open_slot].pb->n)
+		seal_open(r);
 	n = r->nslots;
 	for (uint32_t s = 0; s < n; s++) {
 		while (r->slots[s].state == SLOT_SEALED) {
 			if (r->slots[s].writing) {
 				pthread_cond_wait(&r->written, &r->lock);
 				continue;
+			}
+			if (r->slots[s].failed) {
+				r->slots[s].failed = 0;
+				r->sealed++;
 			}
 			r->slots[s].writing = 1;
 			pthread_mutex_unlock(&r->lock);
@@ -492,6 +551,8 @@ int repo_flush(struct repo *r)
 			}
 		}
 	}
+	if (!rc)
+		r->write_err = 0;
 	pthread_mutex_unlock(&r->lock);
 	return rc;
 }
@@ -688,6 +749,7 @@ int repo_open(const char *url, const struct repo_open_opts *o, struct repo **out
 	r->read_only = o && o->read_only;
 	pthread_mutex_init(&r->lock, NULL);
 	pthread_cond_init(&r->written, NULL);
+	pthread_cond_init(&r->work, NULL);
 	rc = backend_local_open(url, 0, &r->be);
 	if (rc)
 		goto out_free_repo;
@@ -717,6 +779,12 @@ int repo_open(const char *url, const struct repo_open_opts *o, struct repo **out
 	rc = load_index(r);
 	if (rc)
 		goto out_destroy_index;
+	if (!r->read_only) {
+		rc = -pthread_create(&r->writer, NULL, writer_main, r);
+		if (rc)
+			goto out_destroy_index;
+		r->writer_running = 1;
+	}
 	*out = r;
 	return 0;
 
@@ -733,6 +801,7 @@ out_unlock:
 out_close_backend:
 	backend_close(r->be);
 out_free_repo:
+	pthread_cond_destroy(&r->work);
 	pthread_cond_destroy(&r->written);
 	pthread_mutex_destroy(&r->lock);
 	free(r);
@@ -748,11 +817,22 @@ void repo_close(struct repo *r)
 	rc = repo_flush(r);
 	if (rc)
 		log_error("repo", "flush at close failed: %s; unflushed chunks are lost", strerror(-rc));
+	if (r->writer_running) {
+		pthread_mutex_lock(&r->lock);
+		r->writer_stop = 1;
+		pthread_cond_signal(&r->work);
+		pthread_mutex_unlock(&r->lock);
+		pthread_join(r->writer, NULL);
+	}
 	for (uint32_t s = 0; s < r->nslots; s++) {
 		if (r->slots[s].pb) {
 			pack_builder_free(r->slots[s].pb);
 			free(r->slots[s].pb);
 		}
+	}
+	if (r->spare) {
+		pack_builder_free(r->spare);
+		free(r->spare);
 	}
 	free(r->slots);
 	index_destroy(r->ix);
@@ -761,6 +841,7 @@ void repo_close(struct repo *r)
 	if (r->lock_fd >= 0)
 		close(r->lock_fd);
 	backend_close(r->be);
+	pthread_cond_destroy(&r->work);
 	pthread_cond_destroy(&r->written);
 	pthread_mutex_destroy(&r->lock);
 	free(r);

@@ -66,7 +66,7 @@ static double run(int m)
 
 int main(int argc, char **argv)
 {
-	char *dir = argc > 1 ? strdup(argv[1]) : tmpdir_new();
+	char *dir = argc > 1 && argv[1][0] ? strdup(argv[1]) : tmpdir_new();
 	double mb, t_bare, t_put, t_flush, t_get, t_hot;
 	struct repo_open_opts oo = { .cache_bytes = 1u << 30 };
 	struct repo_stats st;
@@ -107,7 +107,7 @@ int main(int argc, char **argv)
 	printf("repo_chunk_get cold      %8.0f MB/s\n", mb / t_get);
 	printf("repo_chunk_get cached    %8.0f MB/s   (%.1f us/chunk/thread)\n", mb / t_hot,
 	       t_hot * 1e6 * nthreads / nchunks);
-	if (argc <= 1)
+	if (argc <= 1 || !argv[1][0])
 		rm_rf(dir);
 	free(dir);
 	free(data);
