@@ -54,6 +54,7 @@
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
+#define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack */
 #include <xxhash.h>
 
 #include "log.h"
@@ -172,7 +173,8 @@ static int list_segments(const char *dir, uint64_t **out, unsigned *n_out)
 		}
 		v[n++] = seq;
 	}
-	qsort(v, n, sizeof(*v), cmp_u64);
+	if (n)
+		qsort(v, n, sizeof(*v), cmp_u64);
 	*out = v;
 	*n_out = n;
 	closedir(d);
@@ -296,6 +298,12 @@ static int scan(struct journal *j)
 				 path, fsize);
 			unlink(path);
 			break;
+		}
+		if (memcmp(hdr + 8, j->volid, 16)) {
+			close(fd);
+			log_error("journal", "%s belongs to another volume; not opening it", path);
+			ret = -EBADMSG;
+			goto out_free_buf;
 		}
 		s.prev_hash = hash = get64(hdr + 32);
 		seq = firsts[i];
@@ -655,6 +663,16 @@ uint64_t journal_bytes(struct journal *j)
 
 	pthread_mutex_lock(&j->lock);
 	v = j->total_bytes;
+	pthread_mutex_unlock(&j->lock);
+	return v;
+}
+
+unsigned journal_segments(struct journal *j)
+{
+	unsigned v;
+
+	pthread_mutex_lock(&j->lock);
+	v = j->nsegs;
 	pthread_mutex_unlock(&j->lock);
 	return v;
 }

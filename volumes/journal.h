@@ -43,6 +43,7 @@ struct journal_iter;
 /* Open (creating dir if needed) the journal in dir. volid (16 bytes) is stamped into
  * new segment headers. Existing segments are scanned and verified; the first bad record
  * cuts the tail (the file is truncated there, later segments deleted; logged at warn).
+ * -EBADMSG (and nothing touched) if a segment header names another volume.
  * min_next_seq: the next record gets a seq >= this (a checkpoint may know of seqs the
  * journal lost). segment_bytes: rotate to a new segment past this size (0 = default). */
 int journal_open(const char *dir, const uint8_t volid[16], uint64_t min_next_seq,
@@ -64,6 +65,8 @@ uint64_t journal_next_seq(struct journal *j);
 /* Seq of the oldest record kept (== next seq when there is none). */
 uint64_t journal_first_seq(struct journal *j);
 uint64_t journal_bytes(struct journal *j);
+/* Segment files (>= 1; the last one is active). */
+unsigned journal_segments(struct journal *j);
 /* Largest payload a record may carry with this journal's segment size. */
 uint32_t journal_max_payload(struct journal *j);
 

@@ -1,1 +1,877 @@
-/* placeholder: being written */
+/* volume.c - the volume engine: open/close, the IO path, folding and checkpoints.
+ * Heads and create/list/lookup/delete are in volume_head.c.
+ *
+ * State under the locks (lock order: wlock -> gate -> olock -> blockmap's own lock):
+ *   wlock   write order: a record is appended to the journal and applied to the overlay
+ *           (or the map, for whole zeroed chunks) before the next record is appended.
+ *   gate    rwlock: folds and zero-range map updates hold it shared while they change
+ *           the map; a checkpoint holds it exclusive while it picks its ckpt seq and
+ *           stores the map, so the stored root is exactly "every record < ckpt seq".
+ *   olock   the overlay, applied_next, force_below, fold/ckpt flags, and every map
+ *           change made together with an overlay change.
+ *
+ * Invariants (under olock):
+ *   - every record with seq < applied_next is in the overlay or the map;
+ *   - for a chunk with an overlay entry e, the map holds every record touching the
+ *     chunk with seq < e->first_seq; without an entry the map holds all of them;
+ *   - only one fold of a chunk runs at a time (e->folding), and only a fold or a
+ *     whole-chunk zero changes the map entry of a chunk, under olock.
+ * Hence the checkpoint seq S = min(first_seq over entries, applied_next), and a read
+ * that finds the same map id before and after fetching the base chunk saw a
+ * consistent base.
+ */
+#include "volume.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "blockmap.h"
+#include "bufpool.h"
+#include "journal.h"
+#include "log.h"
+#include "overlay.h"
+#include "util.h"
+#include "volume_head.h"
+
+#define NFOLDERS 2
+#define READ_BUFS 16
+#define FOLD_AGE_NS (250ull * 1000 * 1000)
+#define CKPT_INTERVAL_MS 2000
+#define OVERLAY_DEFAULT (256ull << 20)
+#define JOURNAL_MAX_DEFAULT (1ull << 30)
+#define PICK_SCAN 64
+
+struct folder {
+	struct volume *v;
+	pthread_t th;
+	int started;
+	void *copy;   /* chunk_size: the overlay buffer as it was at pick time */
+	void *base;   /* chunk_size: the base chunk to merge onto */
+	uint64_t bitmap[OVERLAY_BITMAP_WORDS];
+};
+
+struct volume {
+	struct chunk_store *cs;
+	struct volume_head head;  /* as last written; under ckpt_lock */
+	struct volume_info info;
+	uint64_t nchunks;
+	uint32_t chunk_size;
+	unsigned cshift;
+	int read_only;
+	int claimed;                 /* holds the process-wide open claim (read-write) */
+	uint64_t journal_max;
+	struct journal *j;
+	struct overlay *ov;
+	struct blockmap *bm;
+	struct bufpool *rpool;
+
+	pthread_mutex_t wlock;
+	pthread_rwlock_t gate;
+	pthread_mutex_t olock;
+	pthread_cond_t space_cond;   /* overlay entry freed, journal space freed */
+	pthread_cond_t fold_cond;    /* work for folders */
+	pthread_cond_t folded_cond;  /* a fold finished */
+	pthread_cond_t ckpt_cond;    /* wake the checkpoint thread */
+	pthread_mutex_t ckpt_lock;   /* one checkpoint at a time */
+
+	uint64_t applied_next;
+	uint64_t force_below;
+	unsigned space_waiters;
+	unsigned forcing;            /* checkpoints waiting for forced folds */
+	int journal_full;
+	int stop;
+	int fold_err;
+	uint64_t folds_at_ckpt;
+
+	uint64_t writes, reads, flushes, folds; /* atomics */
+
+	struct folder folders[NFOLDERS];
+	pthread_t ckpt_th;
+	int ckpt_started;
+};
+
+static void abs_deadline(struct timespec *ts, unsigned ms)
+{
+	clock_gettime(CLOCK_REALTIME, ts);
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
+static int range_ok(const struct volume *v, uint64_t off, uint64_t len)
+{
+	if (off % VOLUME_SECTOR || len % VOLUME_SECTOR)
+		return -EINVAL;
+	if (off > v->info.size || len > v->info.size - off)
+		return -ERANGE;
+	return 0;
+}
+
+/* ---- applying records (caller holds wlock) ---- */
+
+static void apply_write(struct volume *v, uint64_t off, const void *data, uint64_t len,
+			uint64_t seq)
+{
+	const char *p = data;
+
+	while (len) {
+		uint64_t c = off >> v->cshift;
+		uint32_t co = (uint32_t)(off & (v->chunk_size - 1));
+		uint32_t n = (uint32_t)MIN(len, (uint64_t)(v->chunk_size - co));
+		struct overlay_entry *e;
+
+		pthread_mutex_lock(&v->olock);
+		while (!(e = overlay_get(v->ov, c, seq))) {
+			v->space_waiters++;
+			pthread_cond_broadcast(&v->fold_cond);
+			pthread_cond_wait(&v->space_cond, &v->olock);
+			v->space_waiters--;
+		}
+		overlay_apply(v->ov, e, co, n, p, seq);
+		pthread_cond_signal(&v->fold_cond);
+		pthread_mutex_unlock(&v->olock);
+		off += n;
+		len -= n;
+		if (p)
+			p += n;
+	}
+}
+
+static int apply_zero(struct volume *v, uint64_t off, uint64_t len, uint64_t seq)
+{
+	uint64_t cmask = v->chunk_size - 1, c0, c1;
+	int ret;
+
+	if (off & cmask) {
+		uint64_t n = MIN(len, v->chunk_size - (off & cmask));
+
+		apply_write(v, off, NULL, n, seq);
+		off += n;
+		len -= n;
+	}
+	if (len & cmask) {
+		uint64_t n = len & cmask;
+
+		apply_write(v, off + len - n, NULL, n, seq);
+		len -= n;
+	}
+	if (!len)
+		return 0;
+	c0 = off >> v->cshift;
+	c1 = (off + len) >> v->cshift;
+	pthread_rwlock_rdlock(&v->gate);
+	pthread_mutex_lock(&v->olock);
+	if (c1 - c0 <= overlay_count(v->ov)) {
+		for (uint64_t c = c0; c < c1; c++) {
+			struct overlay_entry *e = overlay_find(v->ov, c);
+
+			if (!e)
+				continue;
+			if (e->folding)
+				overlay_apply(v->ov, e, 0, v->chunk_size, NULL, seq);
+			else
+				overlay_remove(v->ov, e);
+		}
+	} else {
+		struct overlay_entry *e = overlay_oldest(v->ov), *nx;
+
+		for (; e; e = nx) {
+			nx = overlay_younger(e);
+			if (e->chunk < c0 || e->chunk >= c1)
+				continue;
+			if (e->folding)
+				overlay_apply(v->ov, e, 0, v->chunk_size, NULL, seq);
+			else
+				overlay_remove(v->ov, e);
+		}
+	}
+	ret = blockmap_zero_range(v->bm, c0, c1 - c0);
+	pthread_cond_broadcast(&v->space_cond);
+	pthread_mutex_unlock(&v->olock);
+	pthread_rwlock_unlock(&v->gate);
+	if (ret)
+		log_error("volume", "%s: cannot clear map range: %s", v->info.name, strerror(-ret));
+	return ret;
+}
+
+static void set_applied(struct volume *v, uint64_t seq)
+{
+	pthread_mutex_lock(&v->olock);
+	v->applied_next = seq + 1;
+	pthread_mutex_unlock(&v->olock);
+}
+
+/* Writers wait while the journal holds more than journal_max and could shrink. */
+static void wait_journal_space(struct volume *v)
+{
+	if (journal_bytes(v->j) <= v->journal_max)
+		return;
+	pthread_mutex_lock(&v->olock);
+	while (!v->stop && journal_bytes(v->j) > v->journal_max && journal_segments(v->j) > 1) {
+		struct timespec ts;
+
+		v->journal_full = 1;
+		pthread_cond_signal(&v->ckpt_cond);
+		abs_deadline(&ts, 100);
+		pthread_cond_timedwait(&v->space_cond, &v->olock, &ts);
+	}
+	pthread_mutex_unlock(&v->olock);
+}
+
+/* ---- folding ---- */
+
+static struct overlay_entry *pick(struct volume *v)
+{
+	int pressure = v->space_waiters || v->journal_full ||
+		       overlay_count(v->ov) * 2 >= overlay_capacity(v->ov);
+	uint64_t now = util_mono_ns();
+	unsigned scanned = 0;
+
+	for (struct overlay_entry *e = overlay_oldest(v->ov); e; e = overlay_younger(e)) {
+		if (e->folding)
+			continue;
+		if (pressure || e->first_seq < v->force_below || overlay_full(v->ov, e) ||
+		    now - e->born_ns >= FOLD_AGE_NS)
+			return e;
+		if (++scanned >= PICK_SCAN && !v->forcing)
+			break;
+	}
+	return NULL;
+}
+
+/* Build the new content of chunk c from the folder's copy and store it. */
+static int fold_chunk(struct volume *v, struct folder *f, uint64_t c, int full,
+		      struct chunk_id *id)
+{
+	const void *data = f->copy;
+	struct chunk_id base;
+	int ret;
+
+	/* Also loads the map path, so that blockmap_set() later does no IO under olock. */
+	ret = blockmap_lookup(v->bm, c, 1, &base);
+	if (ret)
+		return ret;
+	if (!full) {
+		size_t len = 0;
+
+		if (chunk_id_is_null(&base)) {
+			memset(f->base, 0, v->chunk_size);
+		} else {
+			ret = v->cs->ops->get(v->cs->ctx, &base, f->base, v->chunk_size, &len);
+			if (ret)
+				return ret == -ENOENT ? -EIO : ret;
+			if (len != v->chunk_size)
+				return -EBADMSG;
+		}
+		overlay_merge(v->ov, f->copy, f->bitmap, f->base);
+		data = f->base;
+	}
+	return v->cs->ops->put(v->cs->ctx, CHUNK_DATA, data, v->chunk_size, id);
+}
+
+static void *fold_main(void *arg)
+{
+	struct folder *f = arg;
+	struct volume *v = f->v;
+
+	pthread_mutex_lock(&v->olock);
+	while (!v->stop) {
+		struct overlay_entry *e = pick(v);
+		struct chunk_id id;
+		uint64_t c, last;
+		int full, ret;
+
+		if (!e) {
+			struct timespec ts;
+
+			abs_deadline(&ts, 50);
+			pthread_cond_timedwait(&v->fold_cond, &v->olock, &ts);
+			continue;
+		}
+		e->folding = 1;
+		c = e->chunk;
+		last = e->last_seq;
+		full = overlay_full(v->ov, e);
+		memcpy(f->copy, e->buf, v->chunk_size);
+		memcpy(f->bitmap, e->bitmap, sizeof(f->bitmap));
+		pthread_mutex_unlock(&v->olock);
+
+		ret = fold_chunk(v, f, c, full, &id);
+
+		pthread_rwlock_rdlock(&v->gate);
+		pthread_mutex_lock(&v->olock);
+		e = overlay_find(v->ov, c);
+		if (!ret)
+			ret = blockmap_set(v->bm, c, &id);
+		if (ret) {
+			struct timespec ts;
+
+			e->folding = 0;
+			if (v->fold_err != ret)
+				log_error("volume", "%s: fold of chunk %" PRIu64 " failed: %s",
+					  v->info.name, c, strerror(-ret));
+			v->fold_err = ret;
+			pthread_rwlock_unlock(&v->gate);
+			pthread_cond_broadcast(&v->folded_cond);
+			abs_deadline(&ts, 200);
+			pthread_cond_timedwait(&v->fold_cond, &v->olock, &ts);
+			continue;
+		}
+		v->fold_err = 0;
+		if (e->last_seq == last) {
+			overlay_remove(v->ov, e);
+			pthread_cond_broadcast(&v->space_cond);
+		} else {
+			e->first_seq = last + 1;
+			e->folding = 0;
+			overlay_touch(v->ov, e, util_mono_ns());
+		}
+		__atomic_add_fetch(&v->folds, 1, __ATOMIC_RELAXED);
+		pthread_cond_broadcast(&v->folded_cond);
+		pthread_rwlock_unlock(&v->gate);
+	}
+	pthread_mutex_unlock(&v->olock);
+	return NULL;
+}
+
+/* ---- checkpoints ---- */
+
+/* Fold every record applied so far (when force), store the map, write a head, and
+ * drop the journal segments it makes unnecessary. */
+static int checkpoint(struct volume *v, int force)
+{
+	struct chunk_id root;
+	uint64_t s, next, folds;
+	int ret = 0;
+
+	pthread_mutex_lock(&v->ckpt_lock);
+	if (force) {
+		uint64_t target;
+
+		pthread_mutex_lock(&v->olock);
+		target = v->applied_next;
+		if (v->force_below < target)
+			v->force_below = target;
+		v->forcing++;
+		pthread_cond_broadcast(&v->fold_cond);
+		while (overlay_min_first_seq(v->ov, UINT64_MAX) < target) {
+			struct timespec ts;
+			uint64_t before = v->folds;
+
+			abs_deadline(&ts, 1000);
+			pthread_cond_timedwait(&v->folded_cond, &v->olock, &ts);
+			if (v->fold_err && v->folds == before) {
+				ret = v->fold_err;
+				break;
+			}
+		}
+		v->forcing--;
+		pthread_mutex_unlock(&v->olock);
+		if (ret)
+			goto out_unlock;
+	}
+	pthread_rwlock_wrlock(&v->gate);
+	pthread_mutex_lock(&v->olock);
+	s = overlay_min_first_seq(v->ov, v->applied_next);
+	if (s > v->applied_next)
+		s = v->applied_next;
+	folds = v->folds;
+	pthread_mutex_unlock(&v->olock);
+	next = journal_next_seq(v->j);
+	ret = blockmap_flush(v->bm, &root);
+	pthread_rwlock_unlock(&v->gate);
+	if (ret)
+		goto out_unlock;
+	if (!memcmp(&root, &v->head.root, sizeof(root)) && s == v->head.info.ckpt_seq &&
+	    next == v->head.next_seq)
+		goto out_unlock;
+	ret = v->cs->ops->flush(v->cs->ctx);
+	if (ret)
+		goto out_unlock;
+	v->head.version++;
+	v->head.root = root;
+	v->head.info.ckpt_seq = s;
+	v->head.next_seq = next;
+	ret = volume_head_put(v->cs, &v->head);
+	if (ret) {
+		log_error("volume", "%s: cannot write a checkpoint head: %s", v->info.name,
+			  strerror(-ret));
+		goto out_unlock;
+	}
+	__atomic_store_n(&v->info.ckpt_seq, s, __ATOMIC_RELAXED);
+	v->folds_at_ckpt = folds;
+	ret = journal_delete_before(v->j, s);
+	pthread_mutex_lock(&v->olock);
+	v->journal_full = 0;
+	pthread_cond_broadcast(&v->space_cond);
+	pthread_mutex_unlock(&v->olock);
+out_unlock:
+	pthread_mutex_unlock(&v->ckpt_lock);
+	return ret;
+}
+
+static void *ckpt_main(void *arg)
+{
+	struct volume *v = arg;
+
+	pthread_mutex_lock(&v->olock);
+	while (!v->stop) {
+		struct timespec ts;
+		int full, due;
+
+		abs_deadline(&ts, CKPT_INTERVAL_MS);
+		pthread_cond_timedwait(&v->ckpt_cond, &v->olock, &ts);
+		if (v->stop)
+			break;
+		full = v->journal_full || journal_bytes(v->j) > v->journal_max / 2;
+		due = full || __atomic_load_n(&v->folds, __ATOMIC_RELAXED) != v->folds_at_ckpt;
+		pthread_mutex_unlock(&v->olock);
+		if (due) {
+			int ret = checkpoint(v, full);
+
+			if (ret)
+				log_warn("volume", "%s: checkpoint failed: %s", v->info.name,
+					 strerror(-ret));
+		}
+		pthread_mutex_lock(&v->olock);
+	}
+	pthread_mutex_unlock(&v->olock);
+	return NULL;
+}
+
+/* ---- open / close ---- */
+
+static void stop_threads(struct volume *v)
+{
+	pthread_mutex_lock(&v->olock);
+	v->stop = 1;
+	pthread_cond_broadcast(&v->fold_cond);
+	pthread_cond_broadcast(&v->ckpt_cond);
+	pthread_cond_broadcast(&v->space_cond);
+	pthread_mutex_unlock(&v->olock);
+	for (int i = 0; i < NFOLDERS; i++)
+		if (v->folders[i].started)
+			pthread_join(v->folders[i].th, NULL);
+	if (v->ckpt_started)
+		pthread_join(v->ckpt_th, NULL);
+	for (int i = 0; i < NFOLDERS; i++) {
+		v->folders[i].started = 0;
+		free(v->folders[i].copy);
+		free(v->folders[i].base);
+		v->folders[i].copy = v->folders[i].base = NULL;
+	}
+	v->ckpt_started = 0;
+}
+
+static void destroy(struct volume *v)
+{
+	journal_close(v->j);
+	overlay_destroy(v->ov);
+	blockmap_close(v->bm);
+	bufpool_destroy(v->rpool);
+	pthread_mutex_destroy(&v->wlock);
+	pthread_rwlock_destroy(&v->gate);
+	pthread_mutex_destroy(&v->olock);
+	pthread_cond_destroy(&v->space_cond);
+	pthread_cond_destroy(&v->fold_cond);
+	pthread_cond_destroy(&v->folded_cond);
+	pthread_cond_destroy(&v->ckpt_cond);
+	pthread_mutex_destroy(&v->ckpt_lock);
+	if (v->claimed)
+		volume_head_release(v->cs, v->info.id);
+	free(v);
+}
+
+static int replay(struct volume *v)
+{
+	struct journal_iter *it;
+	struct journal_rec r;
+	uint64_t from = v->head.info.ckpt_seq, n = 0, first = 0;
+	int ret;
+
+	ret = journal_iter_open(v->j, from, &it);
+	if (ret)
+		return ret;
+	pthread_mutex_lock(&v->wlock);
+	while ((ret = journal_iter_next(it, &r)) == 1) {
+		if (!first)
+			first = r.seq;
+		if (r.offset > v->info.size || r.length > v->info.size - r.offset) {
+			if (r.type == JOURNAL_WRITE || r.type == JOURNAL_ZERO) {
+				log_error("volume", "%s: journal record %" PRIu64
+					  " lies beyond the end; skipped", v->info.name, r.seq);
+				continue;
+			}
+		}
+		if (r.type == JOURNAL_WRITE)
+			apply_write(v, r.offset, r.payload, r.length, r.seq);
+		else if (r.type == JOURNAL_ZERO)
+			apply_zero(v, r.offset, r.length, r.seq);
+		set_applied(v, r.seq);
+		n++;
+	}
+	pthread_mutex_unlock(&v->wlock);
+	journal_iter_close(it);
+	if (ret < 0)
+		return ret;
+	if (first > from && from < v->head.next_seq)
+		log_error("volume", "%s: journal records %" PRIu64 "..%" PRIu64
+			  " are missing; their writes are lost", v->info.name, from,
+			  MIN(first ? first : v->head.next_seq, v->head.next_seq) - 1);
+	if (n)
+		log_info("volume", "%s: replayed %" PRIu64 " journal records from seq %" PRIu64,
+			 v->info.name, n, from);
+	return 0;
+}
+
+int volume_open(struct chunk_store *cs, const char *name, const struct volume_open_opts *o,
+		struct volume **out)
+{
+	struct volume *v;
+	pthread_rwlockattr_t ra;
+	char dir[4096];
+	uint8_t volid[16];
+	uint64_t ovb, seg;
+	unsigned nbufs;
+	int ret;
+
+	if (!o || (!o->state_dir && !o->read_only))
+		return -EINVAL;
+	v = calloc(1, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	v->cs = cs;
+	ret = volume_head_find(cs, name, &v->head);
+	if (ret)
+		goto out_free;
+	v->info = v->head.info;
+	if (v->info.chunk_size < CHUNK_SIZE_MIN || v->info.chunk_size > CHUNK_SIZE_MAX ||
+	    (v->info.chunk_size & (v->info.chunk_size - 1)) || !v->info.size ||
+	    util_unhex(v->info.id, volid, sizeof(volid))) {
+		ret = -EBADMSG;
+		goto out_free;
+	}
+	if (!o->read_only) {
+		ret = volume_head_claim(cs, v->info.id);
+		if (ret)
+			goto out_free;
+		v->claimed = 1;
+	}
+	v->chunk_size = v->info.chunk_size;
+	v->cshift = (unsigned)__builtin_ctz(v->chunk_size);
+	v->nchunks = (v->info.size + v->chunk_size - 1) >> v->cshift;
+	v->read_only = o->read_only;
+	pthread_mutex_init(&v->wlock, NULL);
+	pthread_rwlockattr_init(&ra);
+	pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&v->gate, &ra);
+	pthread_rwlockattr_destroy(&ra);
+	pthread_mutex_init(&v->olock, NULL);
+	pthread_cond_init(&v->space_cond, NULL);
+	pthread_cond_init(&v->fold_cond, NULL);
+	pthread_cond_init(&v->folded_cond, NULL);
+	pthread_cond_init(&v->ckpt_cond, NULL);
+	pthread_mutex_init(&v->ckpt_lock, NULL);
+	ret = blockmap_open(cs, v->nchunks, &v->head.root, &v->bm);
+	if (ret)
+		goto out_destroy;
+	v->rpool = bufpool_create(v->chunk_size, READ_BUFS);
+	if (!v->rpool) {
+		ret = -ENOMEM;
+		goto out_destroy;
+	}
+	if (v->read_only) {
+		*out = v;
+		return 0;
+	}
+	ovb = o->overlay_bytes ? o->overlay_bytes : OVERLAY_DEFAULT;
+	nbufs = (unsigned)MIN(ovb / v->chunk_size, (uint64_t)1 << 24);
+	if (nbufs < 2 * NFOLDERS + 2)
+		nbufs = 2 * NFOLDERS + 2;
+	ret = overlay_create(v->chunk_size, nbufs, &v->ov);
+	if (ret)
+		goto out_destroy;
+	seg = o->segment_bytes ? o->segment_bytes : JOURNAL_SEGMENT_DEFAULT;
+	v->journal_max = o->journal_max ? o->journal_max : JOURNAL_MAX_DEFAULT;
+	if (v->journal_max < 2 * seg)
+		v->journal_max = 2 * seg;
+	snprintf(dir, sizeof(dir), "%s/%s/journal", o->state_dir, v->info.id);
+	ret = journal_open(dir, volid, v->head.next_seq, seg, &v->j);
+	if (ret)
+		goto out_destroy;
+	v->applied_next = v->head.info.ckpt_seq;
+	v->force_below = 0;
+	for (int i = 0; i < NFOLDERS; i++) {
+		struct folder *f = &v->folders[i];
+
+		f->v = v;
+		f->copy = malloc(v->chunk_size);
+		f->base = malloc(v->chunk_size);
+		if (!f->copy || !f->base) {
+			ret = -ENOMEM;
+			goto out_stop;
+		}
+		ret = -pthread_create(&f->th, NULL, fold_main, f);
+		if (ret)
+			goto out_stop;
+		f->started = 1;
+	}
+	ret = replay(v);
+	if (ret)
+		goto out_stop;
+	set_applied(v, journal_next_seq(v->j) - 1);
+	ret = -pthread_create(&v->ckpt_th, NULL, ckpt_main, v);
+	if (ret)
+		goto out_stop;
+	v->ckpt_started = 1;
+	*out = v;
+	return 0;
+
+out_stop:
+	stop_threads(v);
+out_destroy:
+	destroy(v);
+	return ret;
+out_free:
+	free(v);
+	return ret;
+}
+
+int volume_close(struct volume *v)
+{
+	int ret = 0;
+
+	if (!v)
+		return 0;
+	if (!v->read_only) {
+		ret = checkpoint(v, 1);
+		if (ret)
+			log_error("volume", "%s: final checkpoint failed: %s; the journal keeps "
+				  "the unfolded writes", v->info.name, strerror(-ret));
+		stop_threads(v);
+	}
+	destroy(v);
+	return ret;
+}
+
+const struct volume_info *volume_get_info(const struct volume *v)
+{
+	return &v->info;
+}
+
+/* ---- IO ---- */
+
+static int fetch(struct volume *v, const struct chunk_id *id, uint32_t co, uint32_t n, char *dst)
+{
+	size_t len = 0;
+	char *tmp;
+	int ret;
+
+	if (chunk_id_is_null(id)) {
+		memset(dst, 0, n);
+		return 0;
+	}
+	if (n == v->chunk_size) {
+		ret = v->cs->ops->get(v->cs->ctx, id, dst, n, &len);
+	} else {
+		tmp = bufpool_get(v->rpool);
+		ret = v->cs->ops->get(v->cs->ctx, id, tmp, v->chunk_size, &len);
+		if (!ret && len == v->chunk_size)
+			memcpy(dst, tmp + co, n);
+		bufpool_put(v->rpool, tmp);
+	}
+	if (ret == -ENOENT || ret == -ENOBUFS)
+		ret = -EIO;
+	if (!ret && len != v->chunk_size)
+		ret = -EBADMSG;
+	return ret;
+}
+
+static int read_chunk(struct volume *v, uint64_t c, uint32_t co, uint32_t n, char *dst)
+{
+	struct chunk_id id, id2;
+	struct overlay_entry *e;
+	int ret;
+
+	if (!v->ov) {
+		ret = blockmap_lookup(v->bm, c, 1, &id);
+		return ret ? ret : fetch(v, &id, co, n, dst);
+	}
+	for (;;) {
+		pthread_mutex_lock(&v->olock);
+		e = overlay_find(v->ov, c);
+		if (e && overlay_covers(v->ov, e, co, n)) {
+			memcpy(dst, (char *)e->buf + co, n);
+			pthread_mutex_unlock(&v->olock);
+			return 0;
+		}
+		ret = blockmap_lookup(v->bm, c, 0, &id);
+		pthread_mutex_unlock(&v->olock);
+		if (ret == -EAGAIN) {
+			ret = blockmap_lookup(v->bm, c, 1, &id);
+			if (ret)
+				return ret;
+			continue;
+		}
+		if (ret)
+			return ret;
+		ret = fetch(v, &id, co, n, dst);
+		if (ret)
+			return ret;
+		pthread_mutex_lock(&v->olock);
+		ret = blockmap_lookup(v->bm, c, 0, &id2);
+		if (ret || memcmp(&id, &id2, sizeof(id))) {
+			pthread_mutex_unlock(&v->olock);
+			if (ret && ret != -EAGAIN)
+				return ret;
+			continue;
+		}
+		e = overlay_find(v->ov, c);
+		if (e)
+			overlay_copy_valid(v->ov, e, co, n, dst);
+		pthread_mutex_unlock(&v->olock);
+		return 0;
+	}
+}
+
+int volume_read(struct volume *v, uint64_t off, void *buf, size_t len)
+{
+	char *p = buf;
+	int ret = range_ok(v, off, len);
+
+	if (ret)
+		return ret;
+	while (len) {
+		uint64_t c = off >> v->cshift;
+		uint32_t co = (uint32_t)(off & (v->chunk_size - 1));
+		uint32_t n = (uint32_t)MIN((uint64_t)len, (uint64_t)(v->chunk_size - co));
+
+		ret = read_chunk(v, c, co, n, p);
+		if (ret)
+			return ret;
+		off += n;
+		len -= n;
+		p += n;
+	}
+	__atomic_add_fetch(&v->reads, 1, __ATOMIC_RELAXED);
+	return 0;
+}
+
+int volume_write(struct volume *v, uint64_t off, const void *buf, size_t len, int fua)
+{
+	const char *p = buf;
+	uint64_t seq = 0;
+	uint32_t maxp;
+	int ret = range_ok(v, off, len);
+
+	if (ret)
+		return ret;
+	if (v->read_only)
+		return -EROFS;
+	if (!len)
+		return 0;
+	maxp = journal_max_payload(v->j) & ~(VOLUME_SECTOR - 1);
+	wait_journal_space(v);
+	pthread_mutex_lock(&v->wlock);
+	while (len) {
+		uint32_t n = (uint32_t)MIN((uint64_t)len, (uint64_t)maxp);
+
+		ret = journal_append(v->j, JOURNAL_WRITE, off, n, p, n, &seq);
+		if (ret)
+			break;
+		apply_write(v, off, p, n, seq);
+		set_applied(v, seq);
+		off += n;
+		len -= n;
+		p += n;
+	}
+	pthread_mutex_unlock(&v->wlock);
+	if (ret)
+		return ret;
+	__atomic_add_fetch(&v->writes, 1, __ATOMIC_RELAXED);
+	return fua ? journal_sync(v->j, seq) : 0;
+}
+
+int volume_write_zeroes(struct volume *v, uint64_t off, uint64_t len, int fua)
+{
+	const uint64_t maxz = 1ull << 31; /* fits the record's u32 length, sector aligned */
+	uint64_t seq = 0;
+	int ret = range_ok(v, off, len);
+
+	if (ret)
+		return ret;
+	if (v->read_only)
+		return -EROFS;
+	if (!len)
+		return 0;
+	wait_journal_space(v);
+	pthread_mutex_lock(&v->wlock);
+	while (len) {
+		uint64_t n = MIN(len, maxz);
+
+		ret = journal_append(v->j, JOURNAL_ZERO, off, (uint32_t)n, NULL, 0, &seq);
+		if (ret)
+			break;
+		ret = apply_zero(v, off, n, seq);
+		set_applied(v, seq);
+		if (ret)
+			break;
+		off += n;
+		len -= n;
+	}
+	pthread_mutex_unlock(&v->wlock);
+	if (ret)
+		return ret;
+	__atomic_add_fetch(&v->writes, 1, __ATOMIC_RELAXED);
+	return fua ? journal_sync(v->j, seq) : 0;
+}
+
+int volume_flush(struct volume *v)
+{
+	uint64_t seq;
+	int ret;
+
+	if (v->read_only)
+		return 0;
+	pthread_mutex_lock(&v->wlock);
+	ret = journal_append(v->j, JOURNAL_FLUSH, 0, 0, NULL, 0, &seq);
+	if (!ret)
+		set_applied(v, seq);
+	pthread_mutex_unlock(&v->wlock);
+	if (ret)
+		return ret;
+	__atomic_add_fetch(&v->flushes, 1, __ATOMIC_RELAXED);
+	return journal_sync(v->j, seq);
+}
+
+int volume_checkpoint(struct volume *v)
+{
+	if (v->read_only)
+		return 0;
+	return checkpoint(v, 1);
+}
+
+void volume_get_stats(struct volume *v, struct volume_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->ckpt_seq = __atomic_load_n(&v->info.ckpt_seq, __ATOMIC_RELAXED);
+	if (!v->read_only) {
+		st->next_seq = journal_next_seq(v->j);
+		st->journal_bytes = journal_bytes(v->j);
+		pthread_mutex_lock(&v->olock);
+		st->overlay_chunks = overlay_count(v->ov);
+		pthread_mutex_unlock(&v->olock);
+	}
+	st->writes = __atomic_load_n(&v->writes, __ATOMIC_RELAXED);
+	st->reads = __atomic_load_n(&v->reads, __ATOMIC_RELAXED);
+	st->flushes = __atomic_load_n(&v->flushes, __ATOMIC_RELAXED);
+	st->folds = __atomic_load_n(&v->folds, __ATOMIC_RELAXED);
+}
