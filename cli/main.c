@@ -68,7 +68,7 @@ int main(int argc, char **argv)
 		if (!strcmp(argv[optind], commands[i].name)) {
 			char **sub = argv + optind;
 			int subc = argc - optind;
-			optind = 1; /* reset getopt for the subcommand */
+			optind = 0; /* glibc: 0 fully resets getopt for the subcommand */
 			return commands[i].fn(&g, subc, sub);
 		}
 	}

@@ -1,1 +1,388 @@
-/* placeholder: being written */
+/* gateway.c - the target daemon core (gateway.h): portal socket, network thread,
+ * worker pool, buffer pools and the target registry.
+ *
+ * The network thread owns every connection. Its loop: epoll_wait; accept new
+ * connections; read/write ready connections; drain the completion list filled by the
+ * workers (woken through the eventfd); then iscsi_conn_reap() flushes output, closes
+ * what must close and frees closed connections - never inside the event batch, so an
+ * event of the same batch never sees freed memory.
+ */
+#include "gateway.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "bufpool.h"
+#include "iscsi_conn.h"
+#include "iscsi_session.h"
+#include "log.h"
+#include "work_pool.h"
+
+#define SUB "gateway"
+#define WORK_QUEUE_CAP 4096
+
+/* Data buffer pools: sizes and counts fixed at start (virtual memory until used). */
+static const struct { size_t size; unsigned count; } pool_spec[ISCSI_NPOOLS] = {
+	{ 64u << 10, 512 },
+	{ 1u << 20, 128 },
+	{ SCSI_MAX_XFER, 24 },
+};
+
+struct gateway {
+	struct iscsi_server srv;
+	int lfd;
+	int port;
+	int listen_tag;     /* ISCSI_EP_LISTEN: epoll data for lfd */
+	int event_tag;      /* ISCSI_EP_EVENT: epoll data for srv.evfd */
+	int stop;           /* under srv.lock */
+	int thread_started;
+	pthread_t thread;
+};
+
+static int parse_listen(const char *s, char *host, size_t hl, char *port, size_t pl)
+{
+	const char *colon;
+	size_t n;
+
+	if (s[0] == '[') {
+		const char *end = strchr(s, ']');
+
+		if (!end || end[1] != ':')
+			return -EINVAL;
+		n = (size_t)(end - s - 1);
+		colon = end + 1;
+		s++;
+	} else {
+		colon = strrchr(s, ':');
+		if (!colon)
+			return -EINVAL;
+		n = (size_t)(colon - s);
+	}
+	if (n >= hl || strlen(colon + 1) >= pl || !colon[1])
+		return -EINVAL;
+	memcpy(host, s, n);
+	host[n] = '\0';
+	strcpy(port, colon + 1);
+	return 0;
+}
+
+static int open_portal(const char *listen_addr, int *port_out)
+{
+	struct addrinfo hints = { .ai_flags = AI_PASSIVE | AI_NUMERICSERV,
+				  .ai_socktype = SOCK_STREAM };
+	struct addrinfo *ai = NULL;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	char host[256], port[16];
+	int fd, one = 1, ret;
+
+	ret = parse_listen(listen_addr, host, sizeof(host), port, sizeof(port));
+	if (ret)
+		return ret;
+	if (getaddrinfo(host[0] ? host : NULL, port, &hints, &ai))
+		return -EINVAL;
+	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		ret = -errno;
+		goto out_free_ai;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, ai->ai_addr, ai->ai_addrlen) || listen(fd, 128) ||
+	    getsockname(fd, (struct sockaddr *)&ss, &sl)) {
+		ret = -errno;
+		goto out_close_fd;
+	}
+	*port_out = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+						    : ((struct sockaddr_in *)&ss)->sin_port);
+	freeaddrinfo(ai);
+	return fd;
+
+out_close_fd:
+	close(fd);
+out_free_ai:
+	freeaddrinfo(ai);
+	return ret;
+}
+
+static void accept_all(struct gateway *g)
+{
+	for (;;) {
+		struct iscsi_conn *c;
+		int one = 1;
+		int fd = accept4(g->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (fd < 0) {
+			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+				log_warn(SUB, "accept: %s", strerror(errno));
+			return;
+		}
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		if (iscsi_conn_create(&g->srv, fd, &c))
+			log_warn(SUB, "out of memory for a new connection");
+	}
+}
+
+static void drain_completions(struct iscsi_server *srv)
+{
+	struct iscsi_task *t = iscsi_server_take_done(srv), *next;
+
+	for (; t; t = next) {
+		next = t->done_next;
+		iscsi_conn_task_done(t);
+	}
+}
+
+static void *net_thread(void *arg)
+{
+	struct gateway *g = arg;
+	struct iscsi_server *srv = &g->srv;
+	struct epoll_event evs[64];
+	int stop = 0;
+
+	while (!stop) {
+		int n = epoll_wait(srv->epfd, evs, 64, -1);
+
+		if (n < 0 && errno != EINTR) {
+			log_error(SUB, "epoll_wait: %s", strerror(errno));
+			break;
+		}
+		for (int i = 0; i < n; i++) {
+			int tag = *(int *)evs[i].data.ptr;
+			uint64_t cnt;
+
+			if (tag == ISCSI_EP_LISTEN) {
+				accept_all(g);
+			} else if (tag == ISCSI_EP_EVENT) {
+				if (read(srv->evfd, &cnt, sizeof(cnt)) < 0) {
+					/* EAGAIN: already drained */
+				}
+			} else {
+				struct iscsi_conn *c = evs[i].data.ptr;
+				int ret = 0;
+
+				if (c->dead)
+					continue;
+				if (evs[i].events & (EPOLLERR | EPOLLHUP))
+					ret = -ECONNRESET;
+				if (!ret && (evs[i].events & EPOLLOUT))
+					ret = iscsi_conn_on_write(c);
+				if (!ret && (evs[i].events & EPOLLIN))
+					ret = iscsi_conn_on_read(c);
+				if (ret < 0)
+					iscsi_conn_close(c);
+			}
+		}
+		drain_completions(srv);
+		iscsi_conn_reap(srv);
+		pthread_mutex_lock(&srv->lock);
+		stop = g->stop;
+		pthread_mutex_unlock(&srv->lock);
+	}
+	while (srv->conns)
+		iscsi_conn_close(srv->conns);
+	iscsi_conn_reap(srv);
+	return NULL;
+}
+
+int gateway_port(const struct gateway *g)
+{
+	return g->port;
+}
+
+static unsigned default_workers(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	unsigned w = n > 0 ? (unsigned)n * 2 : 4;
+
+	return w < 4 ? 4 : w;
+}
+
+int gateway_start(const struct gateway_opts *o, struct gateway **out)
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+	struct iscsi_server *srv;
+	struct gateway *g;
+	int ret;
+
+	g = calloc(1, sizeof(*g));
+	if (!g)
+		return -ENOMEM;
+	srv = &g->srv;
+	pthread_mutex_init(&srv->lock, NULL);
+	pthread_cond_init(&srv->cond, NULL);
+	g->listen_tag = ISCSI_EP_LISTEN;
+	g->event_tag = ISCSI_EP_EVENT;
+	srv->epfd = srv->evfd = -1;
+
+	g->lfd = open_portal(o->listen ? o->listen : "0.0.0.0:3260", &g->port);
+	if (g->lfd < 0) {
+		ret = g->lfd;
+		goto out_free;
+	}
+	srv->epfd = epoll_create1(EPOLL_CLOEXEC);
+	srv->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (srv->epfd < 0 || srv->evfd < 0) {
+		ret = -errno;
+		goto out_close;
+	}
+	ev.data.ptr = &g->listen_tag;
+	if (epoll_ctl(srv->epfd, EPOLL_CTL_ADD, g->lfd, &ev)) {
+		ret = -errno;
+		goto out_close;
+	}
+	ev.data.ptr = &g->event_tag;
+	if (epoll_ctl(srv->epfd, EPOLL_CTL_ADD, srv->evfd, &ev)) {
+		ret = -errno;
+		goto out_close;
+	}
+	for (int i = 0; i < ISCSI_NPOOLS; i++) {
+		srv->pools[i] = bufpool_create(pool_spec[i].size, pool_spec[i].count);
+		if (!srv->pools[i]) {
+			ret = -ENOMEM;
+			goto out_pools;
+		}
+	}
+	ret = work_pool_create(o->workers ? o->workers : default_workers(), WORK_QUEUE_CAP,
+			       &srv->pool);
+	if (ret)
+		goto out_pools;
+	ret = -pthread_create(&g->thread, NULL, net_thread, g);
+	if (ret)
+		goto out_pool;
+	g->thread_started = 1;
+	log_info(SUB, "listening on %s (port %d)", o->listen ? o->listen : "0.0.0.0:3260",
+		 g->port);
+	*out = g;
+	return 0;
+
+out_pool:
+	work_pool_destroy(srv->pool);
+out_pools:
+	for (int i = 0; i < ISCSI_NPOOLS; i++)
+		bufpool_destroy(srv->pools[i]);
+out_close:
+	if (srv->evfd >= 0)
+		close(srv->evfd);
+	if (srv->epfd >= 0)
+		close(srv->epfd);
+	close(g->lfd);
+out_free:
+	pthread_mutex_destroy(&srv->lock);
+	pthread_cond_destroy(&srv->cond);
+	free(g);
+	return ret;
+}
+
+int gateway_add_target(struct gateway *g, const char *iqn, struct lun **luns, uint32_t nluns)
+{
+	struct iscsi_server *srv = &g->srv;
+	struct iscsi_target *t, *p;
+
+	if (!iqn || !iqn[0] || strlen(iqn) > GW_IQN_MAX)
+		return -EINVAL;
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	t->luns = calloc(nluns ? nluns : 1, sizeof(*t->luns));
+	if (!t->luns) {
+		free(t);
+		return -ENOMEM;
+	}
+	if (nluns)
+		memcpy(t->luns, luns, nluns * sizeof(*luns));
+	snprintf(t->iqn, sizeof(t->iqn), "%s", iqn);
+	t->map.luns = t->luns;
+	t->map.count = nluns;
+	pthread_mutex_lock(&srv->lock);
+	for (p = srv->targets; p; p = p->next)
+		if (!p->removed && !strcmp(p->iqn, iqn))
+			break;
+	if (p) {
+		pthread_mutex_unlock(&srv->lock);
+		free(t->luns);
+		free(t);
+		return -EEXIST;
+	}
+	t->next = srv->targets;
+	srv->targets = t;
+	pthread_mutex_unlock(&srv->lock);
+	log_info(SUB, "target %s added (%u LUNs)", iqn, nluns);
+	return 0;
+}
+
+int gateway_remove_target(struct gateway *g, const char *iqn)
+{
+	struct iscsi_server *srv = &g->srv;
+	struct iscsi_target *t, **pp;
+
+	pthread_mutex_lock(&srv->lock);
+	for (t = srv->targets; t; t = t->next)
+		if (!t->removed && !strcmp(t->iqn, iqn))
+			break;
+	if (!t) {
+		pthread_mutex_unlock(&srv->lock);
+		return -ENOENT;
+	}
+	t->removed = 1;
+	srv->drop_removed = 1;
+	pthread_mutex_unlock(&srv->lock);
+	iscsi_server_wake(srv);
+	pthread_mutex_lock(&srv->lock);
+	while (t->refs)
+		pthread_cond_wait(&srv->cond, &srv->lock);
+	for (pp = &srv->targets; *pp; pp = &(*pp)->next)
+		if (*pp == t) {
+			*pp = t->next;
+			break;
+		}
+	pthread_mutex_unlock(&srv->lock);
+	log_info(SUB, "target %s removed", iqn);
+	free(t->luns);
+	free(t);
+	return 0;
+}
+
+void gateway_stop(struct gateway *g)
+{
+	struct iscsi_server *srv;
+
+	if (!g)
+		return;
+	srv = &g->srv;
+	pthread_mutex_lock(&srv->lock);
+	g->stop = 1;
+	pthread_mutex_unlock(&srv->lock);
+	iscsi_server_wake(srv);
+	if (g->thread_started)
+		pthread_join(g->thread, NULL);
+	/* tasks still in workers finish, then their closed connections are freed */
+	work_pool_destroy(srv->pool);
+	drain_completions(srv);
+	iscsi_conn_reap(srv);
+	while (srv->targets) {
+		struct iscsi_target *t = srv->targets;
+
+		srv->targets = t->next;
+		free(t->luns);
+		free(t);
+	}
+	for (int i = 0; i < ISCSI_NPOOLS; i++)
+		bufpool_destroy(srv->pools[i]);
+	close(srv->evfd);
+	close(srv->epfd);
+	close(g->lfd);
+	pthread_mutex_destroy(&srv->lock);
+	pthread_cond_destroy(&srv->cond);
+	log_info(SUB, "stopped");
+	free(g);
+}

@@ -39,6 +39,7 @@ struct tx_ctrl {
 	int no_sn;                  /* login: bytes 24-35 are set by the builder */
 	int close_after;            /* close the connection once this PDU is written */
 	int pending;                /* TMF: aborted tasks still running */
+	int start_digests;          /* final Login Response: digests apply after it */
 	uint32_t dlen;
 	uint8_t data[];
 };
@@ -60,6 +61,8 @@ struct iscsi_task {
 	struct bufpool *pool;
 	/* Data-Out collection */
 	uint32_t recv_bytes;
+	uint32_t next_off;       /* BufferOffset the next Data-Out must carry (in order) */
+	uint32_t exp_datasn;     /* DataSN the next Data-Out of the sequence must carry */
 	int unsol_open;          /* unsolicited Data-Out still expected (F not seen) */
 	int sol_started;
 	uint32_t sol_off;        /* data solicited so far (planned R2Ts) */
@@ -100,11 +103,14 @@ struct iscsi_conn {
 	int closing;                 /* stop I/O; free when busy == 0 */
 	int dead;                    /* socket closed, unlinked */
 	int close_after_tx;
+	int halt_rx;                 /* read nothing more (closing after a reply) */
 	int want_out;                /* EPOLLOUT registered */
 	unsigned busy;               /* tasks in a worker */
 	struct iscsi_session *sess;
+	struct iscsi_target *held_target; /* kept until the last task returns */
 	struct iscsi_login login;
-	int hd, dd;                  /* header/data digests in force */
+	int hd, dd;                  /* digests in force on received PDUs */
+	int tx_hd, tx_dd;            /* digests in force on sent PDUs */
 	uint32_t statsn;
 	uint16_t cid;
 
@@ -149,7 +155,8 @@ int iscsi_conn_on_write(struct iscsi_conn *c);
 void iscsi_conn_close(struct iscsi_conn *c);
 /* A task came back from a worker. */
 void iscsi_conn_task_done(struct iscsi_task *t);
-/* Called after each event batch: close connections marked closing, flush output. */
+/* Called after each event batch: close connections marked closing (or whose target
+ * was removed), flush output, free closed connections. */
 void iscsi_conn_reap(struct iscsi_server *srv);
 
 /* For iscsi_login.c: allocate a control PDU with dlen bytes of data (zeroed BHS). */

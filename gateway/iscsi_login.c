@@ -1,1 +1,210 @@
-/* placeholder: being written */
+/* iscsi_login.c - login phase state machine (RFC 7143 sections 6, 11.12, 11.13).
+ *
+ * Login Request byte 1: T (0x80, transit), C (0x40, text continues), CSG (bits 3-2),
+ * NSG (bits 1-0). Stages: 0 SecurityNegotiation, 1 LoginOperationalNegotiation,
+ * 3 FullFeaturePhase. The target answers each request with one Login Response; it
+ * agrees to every transit the initiator asks for once the stage's requirements are
+ * met. The first request fixes ISID, TSIH, CID and the initial StatSN (its ExpStatSN).
+ * When the final response (T=1, NSG=3) is queued, a session is created with a fresh
+ * TSIH; a live session of the same initiator name + ISID + target is reinstated
+ * (closed) first. Digests start with the first PDU after that response. A failed login
+ * gets a response with a non-zero status class and the connection is closed.
+ */
+#include "iscsi_login.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "iscsi_conn.h"
+#include "log.h"
+
+#define SUB "login"
+
+void iscsi_login_cleanup(struct iscsi_login *l, struct iscsi_server *srv)
+{
+	iscsi_server_put_target(srv, l->target);
+	l->target = NULL;
+	iscsi_textbuf_free(&l->in);
+}
+
+static int respond(struct iscsi_conn *c, uint8_t flags, uint16_t status, uint16_t tsih,
+		   const struct iscsi_textbuf *text, int final)
+{
+	struct iscsi_login *l = &c->login;
+	uint32_t dlen = text ? (uint32_t)text->len : 0;
+	struct tx_ctrl *x = iscsi_conn_ctrl_new(dlen);
+
+	if (!x)
+		return -ENOMEM;
+	x->bhs[0] = ISCSI_OP_LOGIN_RSP;
+	x->bhs[1] = flags;
+	x->bhs[2] = 0x00; /* VersionMax */
+	x->bhs[3] = 0x00; /* VersionActive */
+	memcpy(x->bhs + 8, l->isid, 6);
+	iscsi_put16(x->bhs + 14, tsih);
+	iscsi_put32(x->bhs + 16, l->itt);
+	x->bhs[36] = status >> 8;
+	x->bhs[37] = status & 0xff;
+	x->adv_statsn = 1;
+	x->start_digests = final;
+	if (dlen)
+		memcpy(x->data, text->buf, dlen);
+	iscsi_conn_queue(c, &x->it);
+	return 0;
+}
+
+static int fail(struct iscsi_conn *c, uint16_t status)
+{
+	struct iscsi_login *l = &c->login;
+	int ret;
+
+	log_warn(SUB, "%s: login of '%s' to '%s' refused: status 0x%04x", c->peer,
+		 l->neg.initiator_name, l->neg.target_name, status);
+	ret = respond(c, (uint8_t)(l->stage << 2), status, 0, NULL, 0);
+	if (!ret)
+		((struct tx_ctrl *)c->txq_tail)->close_after = 1;
+	return -EACCES;
+}
+
+/* Checks once the first request's keys are known: names, target, TSIH. */
+static int first_checks(struct iscsi_conn *c, struct iscsi_textbuf *out)
+{
+	struct iscsi_login *l = &c->login;
+	struct iscsi_neg *n = &l->neg;
+
+	if (!n->initiator_name[0])
+		return ISCSI_LOGIN_MISSING_PARAM;
+	if (n->session_type == ISCSI_SESSION_NORMAL) {
+		if (!n->target_name[0])
+			return ISCSI_LOGIN_MISSING_PARAM;
+		l->target = iscsi_server_get_target(c->srv, n->target_name);
+		if (!l->target)
+			return ISCSI_LOGIN_NOT_FOUND;
+		if (iscsi_text_addf(out, "TargetPortalGroupTag", "1"))
+			return ISCSI_LOGIN_NO_RESOURCES;
+	}
+	if (l->tsih) { /* adding a connection to a session: MaxConnections=1 */
+		for (struct iscsi_session *s = c->srv->sessions; s; s = s->next)
+			if (s->tsih == l->tsih)
+				return ISCSI_LOGIN_TOO_MANY_CONNS;
+		return ISCSI_LOGIN_NO_SESSION;
+	}
+	return 0;
+}
+
+/* SecurityNegotiation: decide whether the initiator may leave the stage. Today only
+ * AuthMethod=None exists; CHAP exchanges will run here. Returns a login status. */
+static int login_security(struct iscsi_conn *c, int transit)
+{
+	struct iscsi_neg *n = &c->login.neg;
+
+	if (transit && n->auth_offered && !n->auth_none)
+		return ISCSI_LOGIN_AUTH_FAILED;
+	return 0;
+}
+
+static int finish(struct iscsi_conn *c, struct iscsi_textbuf *out, uint8_t flags)
+{
+	struct iscsi_login *l = &c->login;
+	struct iscsi_session *s, *old;
+	int ret;
+
+	old = iscsi_session_find(c->srv, l->neg.initiator_name, l->isid, l->target);
+	if (old && old->conn) {
+		log_info(SUB, "%s: reinstating session of '%s' (tsih %u)", c->peer,
+			 l->neg.initiator_name, old->tsih);
+		iscsi_conn_close(old->conn);
+	}
+	ret = iscsi_session_create(c->srv, &l->neg, l->isid, l->cmdsn, l->target, &s);
+	if (ret)
+		return fail(c, ISCSI_LOGIN_NO_RESOURCES);
+	l->target = NULL; /* the session holds the reference now */
+	iscsi_conn_enter_ffp(c, s);
+	c->hd = s->p.header_digest;
+	c->dd = s->p.data_digest;
+	log_info(SUB, "%s: %s session of '%s'%s%s (tsih %u, digests %s/%s)", c->peer,
+		 s->type == ISCSI_SESSION_DISCOVERY ? "discovery" : "normal", s->initiator_name,
+		 s->target ? " to " : "", s->target ? s->target->iqn : "", s->tsih,
+		 c->hd ? "CRC32C" : "None", c->dd ? "CRC32C" : "None");
+	iscsi_textbuf_free(&l->in);
+	return respond(c, flags, ISCSI_LOGIN_OK, s->tsih, out, 1);
+}
+
+int iscsi_login_handle(struct iscsi_conn *c, const uint8_t *data, uint32_t dlen)
+{
+	struct iscsi_login *l = &c->login;
+	const uint8_t *h = c->rx_hdr;
+	int transit = !!(h[1] & ISCSI_LOGIN_TRANSIT), cont = !!(h[1] & ISCSI_FLAG_CONT);
+	int csg = (h[1] >> 2) & 3, nsg = h[1] & 3;
+	struct iscsi_textbuf out = { 0 };
+	uint8_t flags;
+	int ret, st;
+
+	if (!l->started) {
+		l->started = 1;
+		memcpy(l->isid, h + 8, 6);
+		l->tsih = iscsi_get16(h + 14);
+		c->cid = iscsi_get16(h + 20);
+		c->statsn = iscsi_get32(h + 28);
+		l->stage = csg;
+		l->itt = iscsi_bhs_itt(h);
+		l->cmdsn = iscsi_get32(h + 24);
+		if (h[3] > 0x00) /* VersionMin above the only version we speak, 0x00 */
+			return fail(c, ISCSI_LOGIN_UNSUPPORTED_VERSION);
+	}
+	l->itt = iscsi_bhs_itt(h);
+	l->cmdsn = iscsi_get32(h + 24);
+	if (csg != l->stage || csg == 2 || csg == 3 || (transit && cont) ||
+	    (transit && (nsg <= csg || nsg == 2)))
+		return fail(c, ISCSI_LOGIN_INITIATOR_ERR);
+	if (l->in.len + dlen > ISCSI_TEXT_MAX)
+		return fail(c, ISCSI_LOGIN_INITIATOR_ERR);
+	if (iscsi_textbuf_append(&l->in, data, dlen))
+		return fail(c, ISCSI_LOGIN_NO_RESOURCES);
+	if (cont) /* the initiator's text continues: empty response, same stage */
+		return respond(c, (uint8_t)(csg << 2), ISCSI_LOGIN_OK, 0, NULL, 0);
+
+	ret = iscsi_text_negotiate(&l->neg, l->in.buf, l->in.len, &out);
+	iscsi_textbuf_free(&l->in);
+	if (ret) {
+		st = ret == -EPROTO ? l->neg.status : ISCSI_LOGIN_NO_RESOURCES;
+		goto out_fail;
+	}
+	if (!l->declared_tpgt) {
+		l->declared_tpgt = 1;
+		st = first_checks(c, &out);
+		if (st)
+			goto out_fail;
+	}
+	if (csg == ISCSI_STAGE_SECURITY) {
+		st = login_security(c, transit);
+		if (st)
+			goto out_fail;
+	}
+	flags = (uint8_t)(csg << 2);
+	if (transit) {
+		flags |= ISCSI_LOGIN_TRANSIT | (uint8_t)nsg;
+		if (nsg == ISCSI_STAGE_FULL) {
+			if (iscsi_text_finish(&l->neg, &out)) {
+				st = ISCSI_LOGIN_NO_RESOURCES;
+				goto out_fail;
+			}
+			ret = finish(c, &out, flags);
+			iscsi_textbuf_free(&out);
+			return ret;
+		}
+		l->stage = nsg;
+		if (nsg == ISCSI_STAGE_OPERATIONAL && iscsi_text_finish(&l->neg, &out)) {
+			st = ISCSI_LOGIN_NO_RESOURCES;
+			goto out_fail;
+		}
+	}
+	ret = respond(c, flags, ISCSI_LOGIN_OK, 0, &out, 0);
+	iscsi_textbuf_free(&out);
+	return ret;
+
+out_fail:
+	iscsi_textbuf_free(&out);
+	return fail(c, (uint16_t)st);
+}

@@ -124,10 +124,11 @@ int iscsi_session_create(struct iscsi_server *srv, const struct iscsi_neg *neg,
 }
 
 struct iscsi_session *iscsi_session_find(struct iscsi_server *srv, const char *initiator,
-					 const uint8_t isid[6])
+					 const uint8_t isid[6], const struct iscsi_target *t)
 {
 	for (struct iscsi_session *s = srv->sessions; s; s = s->next)
-		if (!memcmp(s->isid, isid, 6) && !strcmp(s->initiator_name, initiator))
+		if (s->target == t && !memcmp(s->isid, isid, 6) &&
+		    !strcmp(s->initiator_name, initiator))
 			return s;
 	return NULL;
 }

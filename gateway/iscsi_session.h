@@ -23,6 +23,9 @@ struct bufpool;
 #define ISCSI_TASKS_EXTRA 8    /* task slots reserved for immediate commands */
 #define ISCSI_NPOOLS 3
 
+/* First member of every object registered with srv->epfd. */
+enum iscsi_ep_tag { ISCSI_EP_LISTEN = 1, ISCSI_EP_EVENT = 2, ISCSI_EP_CONN = 3 };
+
 struct iscsi_target {
 	struct iscsi_target *next;
 	char iqn[ISCSI_NAME_MAX];
@@ -43,6 +46,7 @@ struct iscsi_server {
 	struct iscsi_task *done_head, *done_tail; /* completed by workers, under lock */
 	int drop_removed;           /* a target was removed: drop its sessions */
 	struct iscsi_conn *conns;   /* network thread only */
+	struct iscsi_conn *zombies; /* closed, freed at the end of the event batch */
 	struct iscsi_session *sessions;
 	uint16_t next_tsih;
 };
@@ -80,9 +84,10 @@ void iscsi_server_wake(struct iscsi_server *srv);
 int iscsi_session_create(struct iscsi_server *srv, const struct iscsi_neg *neg,
 			 const uint8_t isid[6], uint32_t cmdsn, struct iscsi_target *t,
 			 struct iscsi_session **out);
-/* The live session of this initiator name + ISID (for reinstatement), or NULL. */
+/* The live session of this initiator name + ISID on target t (NULL: discovery), for
+ * reinstatement; NULL if none. */
 struct iscsi_session *iscsi_session_find(struct iscsi_server *srv, const char *initiator,
-					 const uint8_t isid[6]);
+					 const uint8_t isid[6], const struct iscsi_target *t);
 /* Unlink and free; drops the target reference. */
 void iscsi_session_destroy(struct iscsi_session *s);
 /* Raise MaxCmdSN to ExpCmdSN - 1 + free_slots (never lowers it). */

@@ -141,7 +141,8 @@ enum key_type {
 	KT_MRDSL,    /* MaxRecvDataSegmentLength: declarative per direction */
 	KT_DECL,     /* declarative names handled by the login */
 	KT_AUTH,     /* AuthMethod list */
-	KT_LOGIN_ONLY_IGNORED, /* keys a target accepts without answer (TargetAlias etc.) */
+	KT_LOGIN_ONLY_IGNORED, /* target-declared keys an initiator must not send */
+	KT_SKIP,     /* handled by the caller (SendTargets) */
 };
 
 /* One negotiable key: where its result lives, its range and our value. */
@@ -180,6 +181,7 @@ static const struct key_desc keys[] = {
 	{ "TargetAlias", KT_LOGIN_ONLY_IGNORED, 0, 0, 0, 0, 0 },
 	{ "TargetAddress", KT_LOGIN_ONLY_IGNORED, 0, 0, 0, 0, 0 },
 	{ "TargetPortalGroupTag", KT_LOGIN_ONLY_IGNORED, 0, 0, 0, 0, 0 },
+	{ "SendTargets", KT_SKIP, NO_STORE, 0, 0, 0, 0 },
 	{ "IFMarker", KT_BOOL_AND, NO_STORE, 0, 1, 0, 0 },  /* RFC 3720 keys: answered No */
 	{ "OFMarker", KT_BOOL_AND, NO_STORE, 0, 1, 0, 0 },
 };
@@ -281,6 +283,8 @@ static int negotiate_one(struct iscsi_neg *n, const char *k, size_t kl, const ch
 
 	if (!d)
 		return addkv(out, k, kl, "NotUnderstood");
+	if (d->type == KT_SKIP)
+		return 0;
 	if (n->full_feature && d->type != KT_MRDSL)
 		return addkv(out, k, kl, "Reject");
 	if (vl == 13 && !memcmp(v, "NotUnderstood", 13))
@@ -358,6 +362,8 @@ static int negotiate_one(struct iscsi_neg *n, const char *k, size_t kl, const ch
 		return 0;
 	case KT_LOGIN_ONLY_IGNORED:
 		return addkv(out, k, kl, "Irrelevant");
+	case KT_SKIP:
+		return 0;
 	}
 	return 0;
 }
@@ -378,7 +384,7 @@ int iscsi_text_negotiate(struct iscsi_neg *n, const char *in, size_t len,
 		} else if (vl == 6 && !memcmp(v, "Normal", 6)) {
 			n->session_type = ISCSI_SESSION_NORMAL;
 		} else {
-			n->status = 0x0209; /* session type not supported */
+			n->status = ISCSI_LOGIN_SESSION_TYPE;
 			return -EPROTO;
 		}
 	}

@@ -14,7 +14,7 @@ out=$(iscsi-ls -s "iscsi://127.0.0.1:$PORT/")
 echo "$out"
 echo "$out" | grep -q "Target:$IQN:demo Portal:127.0.0.1:$PORT" || fail "demo not in SendTargets"
 echo "$out" | grep -q "Target:$IQN:small" || fail "small not in SendTargets"
-echo "$out" | grep -q "Lun:0 .*Type:DISK" || fail "LUN 0 not a disk"
+echo "$out" | grep -q "Lun:0 .*Type:DIRECT_ACCESS" || fail "LUN 0 not a disk"
 
 log "inquiry and VPD"
 iscsi-inq "$(url demo)" | tee "$T/inq" | grep -q "Vendor:CAIRN" || fail "standard INQUIRY lacks vendor CAIRN"
