@@ -7,7 +7,7 @@
 SHELL := /bin/bash
 DEB_PACKAGES := meson ninja-build pkg-config gcc libc6-dev \
 	libfuse3-dev fuse3 libcurl4-openssl-dev libssl-dev liblz4-dev libxxhash-dev \
-	libisal-dev libjson-c-dev libiscsi-dev libiscsi-bin qemu-utils qemu-block-extra \
+	libisal-dev libjson-c-dev libxml2-dev libiscsi-dev libiscsi-bin qemu-utils qemu-block-extra \
 	tgt e2fsprogs lz4 util-linux procps iproute2 python3
 REPO ?= $(CURDIR)/var/repo
 STATE ?= $(CURDIR)/var/state
@@ -27,6 +27,11 @@ deps:
 		if [ "$$(id -u)" != 0 ]; then echo "error: packages missing ($$missing); run as root or install them" >&2; exit 1; fi; \
 		export DEBIAN_FRONTEND=noninteractive; \
 		apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null || exit 1; \
+	fi
+	@# node and npm run the pinned s3rver of the S3 tests; any install of them will do
+	@if ! command -v npm >/dev/null; then \
+		echo "installing: nodejs npm"; export DEBIAN_FRONTEND=noninteractive; \
+		apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null || exit 1; \
 	fi
 
 build: deps

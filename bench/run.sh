@@ -21,7 +21,7 @@ export CAIRN_RUN_DIR=$DIR/run
 
 cleanup() {
 	[ -n "${CPID:-}" ] && kill -TERM "$CPID" 2>/dev/null && wait "$CPID" 2>/dev/null
-	[ -n "${TPID:-}" ] && kill "$TPID" 2>/dev/null && wait "$TPID" 2>/dev/null
+	[ -n "${TPID:-}" ] && kill -9 "$TPID" 2>/dev/null && wait "$TPID" 2>/dev/null  # tgtd ignores SIGTERM
 	rm -f /dev/shm/cairn-bench.out
 	true
 }
@@ -31,7 +31,7 @@ IMG=$ROOT/tests/out/cache/usr-share.img
 if [ ! -f "$IMG" ]; then
 	mkdir -p "$(dirname "$IMG")" "$DIR/src"
 	cp -a /usr/share "$DIR/src/"
-	mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 -d "$DIR/src" "$IMG.tmp" 1G
+	mkfs.ext4 -q -F -N 100000 -E lazy_itable_init=0,lazy_journal_init=0 -d "$DIR/src" "$IMG.tmp" 1G >/dev/null
 	mv "$IMG.tmp" "$IMG"; rm -rf "$DIR/src"
 fi
 SIZE=$(stat -c %s "$IMG")

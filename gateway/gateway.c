@@ -26,6 +26,7 @@
 #include "iscsi_conn.h"
 #include "iscsi_session.h"
 #include "log.h"
+#include "util.h"
 #include "work_pool.h"
 
 #define SUB "gateway"
@@ -147,10 +148,12 @@ static void *net_thread(void *arg)
 	struct gateway *g = arg;
 	struct iscsi_server *srv = &g->srv;
 	struct epoll_event evs[64];
+	uint64_t last_sweep = util_mono_ns();
 	int stop = 0;
 
 	while (!stop) {
-		int n = epoll_wait(srv->epfd, evs, 64, -1);
+		int n = epoll_wait(srv->epfd, evs, 64, 1000);
+		uint64_t now;
 
 		if (n < 0 && errno != EINTR) {
 			log_error(SUB, "epoll_wait: %s", strerror(errno));
@@ -183,6 +186,20 @@ static void *net_thread(void *arg)
 			}
 		}
 		drain_completions(srv);
+		now = util_mono_ns();
+		if (now - last_sweep >= 1000000000ULL) {
+			/* login timeout: a peer that connects and stalls holds nothing for long */
+			for (struct iscsi_conn *c = srv->conns, *nx; c; c = nx) {
+				nx = c->next;
+				if (!c->dead && c->phase == CONN_LOGIN &&
+				    now - c->born_ns > ISCSI_LOGIN_TIMEOUT_NS) {
+					log_warn(SUB, "%s: login not finished in %llu s: closing", c->peer,
+						 ISCSI_LOGIN_TIMEOUT_NS / 1000000000ULL);
+					iscsi_conn_close(c);
+				}
+			}
+			last_sweep = now;
+		}
 		iscsi_conn_reap(srv);
 		pthread_mutex_lock(&srv->lock);
 		stop = g->stop;

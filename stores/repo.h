@@ -40,6 +40,12 @@ enum chunk_kind {
 	CHUNK_TREE = 2, /* block-map node (references other chunks) */
 };
 
+/* Hint OR'ed into the kind given to repo_chunk_put (and chunk_store put): the chunk is
+ * likely to be rewritten soon (a partial-chunk fold of random IO), so compress it fast
+ * (LZ4) rather than hard (LZ4HC, the default for whole chunks: sequential, cold data).
+ * Only the effort changes, never the stored format. */
+#define CHUNK_PUT_FAST 0x100
+
 static inline int chunk_id_is_null(const struct chunk_id *id)
 {
 	for (int i = 0; i < CHUNK_ID_LEN; i++)

@@ -274,7 +274,10 @@ static int fold_chunk(struct volume *v, struct folder *f, uint64_t c, int full,
 		overlay_merge(v->ov, f->copy, f->bitmap, f->base);
 		data = f->base;
 	}
-	return v->cs->ops->put(v->cs->ctx, CHUNK_DATA, data, v->chunk_size, id);
+	/* a whole-chunk write is cold, sequential data: compress it hard; a partial
+	 * chunk (random IO) will likely be rewritten: compress it fast */
+	return v->cs->ops->put(v->cs->ctx, full ? CHUNK_DATA : (enum chunk_kind)(CHUNK_DATA | CHUNK_PUT_FAST),
+			       data, v->chunk_size, id);
 }
 
 static void *fold_main(void *arg)

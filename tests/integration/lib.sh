@@ -86,15 +86,6 @@ kill9_daemon() {
 
 url() { echo "iscsi://127.0.0.1:$PORT/$IQN:$1/0"; }
 
-# make_fs_image FILE SIZE: a real ext4 image filled from a real directory tree
-make_fs_image() {
-	local img=$1 size=$2 src=$T/fs-src
-	mkdir -p "$src"
-	cp -a /usr/include "$src/include" 2>/dev/null || true
-	cp -a /usr/share/doc "$src/doc" 2>/dev/null || true
-	mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 -d "$src" "$img" "$size"
-}
-
 # cached_image NAME SIZE DIR...: an ext4 image of SIZE made with mkfs.ext4 -d from the
 # given real directory trees, built once per test run (tests/out/cache) and copied.
 cached_image() {
@@ -105,7 +96,7 @@ cached_image() {
 		local src=$cache/$name.src
 		rm -rf "$src"; mkdir -p "$src"
 		for d in "$@"; do cp -a "$d" "$src/" 2>/dev/null || true; done
-		mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 -d "$src" "$cache/$name.img.tmp" "$size"
+		mkfs.ext4 -q -F -N 100000 -E lazy_itable_init=0,lazy_journal_init=0 -d "$src" "$cache/$name.img.tmp" "$size" >/dev/null || fail "mkfs.ext4 -d could not build the $name image"
 		mv "$cache/$name.img.tmp" "$cache/$name.img"
 		rm -rf "$src"
 	fi

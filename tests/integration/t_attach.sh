@@ -18,16 +18,16 @@ echo "$out" | grep -q "Lun:0 .*Type:DIRECT_ACCESS" || fail "LUN 0 not a disk"
 
 log "inquiry and VPD"
 iscsi-inq "$(url demo)" | tee "$T/inq" | grep -q "Vendor:CAIRN" || fail "standard INQUIRY lacks vendor CAIRN"
-for page in 0x00 0x80 0x83 0xb0 0xb1 0xb2; do
+for page in 0 128 131 176 177 178; do
 	iscsi-inq -e 1 -c $page "$(url demo)" >"$T/vpd.$page" || fail "VPD page $page failed"
 done
 id=$("$CAIRN" volume list -r "$R" --json | python3 -c 'import json,sys; print([v["id"] for v in json.load(sys.stdin) if v["name"]=="demo"][0])')
-grep -qi "$id" "$T/vpd.0x80" || fail "unit serial number is not the volume id ($id)"
+grep -qi "Unit Serial Number:\[$id\]" "$T/vpd.128" || fail "unit serial number is not the volume id ($id)"
 
 log "capacity"
-iscsi-readcapacity16 "$(url demo)" | tee "$T/cap" | grep -q "Logical Block Length:512" || fail "block size not 512"
-grep -q "Returned Logical Block Address:16777215" "$T/cap" || fail "8 GiB volume capacity wrong"
-iscsi-readcapacity16 "$(url small)" | grep -q "Returned Logical Block Address:204799" || fail "100 MiB capacity wrong"
+iscsi-readcapacity16 "$(url demo)" | tee "$T/cap" | grep -q "LOGICAL BLOCK LENGTH IN BYTES:512" || fail "block size not 512"
+grep -q "RETURNED LOGICAL BLOCK ADDRESS:16777215" "$T/cap" || fail "8 GiB volume capacity wrong"
+iscsi-readcapacity16 "$(url small)" | grep -q "RETURNED LOGICAL BLOCK ADDRESS:204799" || fail "100 MiB capacity wrong"
 
 log "several sessions at once"
 pids=()

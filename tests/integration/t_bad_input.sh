@@ -28,11 +28,13 @@ def closed(s):
                 return True
     except (ConnectionResetError, socket.timeout) as e:
         return not isinstance(e, socket.timeout)
+# 0: a peer that connects, sends half a header and stalls is dropped (login timeout)
+stalled = conn(); stalled.sendall(b"\x43\x87\x00"); t0 = time.time()
 # 1: 48 bytes of garbage with an invalid opcode before login
 s = conn(); s.sendall(bytes([0x3f]) + b"\xff" * 47)
 assert closed(s), "garbage before login did not close the connection"
 # 2: a login PDU that claims a 16 MiB data segment
-bhs = bytearray(48); bhs[0] = 0x43; bhs[1] = 0x87; bhs[5:8] = (16 << 20).to_bytes(3, "big")
+bhs = bytearray(48); bhs[0] = 0x43; bhs[1] = 0x87; bhs[5:8] = b"\xff\xff\xff"
 s = conn(); s.sendall(bytes(bhs) + b"x" * 1000)
 assert closed(s), "oversized login was not refused"
 # 3: half a header, then hang up; 4: connect and hang up at once; many of them
@@ -53,7 +55,9 @@ try:
 except (ConnectionResetError, socket.timeout):
     pass
 s.close()
-print("malformed input handled")
+stalled.settimeout(30)
+assert stalled.recv(100) == b"" and time.time() - t0 < 25, "a stalled login was not dropped"
+print("malformed input handled; stalled login dropped after %.0f s" % (time.time() - t0))
 PY
 qemu-img compare -f raw -F raw "$T/a.bin" "$(url a)" || fail "data differs after malformed input"
 kill -0 "$DAEMON_PID" || fail "daemon died on malformed input"

@@ -37,12 +37,28 @@ for round in $(seq 1 "$ROUNDS"); do
 		seg=$(ls "$T"/state/*/journal/*.log 2>/dev/null | sort | tail -1)
 		[ -n "$seg" ] || fail "no journal segment found under $T/state"
 		o=$T/oracle.$round.1
-		last=$(tail -1 "$o")
-		if [[ $last =~ ^I\ ([0-9]+)\ ([0-9]+)\ ([0-9]+)\ ([01]) ]] || \
-		   { [[ $last =~ ^A\ ([0-9]+) ]] && prev=$(grep "^I ${BASH_REMATCH[1]} " "$o") && [[ $prev =~ ^I\ ([0-9]+)\ ([0-9]+)\ ([0-9]+)\ 0 ]]; }; then
-			# the newest record is not durable: cut into it (never past its start)
-			n=${BASH_REMATCH[3]}
-			cut=$(( 1 + RANDOM % (n * 512) ))
+		# The journal's newest record is the newest acknowledged write or the one in
+		# flight (which may not have reached it). Cut only into records that are not
+		# durable, and never more than the smaller of them: never past a durable one.
+		safe=$(python3 - "$o" <<'PY'
+import sys
+w, acked, flushed_upto = {}, set(), -1
+for line in open(sys.argv[1]):
+    f = line.split()
+    if f[0] == "I": w[int(f[1])] = (int(f[3]), f[4] == "1")
+    elif f[0] == "A": acked.add(int(f[1]))
+    elif f[0] == "F": flushed_upto = int(f[1])
+if not acked:
+    print(0); sys.exit()
+last = max(acked)
+durable = lambda i: w[i][1] or i <= flushed_upto
+inflight = [i for i in w if i not in acked and i > last]
+cands = [last] + inflight
+print(0 if durable(last) else min(w[i][0] for i in cands) * 512)
+PY
+)
+		if [ "$safe" -gt 0 ]; then
+			cut=$(( 1 + RANDOM % safe ))
 			size=$(stat -c %s "$seg")
 			[ $cut -lt "$size" ] || cut=$(( size / 2 ))
 			truncate -s $(( size - cut )) "$seg"

@@ -92,6 +92,9 @@ static struct iscsi_context *connect_url(const char *url, int *lun)
 	}
 	*lun = u->lun;
 	iscsi_destroy_url(u);
+	/* a crash of the target must end this run, not start a reconnect loop */
+	iscsi_set_noautoreconnect(iscsi, 1);
+	iscsi_set_timeout(iscsi, 30);
 	return iscsi;
 out_destroy:
 	iscsi_destroy_context(iscsi);

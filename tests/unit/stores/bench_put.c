@@ -40,7 +40,7 @@ static void *worker(void *arg)
 
 			rc = chunk_codec_id(c, CS, &id);
 			if (!rc)
-				rc = chunk_codec_encode(CHUNK_DATA, &id, c, CS, out, &len);
+				rc = chunk_codec_encode(CHUNK_DATA, &id, c, CS, CODEC_LEVEL_DEFAULT, out, &len);
 		}
 		if (rc) {
 			fprintf(stderr, "op %d failed on chunk %d: %d\n", mode, i, rc);

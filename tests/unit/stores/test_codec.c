@@ -25,7 +25,7 @@ static void test_ids(void)
 	CHECK_MEM(b.b, abc, 32);
 }
 
-static void roundtrip(size_t len, int compressible)
+static void roundtrip_level(size_t len, int compressible, int level)
 {
 	struct chunk_id id;
 	struct codec_hdr h;
@@ -36,7 +36,7 @@ static void roundtrip(size_t len, int compressible)
 	else
 		fill_random(in, len, len);
 	CHECK_EQ(chunk_codec_id(in, len, &id), 0);
-	CHECK_EQ(chunk_codec_encode(CHUNK_DATA, &id, in, len, rec, &rl), 0);
+	CHECK_EQ(chunk_codec_encode(CHUNK_DATA, &id, in, len, level, rec, &rl), 0);
 	CHECK_EQ(chunk_codec_parse_hdr(rec, &h), 0);
 	CHECK_EQ(h.codec, compressible ? CODEC_LZ4 : CODEC_RAW);
 	CHECK_EQ(h.plain_len, len);
@@ -49,6 +49,26 @@ static void roundtrip(size_t len, int compressible)
 	CHECK_EQ(pl, len);
 	CHECK_MEM(out, in, len);
 	CHECK_EQ(chunk_codec_decode(rec, rl, &id, out, len - 1, &pl), -ENOBUFS);
+}
+
+/* Both efforts (LZ4 fast and LZ4HC) round-trip through the one decoder. */
+static void roundtrip(size_t len, int compressible)
+{
+	roundtrip_level(len, compressible, 0);
+	roundtrip_level(len, compressible, CODEC_LEVEL_DEFAULT);
+}
+
+/* LZ4HC never stores compressible text bigger than LZ4 fast does. */
+static void test_hc_not_bigger(void)
+{
+	struct chunk_id id;
+	size_t fast, hc;
+
+	fill_text(in, 65536, 65536);
+	CHECK_EQ(chunk_codec_id(in, 65536, &id), 0);
+	CHECK_EQ(chunk_codec_encode(CHUNK_DATA, &id, in, 65536, 0, rec, &fast), 0);
+	CHECK_EQ(chunk_codec_encode(CHUNK_DATA, &id, in, 65536, CODEC_LEVEL_DEFAULT, rec, &hc), 0);
+	CHECK(hc <= fast);
 }
 
 static void test_roundtrip_all_sizes(void)
@@ -74,7 +94,7 @@ static void test_every_flip_detected(void)
 		else
 			fill_random(in, 4096, 3);
 		chunk_codec_id(in, 4096, &id);
-		CHECK_EQ(chunk_codec_encode(CHUNK_TREE, &id, in, 4096, rec, &rl), 0);
+		CHECK_EQ(chunk_codec_encode(CHUNK_TREE, &id, in, 4096, 0, rec, &rl), 0);
 		for (size_t i = 0; i < rl; i++) {
 			for (int bit = 0; bit < 8; bit += 3) {
 				rec[i] ^= (uint8_t)(1u << bit);
@@ -99,15 +119,16 @@ static void test_bad_args(void)
 
 	fill_random(in, 4096, 9);
 	chunk_codec_id(in, 4096, &id);
-	CHECK_EQ(chunk_codec_encode((enum chunk_kind)7, &id, in, 4096, rec, &rl), -EINVAL);
-	CHECK_EQ(chunk_codec_encode(CHUNK_DATA, &id, in, 0, rec, &rl), -EINVAL);
-	CHECK_EQ(chunk_codec_encode(CHUNK_DATA, &id, in, CHUNK_SIZE_MAX + 1, rec, &rl), -EINVAL);
+	CHECK_EQ(chunk_codec_encode((enum chunk_kind)7, &id, in, 4096, 0, rec, &rl), -EINVAL);
+	CHECK_EQ(chunk_codec_encode(CHUNK_DATA, &id, in, 0, 0, rec, &rl), -EINVAL);
+	CHECK_EQ(chunk_codec_encode(CHUNK_DATA, &id, in, CHUNK_SIZE_MAX + 1, 0, rec, &rl), -EINVAL);
 }
 
 int main(void)
 {
 	RUN(test_ids);
 	RUN(test_roundtrip_all_sizes);
+	RUN(test_hc_not_bigger);
 	RUN(test_every_flip_detected);
 	RUN(test_bad_args);
 	return check_result();
