@@ -8,6 +8,8 @@
 #   rand read   iscsi-perf -r, 4 KiB, queue depth 32 (IOPS)
 #   write 4K    qemu-img bench -w, 4 KiB, queue depth 32 (IOPS)
 #
+# Every figure is measured BENCH_ROUNDS times (3), alternating tgt and cairn, and the
+# median of each is reported: one run on a shared 2-core machine swings by 2x.
 # Usage: make bench   (or bash bench/run.sh after make build). BENCH_SECONDS (10) sets
 # the iscsi-perf run time; BENCH_DIR (/tmp/cairn-bench) the scratch directory.
 set -euo pipefail
@@ -15,6 +17,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CAIRN=${CAIRN_BIN:-$ROOT/build/cairn}
 DIR=${BENCH_DIR:-/tmp/cairn-bench}
 SECS=${BENCH_SECONDS:-10}
+ROUNDS=${BENCH_ROUNDS:-3}
 TGT_PORT=3261 CAIRN_PORT=3262 TGT_CTL=77
 rm -rf "$DIR"; mkdir -p "$DIR"
 export CAIRN_RUN_DIR=$DIR/run
@@ -67,15 +70,22 @@ write_4k() {
 }
 
 declare -A R
+median() { python3 -c "import statistics,sys; print(statistics.median(float(x) for x in sys.argv[1:]))" "$@"; }
 for fig in seq_write seq_read rand_read write_4k; do
-	R[tgt.$fig]=$($fig "$TGT_URL")
-	R[cairn.$fig]=$($fig "$CAIRN_URL")
+	t=() c=()
+	for _ in $(seq "$ROUNDS"); do
+		t+=("$($fig "$TGT_URL")")
+		c+=("$($fig "$CAIRN_URL")")
+	done
+	echo "$fig: tgt ${t[*]} | cairn ${c[*]}" >&2
+	R[tgt.$fig]=$(median "${t[@]}")
+	R[cairn.$fig]=$(median "${c[@]}")
 done
 qemu-img compare -f raw -F raw "$IMG" "$TGT_URL" >/dev/null 2>&1 || true
 
 ratio() { python3 -c "print(f'{$1 / $2:.2f}')"; }
 {
-	echo "cairn vs tgt $(tgtd -V 2>/dev/null | head -1 | tr -d '\n'), $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, image $((SIZE >> 20)) MiB"
+	echo "cairn vs tgt $(tgtd -V 2>/dev/null | head -1 | tr -d '\n'), $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, image $((SIZE >> 20)) MiB, median of $ROUNDS rounds"
 	echo
 	echo "| figure | unit | tgt | cairn | cairn/tgt |"
 	echo "|---|---|---|---|---|"

@@ -98,21 +98,30 @@ static void hc_key_init(void)
 	pthread_key_create(&hc_key, free);
 }
 
+/* LZ4 fast first: it is cheap, and it tells whether LZ4HC can pay. A chunk it cannot
+ * shrink by 1/16 is stored raw, one it shrinks by less than 1/8 keeps the fast result
+ * (already-compressed data: LZ4HC gains little there and costs most); the rest is
+ * compressed again with LZ4HC. */
 static int compress(const void *data, void *dst, int len, int max_c, int level)
 {
-	if (level >= LZ4HC_CLEVEL_MIN) {
-		void *hc_state;
+	int c = LZ4_compress_default(data, dst, len, max_c);
+	void *hc_state;
+	int h;
 
-		pthread_once(&hc_once, hc_key_init);
-		hc_state = pthread_getspecific(hc_key);
-		if (!hc_state) {
-			hc_state = malloc((size_t)LZ4_sizeofStateHC());
-			pthread_setspecific(hc_key, hc_state);
+	if (level < LZ4HC_CLEVEL_MIN || c <= 0 || c > len - len / 8)
+		return c;
+	pthread_once(&hc_once, hc_key_init);
+	hc_state = pthread_getspecific(hc_key);
+	if (!hc_state) {
+		hc_state = malloc((size_t)LZ4_sizeofStateHC());
+		if (!hc_state || pthread_setspecific(hc_key, hc_state)) {
+			free(hc_state);
+			return LZ4_compress_default(data, dst, len, max_c);
 		}
-		if (hc_state)
-			return LZ4_compress_HC_extStateHC(hc_state, data, dst, len, max_c, level);
 	}
-	return LZ4_compress_default(data, dst, len, max_c);
+	h = LZ4_compress_HC_extStateHC(hc_state, data, dst, len, c, level);
+	/* h == 0: LZ4HC did not fit in the fast result's size; redo the fast one */
+	return h > 0 ? h : LZ4_compress_default(data, dst, len, max_c);
 }
 
 int chunk_codec_encode(enum chunk_kind kind, const struct chunk_id *id, const void *data,
