@@ -19,87 +19,22 @@
 
 #include "cli.h"
 #include "control.h"
+#include "daemon.h"
+#include "lun_volume.h"
 #include "errmsg.h"
 #include "gateway.h"
 #include "log.h"
 #include "util.h"
 #include "volume.h"
 
-#define IQN_PREFIX "iqn.2026-11.org.cairn:"
-
 static const char usage[] =
 	"usage: cairn serve [-r REPO] [--listen ADDR:PORT] [--state-dir DIR]\n"
-	"Run the iSCSI gateway: every volume is target " IQN_PREFIX "<volume>, LUN 0.\n"
+	"Run the iSCSI gateway: every volume is target " CAIRN_IQN_PREFIX "<volume>, LUN 0.\n"
 	"  --listen ADDR:PORT  portal (default 127.0.0.1:3260; port 0 picks a free one)\n"
 	"  --state-dir DIR     journal and local state (default /var/lib/cairn/<repo id>)\n"
 	"Stop with Ctrl-C or SIGTERM; every acknowledged write is kept.\n";
 
-struct served {
-	struct volume *vol;
-	struct lun lun;
-	struct lun *luns[1];
-	char iqn[GW_IQN_MAX + 1];
-	struct served *next;
-};
-
-struct daemon {
-	struct repo *repo;
-	struct chunk_store cs;
-	struct gateway *gw;
-	const char *state_dir;
-	pthread_mutex_t lock; /* guards the served list */
-	struct served *served;
-};
-
-/* lun ops over a volume */
-static int lv_read(void *ctx, uint64_t off, void *buf, size_t len)
-{
-	return volume_read(ctx, off, buf, len);
-}
-
-static int lv_write(void *ctx, uint64_t off, const void *buf, size_t len, int fua)
-{
-	return volume_write(ctx, off, buf, len, fua);
-}
-
-static int lv_zero(void *ctx, uint64_t off, uint64_t len, int fua)
-{
-	return volume_write_zeroes(ctx, off, len, fua);
-}
-
-static int lv_flush(void *ctx)
-{
-	return volume_flush(ctx);
-}
-
-static const struct lun_ops volume_lun_ops = {
-	.read = lv_read,
-	.write = lv_write,
-	.write_zeroes = lv_zero,
-	.flush = lv_flush,
-};
-
-static void lun_from_volume(struct lun *l, struct volume *v)
-{
-	const struct volume_info *vi = volume_get_info(v);
-	uint8_t raw[16] = { 0 };
-
-	memset(l, 0, sizeof(*l));
-	l->ops = &volume_lun_ops;
-	l->ctx = v;
-	l->size = vi->size;
-	l->block_size = VOLUME_SECTOR;
-	l->opt_xfer = vi->chunk_size;
-	snprintf(l->name, sizeof(l->name), "%s", vi->name);
-	snprintf(l->serial, sizeof(l->serial), "%s", vi->id);
-	util_unhex(vi->id, raw, 16);
-	/* NAA 6 (IEEE registered extended); the rest is the volume's random id */
-	l->naa[0] = 0x60 | (raw[0] & 0x0f);
-	memcpy(l->naa + 1, raw + 1, 15);
-}
-
-/* Open a volume and export it. Caller holds d->lock. */
-static int serve_volume(struct daemon *d, const char *name)
+int daemon_serve_volume(struct daemon *d, const char *name)
 {
 	struct volume_open_opts vo = { .state_dir = d->state_dir };
 	struct served *s = calloc(1, sizeof(*s));
@@ -112,7 +47,7 @@ static int serve_volume(struct daemon *d, const char *name)
 		goto out_free;
 	lun_from_volume(&s->lun, s->vol);
 	s->luns[0] = &s->lun;
-	snprintf(s->iqn, sizeof(s->iqn), IQN_PREFIX "%s", name);
+	snprintf(s->iqn, sizeof(s->iqn), CAIRN_IQN_PREFIX "%s", name);
 	rc = gateway_add_target(d->gw, s->iqn, s->luns, 1);
 	if (rc)
 		goto out_close;
@@ -128,7 +63,7 @@ out_free:
 	return rc;
 }
 
-static void unserve(struct daemon *d, struct served *s)
+void daemon_unserve(struct daemon *d, struct served *s)
 {
 	int rc;
 
@@ -142,90 +77,61 @@ static void unserve(struct daemon *d, struct served *s)
 static int open_cb(void *arg, const struct volume_info *vi)
 {
 	struct daemon *d = arg;
-	int rc = serve_volume(d, vi->name);
+	int rc = daemon_serve_volume(d, vi->name);
 
 	if (rc)
 		log_error("serve", "cannot export volume %s: %s", vi->name, strerror(-rc));
 	return 0;
 }
 
-static int list_cb(void *arg, const struct volume_info *vi)
+struct served *daemon_find_served(struct daemon *d, const char *name)
 {
-	json_object_array_add(arg, cli_volume_json(vi));
-	return 0;
+	for (struct served *s = d->served; s; s = s->next)
+		if (!strcmp(s->lun.name, name))
+			return s;
+	return NULL;
 }
 
-static json_object *volume_err(const char *name, int err)
+struct served *daemon_take_served(struct daemon *d, const char *name)
+{
+	for (struct served **pp = &d->served; *pp; pp = &(*pp)->next) {
+		if (!strcmp((*pp)->lun.name, name)) {
+			struct served *s = *pp;
+			*pp = s->next;
+			return s;
+		}
+	}
+	return NULL;
+}
+
+json_object *daemon_volume_err(const char *name, int err)
 {
 	char msg[512];
 	int status = cli_volume_fail(name, err, msg, sizeof(msg));
 	return control_reply_err(status, msg);
 }
 
+const char *daemon_req_str(json_object *req, const char *key)
+{
+	json_object *f;
+	return json_object_object_get_ex(req, key, &f) ? json_object_get_string(f) : NULL;
+}
+
+int64_t daemon_req_int(json_object *req, const char *key)
+{
+	json_object *f;
+	return json_object_object_get_ex(req, key, &f) ? json_object_get_int64(f) : 0;
+}
+
+/* Control requests: dispatched through daemon_cmds[]. */
 static json_object *handle(void *arg, json_object *req)
 {
-	struct daemon *d = arg;
-	json_object *f, *r;
-	const char *cmd = "", *name = NULL;
-	int rc;
+	const char *cmd = daemon_req_str(req, "cmd");
 
-	if (json_object_object_get_ex(req, "cmd", &f))
-		cmd = json_object_get_string(f);
-	if (json_object_object_get_ex(req, "name", &f))
-		name = json_object_get_string(f);
-
-	if (!strcmp(cmd, "volume.list")) {
-		json_object *arr = json_object_new_array();
-		rc = volume_list(&d->cs, list_cb, arr);
-		if (rc) {
-			json_object_put(arr);
-			return control_reply_err(1, strerror(-rc));
-		}
-		r = control_reply_ok();
-		json_object_object_add(r, "volumes", arr);
-		return r;
-	}
-	if (!strcmp(cmd, "volume.create") && name) {
-		struct volume_info vi;
-		uint64_t size = 0;
-		uint32_t chunk = 0;
-
-		if (json_object_object_get_ex(req, "size", &f))
-			size = (uint64_t)json_object_get_int64(f);
-		if (json_object_object_get_ex(req, "chunk_size", &f))
-			chunk = (uint32_t)json_object_get_int64(f);
-		rc = volume_create(&d->cs, name, size, chunk, &vi);
-		if (rc)
-			return volume_err(name, rc);
-		pthread_mutex_lock(&d->lock);
-		rc = serve_volume(d, name);
-		pthread_mutex_unlock(&d->lock);
-		if (rc)
-			return volume_err(name, rc);
-		r = control_reply_ok();
-		json_object_object_add(r, "volume", cli_volume_json(&vi));
-		return r;
-	}
-	if (!strcmp(cmd, "volume.delete") && name) {
-		struct served **pp, *s = NULL;
-
-		pthread_mutex_lock(&d->lock);
-		for (pp = &d->served; *pp; pp = &(*pp)->next) {
-			if (!strcmp((*pp)->lun.name, name)) {
-				s = *pp;
-				*pp = s->next;
-				break;
-			}
-		}
-		pthread_mutex_unlock(&d->lock);
-		if (s)
-			unserve(d, s);
-		rc = volume_delete(&d->cs, name);
-		if (rc)
-			return volume_err(name, rc);
-		return control_reply_ok();
-	}
-	return control_reply_err(2, "unknown control request");
+	for (const struct daemon_cmd *c = daemon_cmds; cmd && c->name; c++)
+		if (!strcmp(c->name, cmd))
+			return c->fn(arg, req);
+	return control_reply_err(2, "unknown control request (is the daemon older than this cairn?)");
 }
 
 static const char *default_state_dir(const char *repo_id, char *buf, size_t len)

@@ -6,6 +6,8 @@
 #include <string.h>
 
 #include "cli.h"
+#include "control.h"
+#include "daemon.h"
 #include "errmsg.h"
 #include "util.h"
 #include "volume.h"
@@ -242,4 +244,64 @@ int cmd_volume(struct cli_globals *g, int argc, char **argv)
 		snprintf(detail, sizeof(detail), "unknown volume subcommand '%s'", sub);
 		return cli_fail(MSG_USAGE, detail);
 	}
+}
+
+/* ---- daemon side (daemon.h) ---- */
+
+json_object *daemon_volume_list(struct daemon *d, json_object *req)
+{
+	json_object *arr = json_object_new_array(), *r;
+	int rc;
+
+	(void)req;
+	rc = volume_list(&d->cs, list_cb, arr);
+	if (rc) {
+		json_object_put(arr);
+		return control_reply_err(1, strerror(-rc));
+	}
+	r = control_reply_ok();
+	json_object_object_add(r, "volumes", arr);
+	return r;
+}
+
+json_object *daemon_volume_create(struct daemon *d, json_object *req)
+{
+	const char *name = daemon_req_str(req, "name");
+	struct volume_info vi;
+	json_object *r;
+	int rc;
+
+	if (!name)
+		return control_reply_err(2, "volume.create needs a name");
+	rc = volume_create(&d->cs, name, (uint64_t)daemon_req_int(req, "size"),
+			   (uint32_t)daemon_req_int(req, "chunk_size"), &vi);
+	if (rc)
+		return daemon_volume_err(name, rc);
+	pthread_mutex_lock(&d->lock);
+	rc = daemon_serve_volume(d, name);
+	pthread_mutex_unlock(&d->lock);
+	if (rc)
+		return daemon_volume_err(name, rc);
+	r = control_reply_ok();
+	json_object_object_add(r, "volume", cli_volume_json(&vi));
+	return r;
+}
+
+json_object *daemon_volume_delete(struct daemon *d, json_object *req)
+{
+	const char *name = daemon_req_str(req, "name");
+	struct served *s;
+	int rc;
+
+	if (!name)
+		return control_reply_err(2, "volume.delete needs a name");
+	pthread_mutex_lock(&d->lock);
+	s = daemon_take_served(d, name);
+	pthread_mutex_unlock(&d->lock);
+	if (s)
+		daemon_unserve(d, s);
+	rc = volume_delete(&d->cs, name);
+	if (rc)
+		return daemon_volume_err(name, rc);
+	return control_reply_ok();
 }

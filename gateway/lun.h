@@ -22,6 +22,13 @@ struct lun_ops {
 	int (*write_zeroes)(void *ctx, uint64_t off, uint64_t len, int fua);
 	/* Make every acknowledged write durable (SYNCHRONIZE CACHE). */
 	int (*flush)(void *ctx);
+	/* Optional (NULL: not kept): save / load the LUN's SCSI state (persistent
+	 * reservations with APTPL) durably, as one opaque blob; load gives -ENOENT if none. */
+	int (*state_save)(void *ctx, const void *blob, size_t len);
+	int (*state_load)(void *ctx, void **blob, size_t *len);
+	/* Optional (NULL: the SCSI layer reads and writes): make [dst, dst+len) a copy of
+	 * [src, src+len) of the same LUN, sharing data where the store can (EXTENDED COPY). */
+	int (*copy_range)(void *ctx, uint64_t dst, uint64_t src, uint64_t len);
 };
 
 struct lun {
@@ -34,6 +41,7 @@ struct lun {
 	char name[65];          /* volume name, for product/log text */
 	char serial[33];        /* unit serial number (VPD 0x80): the volume id hex */
 	uint8_t naa[16];        /* NAA IEEE registered extended designator (VPD 0x83) */
+	void *scsi_priv;        /* owned by the SCSI layer (reservations, unit attentions) */
 };
 
 #endif

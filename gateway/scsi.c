@@ -222,7 +222,7 @@ void scsi_exec(struct scsi_cmd *c)
 		field_pointer(c, 1, 0, 7);
 		return;
 	}
-	if (lun && lun->read_only && !op->ro_ok) {
+	if (lun && (lun->read_only || (c->nexus && c->nexus->read_only)) && !op->ro_ok) {
 		c->xfer_len = scsi_data_out_len(c->cdb, c->map, c->lun_id);
 		scsi_sense_asc(c, SK_DATA_PROTECT, ASC_WRITE_PROTECTED);
 		return;
@@ -230,4 +230,37 @@ void scsi_exec(struct scsi_cmd *c)
 	rc = op->fn(c, lun);
 	if (rc < 0)
 		map_error(c, rc, !op->ro_ok);
+}
+
+/* Transport events (scsi.h). No SCSI state is kept per nexus or per LUN yet: reservations
+ * and unit attentions arrive with the conformance work of issue 3. */
+void scsi_nexus_lost(const struct scsi_nexus *n, const struct scsi_lun_map *map)
+{
+	(void)n;
+	(void)map;
+}
+
+void scsi_lun_reset(struct lun *l, const struct scsi_nexus *n)
+{
+	(void)l;
+	(void)n;
+}
+
+void scsi_target_reset(const struct scsi_lun_map *map, const struct scsi_nexus *n)
+{
+	for (uint32_t i = 0; map && i < map->count; i++)
+		if (map->luns[i])
+			scsi_lun_reset(map->luns[i], n);
+}
+
+void scsi_lun_changed(struct lun *l, uint8_t asc, uint8_t ascq)
+{
+	(void)l;
+	(void)asc;
+	(void)ascq;
+}
+
+void scsi_lun_release(struct lun *l)
+{
+	l->scsi_priv = NULL;
 }

@@ -42,8 +42,20 @@ struct scsi_lun_map {
 	uint32_t count;
 };
 
+/* The I_T nexus a command arrives on. Filled by the transport when the session logs in,
+ * stable until it closes; the SCSI layer keys reservations and unit attentions by it. */
+struct scsi_nexus {
+	uint64_t id;                /* unique per I_T nexus for the life of the daemon */
+	char initiator[224];        /* iSCSI InitiatorName */
+	uint8_t isid[6];            /* iSCSI session id */
+	uint16_t tpgt;              /* target portal group tag */
+	char target[224];           /* target name (iSCSI TargetName) */
+	int read_only;              /* ACL: this nexus may only read (writes: DATA PROTECT) */
+};
+
 struct scsi_cmd {
 	/* in: set by the transport */
+	const struct scsi_nexus *nexus; /* never NULL for commands from a session */
 	uint8_t cdb[16];
 	uint8_t cdb_len;
 	uint64_t lun_id;                /* decoded LUN number */
@@ -72,6 +84,22 @@ uint32_t scsi_data_out_len(const uint8_t *cdb, const struct scsi_lun_map *map, u
 
 /* Execute one command. Always completes: errors become CHECK CONDITION with sense. */
 void scsi_exec(struct scsi_cmd *c);
+
+/* Events the transport reports, so the SCSI layer can keep SPC semantics:
+ *   scsi_nexus_lost     the session of n ended (SCSI-2 reservations it held are released;
+ *                       persistent reservations stay)
+ *   scsi_lun_reset      LUN RESET of l by n (tasks already drained): reservations per SPC,
+ *                       unit attention BUS DEVICE RESET FUNCTION OCCURRED for other nexuses
+ *   scsi_target_reset   TARGET WARM/COLD RESET: scsi_lun_reset on every LUN of map
+ * and the owner of a struct lun calls scsi_lun_release() before freeing it. */
+void scsi_nexus_lost(const struct scsi_nexus *n, const struct scsi_lun_map *map);
+void scsi_lun_reset(struct lun *l, const struct scsi_nexus *n);
+void scsi_target_reset(const struct scsi_lun_map *map, const struct scsi_nexus *n);
+void scsi_lun_release(struct lun *l);
+/* The medium of l changed under every initiator (restore, resize): queue the unit
+ * attention asc/ascq (e.g. 0x2A/0x09 CAPACITY DATA HAS CHANGED, 0x3F/0x03 INQUIRY DATA
+ * HAS CHANGED) for every nexus. */
+void scsi_lun_changed(struct lun *l, uint8_t asc, uint8_t ascq);
 
 /* Build fixed-format sense (response code 0x70, current) into c: status CHECK CONDITION. */
 void scsi_set_sense(struct scsi_cmd *c, uint8_t key, uint8_t asc, uint8_t ascq);

@@ -27,7 +27,7 @@ static int rd(void *c, uint64_t off, void *b, size_t n) { (void)c; memcpy(b, dis
 static int wr(void *c, uint64_t off, const void *b, size_t n, int f) { (void)c; (void)f; memcpy(disk + off, b, n); return 0; }
 static int wz(void *c, uint64_t off, uint64_t n, int f) { (void)c; (void)f; memset(disk + off, 0, n); return 0; }
 static int fl(void *c) { (void)c; return 0; }
-static const struct lun_ops ops = { rd, wr, wz, fl };
+static const struct lun_ops ops = { .read = rd, .write = wr, .write_zeroes = wz, .flush = fl };
 static struct lun lun0 = { .ops = &ops, .size = DISK, .block_size = 512, .opt_xfer = 65536,
 			   .name = "t0", .serial = "0001" };
 

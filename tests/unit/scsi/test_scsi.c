@@ -72,7 +72,7 @@ static int ram_flush(void *ctx)
 	return r->fail_write;
 }
 
-static const struct lun_ops ram_ops = { ram_read, ram_write, ram_zero, ram_flush };
+static const struct lun_ops ram_ops = { .read = ram_read, .write = ram_write, .write_zeroes = ram_zero, .flush = ram_flush };
 
 static struct ram ram;
 static struct lun lun0, lun2;
