@@ -11,11 +11,13 @@
 #include <json-c/json.h>
 
 #include "repo.h"
+#include "repo_check.h"
 
 struct cli_globals {
 	const char *repo;          /* -r/--repo or CAIRN_REPO */
 	const char *password_file; /* --password-file or CAIRN_PASSWORD_FILE */
 	const char *s3_endpoint;   /* --s3-endpoint or CAIRN_S3_ENDPOINT */
+	const char *key_file;      /* --key-file or CAIRN_KEY_FILE: a raw 32-byte key */
 };
 
 struct cli_session {
@@ -35,16 +37,25 @@ enum cli_open_mode {
  * its default case (returns 0 if it consumed the option, -1 if not). */
 #define CLI_OPT_PASSWORD_FILE 0x1001
 #define CLI_OPT_S3_ENDPOINT 0x1002
+#define CLI_OPT_KEY_FILE 0x1003
 #define CLI_GLOBAL_LONGOPTS \
 	{ "repo", required_argument, NULL, 'r' }, \
 	{ "password-file", required_argument, NULL, CLI_OPT_PASSWORD_FILE }, \
-	{ "s3-endpoint", required_argument, NULL, CLI_OPT_S3_ENDPOINT }
+	{ "s3-endpoint", required_argument, NULL, CLI_OPT_S3_ENDPOINT }, \
+	{ "key-file", required_argument, NULL, CLI_OPT_KEY_FILE }
 int cli_global_opt(struct cli_globals *g, int c, char *arg);
 
 /* Open the repository named by g for a subcommand. On failure prints the message and
  * returns the exit status (> 0); 0 on success. */
 int cli_open(struct cli_globals *g, enum cli_open_mode mode, struct cli_session *s);
 void cli_close(struct cli_session *s);
+/* Fill the password / key file, S3 endpoint of g into o (other fields untouched). On a
+ * failure (unreadable password file, ...) prints the message and returns the exit
+ * status; 0 on success. The secret lives until the process exits. */
+int cli_repo_opts(struct cli_globals *g, struct repo_open_opts *o);
+/* Read a password file (one trailing newline dropped) or, raw, a 32-byte key file into
+ * *s (buffers malloc'd, kept until exit). Prints the message, returns the exit status. */
+int cli_read_secret(const char *password_file, const char *key_file, struct repo_secret *s);
 /* Print the message for a repository open error and return the exit status. */
 int cli_repo_fail(const char *url, int err);
 /* Send one request to the daemon; on success *resp is the reply object (caller puts it).
@@ -65,5 +76,17 @@ int cli_volume_fail(const char *name, int err, char *buf, size_t len);
 int cmd_init(struct cli_globals *g, int argc, char **argv);
 int cmd_volume(struct cli_globals *g, int argc, char **argv);
 int cmd_serve(struct cli_globals *g, int argc, char **argv);
+/* Walks every live volume's stored block map for check and stats (cmd_check.c). */
+extern const struct repo_tree_walker cli_volume_walker;
+int cmd_key(struct cli_globals *g, int argc, char **argv);
+int cmd_check(struct cli_globals *g, int argc, char **argv);
+int cmd_stats(struct cli_globals *g, int argc, char **argv);
+int cmd_mount(struct cli_globals *g, int argc, char **argv);
+int cmd_target(struct cli_globals *g, int argc, char **argv);
+int cmd_lun(struct cli_globals *g, int argc, char **argv);
+int cmd_acl(struct cli_globals *g, int argc, char **argv);
+int cmd_chap(struct cli_globals *g, int argc, char **argv);
+int cmd_portal(struct cli_globals *g, int argc, char **argv);
+int cmd_session(struct cli_globals *g, int argc, char **argv);
 
 #endif

@@ -1,6 +1,7 @@
 /* cmd_init.c - `cairn init [--chunk-size S]`: create a repository. */
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -8,9 +9,13 @@
 #include "util.h"
 
 static const char usage[] =
-	"usage: cairn init [-r REPO] [--chunk-size 64K]\n"
-	"Create an empty repository at REPO (a directory; created if missing).\n"
-	"  --chunk-size S   default chunk size of new volumes: a power of two, 4K to 1M\n";
+	"usage: cairn init [-r REPO] [--chunk-size 64K] [--encrypt]\n"
+	"Create an empty repository at REPO: a directory (created if missing) or\n"
+	"s3://bucket/prefix (the bucket is created if missing; --s3-endpoint URL or\n"
+	"CAIRN_S3_ENDPOINT for a server other than AWS, credentials from AWS_* variables).\n"
+	"  --chunk-size S   default chunk size of new volumes: a power of two, 4K to 1M\n"
+	"  --encrypt        AES-256-GCM; the first key from --password-file FILE\n"
+	"                   (CAIRN_PASSWORD_FILE) or a 32-byte --key-file FILE\n";
 
 int cmd_init(struct cli_globals *g, int argc, char **argv)
 {
@@ -22,6 +27,7 @@ int cmd_init(struct cli_globals *g, int argc, char **argv)
 		{ 0, 0, 0, 0 },
 	};
 	struct repo_create_opts co = { 0 };
+	struct repo_secret secret = { 0 };
 	uint64_t cs;
 	int c, rc;
 
@@ -34,7 +40,8 @@ int cmd_init(struct cli_globals *g, int argc, char **argv)
 			co.chunk_size = (uint32_t)cs;
 			break;
 		case 'e':
-			return cli_fail(MSG_USAGE, "--encrypt is not available in this build yet (no repository was created)");
+			co.encrypt = 1;
+			break;
 		case 'h':
 			fputs(usage, stdout);
 			return 0;
@@ -49,9 +56,20 @@ int cmd_init(struct cli_globals *g, int argc, char **argv)
 		return cli_fail(MSG_USAGE, "init takes no positional arguments");
 	if (!g->repo || !*g->repo)
 		return cli_fail(MSG_NO_REPO_ARG);
+	co.s3_endpoint = g->s3_endpoint;
+	if (co.encrypt) {
+		rc = cli_read_secret(g->password_file, g->key_file, &secret);
+		if (rc)
+			return rc;
+		if (!secret.password && !secret.raw_key)
+			return cli_fail(MSG_USAGE, "--encrypt needs --password-file FILE (or CAIRN_PASSWORD_FILE) or --key-file FILE; no repository was created");
+		co.secret = &secret;
+	}
 	rc = repo_create(g->repo, &co);
+	free((void *)secret.password);
+	free((void *)secret.raw_key);
 	if (rc)
 		return cli_repo_fail(g->repo, rc);
-	printf("created repository %s\n", g->repo);
+	printf("created %srepository %s\n", co.encrypt ? "encrypted " : "", g->repo);
 	return 0;
 }

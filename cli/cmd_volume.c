@@ -9,6 +9,8 @@
 #include "control.h"
 #include "daemon.h"
 #include "errmsg.h"
+#include "history_cli.h"
+#include "point.h"
 #include "util.h"
 #include "volume.h"
 
@@ -16,6 +18,7 @@ static const char usage[] =
 	"usage: cairn volume create NAME --size S [--chunk-size S]\n"
 	"       cairn volume list [--json]\n"
 	"       cairn volume delete NAME\n"
+	"       cairn volume clone POINT NEW   (a writable volume from any point; O(1))\n"
 	"  --size S         volume size, e.g. 10G (a multiple of 512 bytes)\n"
 	"  --chunk-size S   chunk size: a power of two, 4K to 1M (default: the repository's)\n"
 	"  --json           machine-readable output\n";
@@ -191,10 +194,11 @@ int cmd_volume(struct cli_globals *g, int argc, char **argv)
 		{ "size", required_argument, NULL, 's' },
 		{ "chunk-size", required_argument, NULL, 'c' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "state-dir", required_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0, 0, 0, 0 },
 	};
-	const char *size_arg = NULL, *sub;
+	const char *size_arg = NULL, *sub, *state = NULL;
 	uint64_t size = 0, chunk = 0;
 	int c, json = 0;
 
@@ -207,6 +211,7 @@ int cmd_volume(struct cli_globals *g, int argc, char **argv)
 				return cli_fail(MSG_BAD_CHUNK_SIZE, optarg);
 			break;
 		case 'j': json = 1; break;
+		case 'S': state = optarg; break;
 		case 'h': fputs(usage, stdout); return 0;
 		default:
 			if (cli_global_opt(g, c, optarg) == 0)
@@ -233,6 +238,11 @@ int cmd_volume(struct cli_globals *g, int argc, char **argv)
 		if (util_parse_size(size_arg, &size) || size == 0 || size % VOLUME_SECTOR)
 			return cli_fail(MSG_BAD_SIZE, size_arg);
 		return do_create(g, argv[optind], size, (uint32_t)chunk);
+	}
+	if (!strcmp(sub, "clone")) {
+		if (optind + 2 != argc)
+			return cli_fail(MSG_USAGE, "volume clone takes a POINT and a NEW name");
+		return cmd_volume_clone(g, argv[optind], argv[optind + 1], state);
 	}
 	if (!strcmp(sub, "delete")) {
 		if (optind + 1 != argc)
@@ -304,4 +314,74 @@ json_object *daemon_volume_delete(struct daemon *d, json_object *req)
 	if (rc)
 		return daemon_volume_err(name, rc);
 	return control_reply_ok();
+}
+
+/* ---- clone (history_cli.h) ---- */
+
+json_object *hist_volume_clone(struct hist_ctx *h, json_object *req)
+{
+	const char *point = daemon_req_str(req, "point"), *name = daemon_req_str(req, "name");
+	char vol[VOLUME_NAME_MAX + 1] = "";
+	struct point_plan plan;
+	struct volume_info vi;
+	struct chunk_id root;
+	struct point *p;
+	const char *spec;
+	json_object *r;
+	int rc;
+
+	if (!point || !name)
+		return control_reply_err(2, "volume.clone needs a point and a name");
+	if (!volume_name_valid(name))
+		return daemon_volume_err(name, -EINVAL);
+	history_parse_point(point, vol, &spec);
+	rc = volume_lookup(h->cs, name, &vi);
+	if (rc == 0)
+		return daemon_volume_err(name, -EEXIST);
+	rc = hist_resolve(h, point, &plan);
+	if (!rc)
+		rc = point_open(h->cs, h->state_dir, &plan, &p);
+	if (rc)
+		return hist_err(point, vol, rc);
+	rc = point_materialize(p, &root);
+	point_close(p);
+	if (rc)
+		return hist_err(point, vol, rc);
+	rc = volume_create_from(h->cs, name, plan.info.size, plan.info.chunk_size, &root, &vi);
+	if (rc)
+		return daemon_volume_err(name, rc);
+	if (h->d) {
+		rc = daemon_serve_volume(h->d, name);
+		if (rc)
+			return daemon_volume_err(name, rc);
+	}
+	r = control_reply_ok();
+	json_object_object_add(r, "volume", cli_volume_json(&vi));
+	return r;
+}
+
+int cmd_volume_clone(struct cli_globals *g, const char *point, const char *name,
+		     const char *state_opt)
+{
+	char vol[VOLUME_NAME_MAX + 1];
+	const char *spec;
+	json_object *req, *resp = NULL;
+	int rc;
+
+	if (history_parse_point(point, vol, &spec))
+		return cli_fail(MSG_POINT_BAD, point);
+	if (!volume_name_valid(name))
+		return cli_fail(MSG_BAD_VOLUME_NAME, name);
+	req = json_object_new_object();
+	json_object_object_add(req, "cmd", json_object_new_string("volume.clone"));
+	json_object_object_add(req, "point", json_object_new_string(point));
+	json_object_object_add(req, "name", json_object_new_string(name));
+	rc = hist_run(g, CLI_OPEN_WRITE, state_opt, hist_volume_clone, req, &resp);
+	if (!rc)
+		printf("cloned %s as volume %s, exported as " CAIRN_IQN_PREFIX "%s when served\n",
+		       point, name, name);
+	json_object_put(req);
+	if (resp)
+		json_object_put(resp);
+	return rc;
 }

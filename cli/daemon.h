@@ -35,6 +35,7 @@ struct daemon {
 	const char *state_dir;
 	pthread_mutex_t lock; /* guards served */
 	struct served *served;
+	struct serve_conf *conf; /* `serve --config` state (config.h); NULL without */
 };
 
 /* A control request handler: returns a new reply (control_reply_ok/err). */

@@ -3,10 +3,23 @@
 #include <stddef.h>
 
 #include "daemon.h"
+#include "history_cli.h"
+#include "config.h"
 
 const struct daemon_cmd daemon_cmds[] = {
 	{ "volume.list", daemon_volume_list },
 	{ "volume.create", daemon_volume_create },
 	{ "volume.delete", daemon_volume_delete },
+	{ "volume.clone", daemon_volume_clone },
+	{ "snapshot.create", daemon_snapshot_create },
+	{ "snapshot.list", daemon_snapshot_list },
+	{ "snapshot.delete", daemon_snapshot_delete },
+	{ "point.resolve", daemon_point_resolve },
+	{ "cdp.list", daemon_cdp_list },
+	{ "cdp.mark", daemon_cdp_mark },
+	{ "restore", daemon_restore },
+	{ "config.edit", daemon_config_edit },
+	{ "config.show", daemon_config_show },
+	{ "session.list", daemon_session_list },
 	{ NULL, NULL },
 };

@@ -30,6 +30,40 @@ enum cli_msg {
 	MSG_STATE_DIR,          /* %s dir, %s strerror */
 	MSG_DAEMON,             /* %s message from the daemon */
 	MSG_CONTROL,            /* %s socket path, %s strerror */
+	MSG_MOUNT_STALE,        /* %s mountpoint, %s mountpoint */
+	MSG_MOUNT_NOT_DIR,      /* %s mountpoint */
+	MSG_MOUNT_BUSY,         /* %s mountpoint */
+	MSG_MOUNT_FAILED,       /* %s mountpoint, %s strerror */
+	MSG_WRONG_PASSWORD,     /* %s url */
+	MSG_NEED_PASSWORD,      /* %s url */
+	MSG_PASSWORD_FILE,      /* %s path, %s strerror */
+	MSG_KEY_FILE_BAD,       /* %s path */
+	MSG_KEYS_DAMAGED,       /* %s url */
+	MSG_S3_ACCESS,          /* %s url */
+	MSG_NOT_ENCRYPTED,      /* %s url */
+	MSG_KEY_MISSING,        /* %s key id, %s url */
+	MSG_KEY_LAST,           /* %s key id */
+	MSG_NEW_PASSWORD,       /* (none) */
+	MSG_CHECK_DAMAGED,      /* %llu count, %s url */
+	MSG_POINT_BAD,          /* %s point */
+	MSG_POINT_GONE,         /* %s point, %s volume */
+	MSG_POINT_FUTURE,       /* %s point */
+	MSG_POINT_PAST_END,     /* %s point, %s volume */
+	MSG_SNAPSHOT_MISSING,   /* %s volume, %s name, %s volume */
+	MSG_SNAPSHOT_EXISTS,    /* %s volume, %s name */
+	MSG_SNAPSHOT_NAME,      /* %s name */
+	MSG_MARK_LABEL,         /* %s label */
+	MSG_HISTORY_IO,         /* %s volume or point, %s strerror */
+	MSG_EXPORT_FILE,        /* %s file, %s strerror */
+	MSG_IMPORT_FILE,        /* %s file, %s strerror */
+	MSG_IMPORT_TOO_BIG,     /* %s file, %s volume, %s size */
+	MSG_IMPORT_UNALIGNED,   /* %s file */
+	MSG_IMPORT_SERVED,      /* %s volume */
+	MSG_RESTORE_OTHER,      /* %s point, %s volume */
+	MSG_CONFIG,             /* %s sentence naming file, line and fix */
+	MSG_CONFIG_NEEDED,      /* (none) */
+	MSG_CHAP_SECRET_FILE,   /* %s path, %s reason */
+	MSG_SESSIONS_NO_DAEMON, /* (none) */
 	MSG_COUNT
 };
 

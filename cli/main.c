@@ -6,18 +6,30 @@
 
 #include "cli.h"
 #include "errmsg.h"
+#include "history_cli.h"
 #include "log.h"
 
 static const char usage[] =
 	"usage: cairn [-r REPO] [--password-file F] [--s3-endpoint URL] COMMAND [ARGS]\n"
 	"\n"
 	"Commands:\n"
-	"  init [--chunk-size 64K]                 create a repository\n"
+	"  init [--chunk-size 64K] [--encrypt]     create a repository\n"
 	"  volume create NAME --size S [--chunk-size S]\n"
 	"  volume list [--json]                    list volumes\n"
 	"  volume delete NAME                      delete a volume (space returns with gc)\n"
+	"  volume clone POINT NEW                  a writable volume from any point\n"
+	"  snapshot create VOLUME [--name N] | list VOLUME [--json] | delete VOLUME N\n"
+	"  cdp list VOLUME [--json] | mark VOLUME LABEL   the write-level history\n"
+	"  export POINT FILE|-                     raw image of a point (VOLUME, VOLUME@SNAP,\n"
+	"                                          VOLUME@<RFC 3339 time>, VOLUME@seq:N)\n"
+	"  import VOLUME FILE|-                    raw image into a volume\n"
+	"  restore VOLUME POINT                    roll a volume back in place (undoable)\n"
 	"  serve [--listen ADDR:PORT] [--state-dir DIR]\n"
 	"                                          run the iSCSI gateway daemon\n"
+	"  key add|list|remove ID|passwd           passwords of an encrypted repository\n"
+	"  check [--read-data]                     verify the repository, name damaged objects\n"
+	"  stats [--json]                          sizes, dedup and compression ratios\n"
+	"  mount MOUNTPOINT                        browse history as read-only disk images\n"
 	"\n"
 	"The repository is a directory (-r/--repo or CAIRN_REPO). While 'cairn serve' runs,\n"
 	"the other commands go through its control socket. 'cairn COMMAND --help' shows more.\n";
@@ -29,6 +41,21 @@ static const struct {
 	{ "init", cmd_init },
 	{ "volume", cmd_volume },
 	{ "serve", cmd_serve },
+	{ "snapshot", cmd_snapshot },
+	{ "cdp", cmd_cdp },
+	{ "export", cmd_export },
+	{ "import", cmd_import },
+	{ "restore", cmd_restore },
+	{ "key", cmd_key },
+	{ "check", cmd_check },
+	{ "stats", cmd_stats },
+	{ "mount", cmd_mount },
+	{ "target", cmd_target },
+	{ "lun", cmd_lun },
+	{ "acl", cmd_acl },
+	{ "chap", cmd_chap },
+	{ "portal", cmd_portal },
+	{ "session", cmd_session },
 };
 
 int main(int argc, char **argv)
@@ -43,6 +70,7 @@ int main(int argc, char **argv)
 		.repo = getenv("CAIRN_REPO"),
 		.password_file = getenv("CAIRN_PASSWORD_FILE"),
 		.s3_endpoint = getenv("CAIRN_S3_ENDPOINT"),
+		.key_file = getenv("CAIRN_KEY_FILE"),
 	};
 	int c;
 

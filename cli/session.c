@@ -11,6 +11,7 @@
 #include "cli.h"
 #include "control.h"
 #include "errmsg.h"
+#include "util.h"
 
 int cli_global_opt(struct cli_globals *g, int c, char *arg)
 {
@@ -18,6 +19,7 @@ int cli_global_opt(struct cli_globals *g, int c, char *arg)
 	case 'r': g->repo = arg; return 0;
 	case CLI_OPT_PASSWORD_FILE: g->password_file = arg; return 0;
 	case CLI_OPT_S3_ENDPOINT: g->s3_endpoint = arg; return 0;
+	case CLI_OPT_KEY_FILE: g->key_file = arg; return 0;
 	default: return -1;
 	}
 }
@@ -50,9 +52,62 @@ int cli_repo_fail(const char *url, int err)
 	case -EBUSY: return cli_fail(MSG_REPO_LOCKED, url);
 	case -EPROTO: return cli_fail(MSG_REPO_FOREIGN, url);
 	case -EEXIST: return cli_fail(MSG_REPO_EXISTS, url);
-	case -EPROTONOSUPPORT: return cli_fail(MSG_REPO_S3_LATER, url);
+	case -EPROTONOSUPPORT: return cli_fail(MSG_REPO_FOREIGN, url);
+	case -EKEYREJECTED: return cli_fail(MSG_WRONG_PASSWORD, url);
+	case -ENOKEY: return cli_fail(MSG_NEED_PASSWORD, url);
+	case -EBADMSG: return cli_fail(MSG_KEYS_DAMAGED, url);
+	case -EACCES: return cli_fail(MSG_S3_ACCESS, url);
 	default: return cli_fail(MSG_REPO_IO, url, strerror(-err));
 	}
+}
+
+int cli_read_secret(const char *password_file, const char *key_file, struct repo_secret *s)
+{
+	void *data;
+	size_t len;
+	int rc;
+
+	memset(s, 0, sizeof(*s));
+	if (key_file && *key_file) {
+		rc = util_read_file(key_file, &data, &len);
+		if (rc)
+			return cli_fail(MSG_PASSWORD_FILE, key_file, strerror(-rc));
+		if (len != 32) {
+			free(data);
+			return cli_fail(MSG_KEY_FILE_BAD, key_file);
+		}
+		s->raw_key = data;
+		return 0;
+	}
+	if (password_file && *password_file) {
+		rc = util_read_file(password_file, &data, &len);
+		if (rc)
+			return cli_fail(MSG_PASSWORD_FILE, password_file, strerror(-rc));
+		if (len && ((char *)data)[len - 1] == '\n')
+			len--;
+		if (len && ((char *)data)[len - 1] == '\r')
+			len--;
+		s->password = data;
+		s->password_len = len;
+	}
+	return 0;
+}
+
+int cli_repo_opts(struct cli_globals *g, struct repo_open_opts *o)
+{
+	static struct repo_secret secret;
+	static int loaded;
+	int rc;
+
+	if (!loaded) {
+		rc = cli_read_secret(g->password_file, g->key_file, &secret);
+		if (rc)
+			return rc;
+		loaded = 1;
+	}
+	o->secret = &secret;
+	o->s3_endpoint = g->s3_endpoint;
+	return 0;
 }
 
 int cli_open(struct cli_globals *g, enum cli_open_mode mode, struct cli_session *s)
@@ -64,6 +119,8 @@ int cli_open(struct cli_globals *g, enum cli_open_mode mode, struct cli_session 
 	memset(s, 0, sizeof(*s));
 	if (!g->repo || !*g->repo)
 		return cli_fail(MSG_NO_REPO_ARG);
+	if ((rc = cli_repo_opts(g, &ro)) != 0 || (rc = cli_repo_opts(g, &rw)) != 0)
+		return rc;
 	rc = repo_open(g->repo, &ro, &s->repo);
 	if (rc)
 		return cli_repo_fail(g->repo, rc);

@@ -39,11 +39,22 @@ static const struct { size_t size; unsigned count; } pool_spec[ISCSI_NPOOLS] = {
 	{ SCSI_MAX_XFER, 24 },
 };
 
+/* One listening socket. Added and removed by any thread under srv.lock; a removed one
+ * moves to dead_portals and the network thread closes and frees it after the event
+ * batch, so an event already fetched never sees freed memory. */
+struct portal {
+	int ep_tag;         /* ISCSI_EP_LISTEN: must be first (epoll data) */
+	int fd;
+	int port;
+	char listen[128];   /* as given */
+	struct portal *next;
+};
+
 struct gateway {
 	struct iscsi_server srv;
-	int lfd;
-	int port;
-	int listen_tag;     /* ISCSI_EP_LISTEN: epoll data for lfd */
+	struct portal *portals;      /* under srv.lock */
+	struct portal *dead_portals; /* under srv.lock; freed by the network thread */
+	int port;           /* of the first portal */
 	int event_tag;      /* ISCSI_EP_EVENT: epoll data for srv.evfd */
 	int stop;           /* under srv.lock */
 	int thread_started;
@@ -115,12 +126,12 @@ out_free_ai:
 	return ret;
 }
 
-static void accept_all(struct gateway *g)
+static void accept_all(struct gateway *g, struct portal *pt)
 {
 	for (;;) {
 		struct iscsi_conn *c;
 		int one = 1;
-		int fd = accept4(g->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int fd = accept4(pt->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (fd < 0) {
 			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
@@ -140,6 +151,23 @@ static void drain_completions(struct iscsi_server *srv)
 	for (; t; t = next) {
 		next = t->done_next;
 		iscsi_conn_task_done(t);
+	}
+}
+
+static void free_dead_portals(struct gateway *g)
+{
+	struct portal *pt;
+
+	pthread_mutex_lock(&g->srv.lock);
+	pt = g->dead_portals;
+	g->dead_portals = NULL;
+	pthread_mutex_unlock(&g->srv.lock);
+	while (pt) {
+		struct portal *next = pt->next;
+
+		close(pt->fd);
+		free(pt);
+		pt = next;
 	}
 }
 
@@ -164,7 +192,7 @@ static void *net_thread(void *arg)
 			uint64_t cnt;
 
 			if (tag == ISCSI_EP_LISTEN) {
-				accept_all(g);
+				accept_all(g, evs[i].data.ptr);
 			} else if (tag == ISCSI_EP_EVENT) {
 				if (read(srv->evfd, &cnt, sizeof(cnt)) < 0) {
 					/* EAGAIN: already drained */
@@ -186,6 +214,7 @@ static void *net_thread(void *arg)
 			}
 		}
 		drain_completions(srv);
+		free_dead_portals(g);
 		now = util_mono_ns();
 		if (now - last_sweep >= 1000000000ULL) {
 			/* login timeout: a peer that connects and stalls holds nothing for long */
@@ -224,6 +253,196 @@ static unsigned default_workers(void)
 	return w < 4 ? 4 : w;
 }
 
+static void close_portals(struct gateway *g)
+{
+	struct portal *lists[2] = { g->portals, g->dead_portals };
+
+	for (int i = 0; i < 2; i++) {
+		while (lists[i]) {
+			struct portal *pt = lists[i];
+
+			lists[i] = pt->next;
+			close(pt->fd);
+			free(pt);
+		}
+	}
+	g->portals = g->dead_portals = NULL;
+}
+
+/* A policy from sec (NULL: no CHAP, full access), refs = 1, in one allocation:
+ * the struct, then the accounts, then the rules. */
+static struct iscsi_secpol *secpol_new(const struct gw_security *sec)
+{
+	unsigned na = sec ? sec->naccounts : 0, nr = sec ? sec->nrules : 0;
+	size_t sz = sizeof(struct iscsi_secpol) + na * sizeof(struct chap_cred) +
+		    nr * sizeof(struct acl_rule);
+	struct iscsi_secpol *p = calloc(1, sz);
+	struct chap_cred *acc;
+	struct acl_rule *rules;
+
+	if (!p)
+		return NULL;
+	acc = (struct chap_cred *)(p + 1);
+	rules = (struct acl_rule *)(acc + na);
+	p->refs = 1;
+	p->chap.accounts = acc;
+	p->chap.naccounts = na;
+	p->rules = rules;
+	p->nrules = nr;
+	p->default_access = sec ? sec->default_access : ACL_FULL;
+	if (na)
+		memcpy(acc, sec->accounts, na * sizeof(*acc));
+	if (nr)
+		memcpy(rules, sec->rules, nr * sizeof(*rules));
+	if (sec && sec->mutual) {
+		p->mutual = *sec->mutual;
+		p->chap.mutual = &p->mutual;
+	}
+	return p;
+}
+
+int gateway_set_security(struct gateway *g, const char *iqn, const struct gw_security *sec)
+{
+	struct iscsi_server *srv = &g->srv;
+	struct iscsi_secpol *p = secpol_new(sec), *old = NULL;
+	struct iscsi_target *t;
+	int found = 1;
+
+	if (!p)
+		return -ENOMEM;
+	pthread_mutex_lock(&srv->lock);
+	if (!iqn) {
+		old = srv->disc_sec;
+		srv->disc_sec = p;
+	} else {
+		for (t = srv->targets; t; t = t->next)
+			if (!t->removed && !strcmp(t->iqn, iqn))
+				break;
+		if (t) {
+			old = t->sec;
+			t->sec = p;
+			srv->recheck_acl = 1;
+		} else {
+			found = 0;
+		}
+	}
+	if (old && --old->refs > 0)
+		old = NULL; /* a login still uses it: the last put frees it */
+	pthread_mutex_unlock(&srv->lock);
+	if (!found) {
+		iscsi_secpol_free(p);
+		return -ENOENT;
+	}
+	iscsi_secpol_free(old);
+	iscsi_server_wake(srv);
+	return 0;
+}
+
+int gateway_add_portal(struct gateway *g, const char *listen)
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+	struct iscsi_server *srv = &g->srv;
+	struct portal *pt, *p;
+	int ret;
+
+	if (strlen(listen) >= sizeof(pt->listen))
+		return -EINVAL;
+	pthread_mutex_lock(&srv->lock);
+	for (p = g->portals; p; p = p->next)
+		if (!strcmp(p->listen, listen))
+			break;
+	pthread_mutex_unlock(&srv->lock);
+	if (p)
+		return -EEXIST;
+	pt = calloc(1, sizeof(*pt));
+	if (!pt)
+		return -ENOMEM;
+	pt->ep_tag = ISCSI_EP_LISTEN;
+	snprintf(pt->listen, sizeof(pt->listen), "%s", listen);
+	pt->fd = open_portal(listen, &pt->port);
+	if (pt->fd < 0) {
+		ret = pt->fd;
+		goto out_free;
+	}
+	ev.data.ptr = pt;
+	pthread_mutex_lock(&srv->lock);
+	if (epoll_ctl(srv->epfd, EPOLL_CTL_ADD, pt->fd, &ev)) {
+		ret = -errno;
+		pthread_mutex_unlock(&srv->lock);
+		goto out_close;
+	}
+	pt->next = NULL;
+	for (p = g->portals; p && p->next; p = p->next)
+		;
+	if (p)
+		p->next = pt;
+	else
+		g->portals = pt;
+	pthread_mutex_unlock(&srv->lock);
+	log_info(SUB, "portal %s listening (port %d)", listen, pt->port);
+	return 0;
+
+out_close:
+	close(pt->fd);
+out_free:
+	free(pt);
+	return ret;
+}
+
+int gateway_remove_portal(struct gateway *g, const char *listen)
+{
+	struct iscsi_server *srv = &g->srv;
+	struct portal **pp, *pt = NULL;
+
+	pthread_mutex_lock(&srv->lock);
+	for (pp = &g->portals; *pp; pp = &(*pp)->next)
+		if (!strcmp((*pp)->listen, listen)) {
+			pt = *pp;
+			*pp = pt->next;
+			break;
+		}
+	if (pt) {
+		epoll_ctl(srv->epfd, EPOLL_CTL_DEL, pt->fd, NULL);
+		pt->next = g->dead_portals;
+		g->dead_portals = pt;
+	}
+	pthread_mutex_unlock(&srv->lock);
+	if (!pt)
+		return -ENOENT;
+	iscsi_server_wake(srv);
+	log_info(SUB, "portal %s removed", listen);
+	return 0;
+}
+
+int gateway_list_sessions(struct gateway *g,
+			  int (*cb)(void *arg, const struct gw_session_info *si), void *arg)
+{
+	struct iscsi_server *srv = &g->srv;
+	struct gw_session_info *si = malloc(sizeof(*si));
+	int ret = 0;
+
+	if (!si)
+		return -ENOMEM;
+	pthread_mutex_lock(&srv->sess_lock);
+	for (struct iscsi_session *s = srv->sessions; s && !ret; s = s->next) {
+		memset(si, 0, sizeof(*si));
+		snprintf(si->initiator, sizeof(si->initiator), "%s", s->initiator_name);
+		snprintf(si->peer, sizeof(si->peer), "%s", s->peer);
+		snprintf(si->target, sizeof(si->target), "%s", s->target_iqn);
+		memcpy(si->isid, s->isid, 6);
+		si->tsih = s->tsih;
+		si->read_only = s->read_only;
+		snprintf(si->chap_user, sizeof(si->chap_user), "%s", s->chap_user);
+		si->commands = __atomic_load_n(&s->n_cmds, __ATOMIC_RELAXED);
+		si->bytes_read = __atomic_load_n(&s->bytes_read, __ATOMIC_RELAXED);
+		si->bytes_written = __atomic_load_n(&s->bytes_written, __ATOMIC_RELAXED);
+		ret = cb(arg, si);
+	}
+	pthread_mutex_unlock(&srv->sess_lock);
+	free(si);
+	return ret;
+}
+
 int gateway_start(const struct gateway_opts *o, struct gateway **out)
 {
 	struct epoll_event ev = { .events = EPOLLIN };
@@ -236,14 +455,13 @@ int gateway_start(const struct gateway_opts *o, struct gateway **out)
 		return -ENOMEM;
 	srv = &g->srv;
 	pthread_mutex_init(&srv->lock, NULL);
+	pthread_mutex_init(&srv->sess_lock, NULL);
 	pthread_cond_init(&srv->cond, NULL);
-	g->listen_tag = ISCSI_EP_LISTEN;
 	g->event_tag = ISCSI_EP_EVENT;
 	srv->epfd = srv->evfd = -1;
-
-	g->lfd = open_portal(o->listen ? o->listen : "0.0.0.0:3260", &g->port);
-	if (g->lfd < 0) {
-		ret = g->lfd;
+	srv->disc_sec = secpol_new(NULL);
+	if (!srv->disc_sec) {
+		ret = -ENOMEM;
 		goto out_free;
 	}
 	srv->epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -252,15 +470,14 @@ int gateway_start(const struct gateway_opts *o, struct gateway **out)
 		ret = -errno;
 		goto out_close;
 	}
-	ev.data.ptr = &g->listen_tag;
-	if (epoll_ctl(srv->epfd, EPOLL_CTL_ADD, g->lfd, &ev)) {
-		ret = -errno;
+	ret = gateway_add_portal(g, o->listen ? o->listen : "0.0.0.0:3260");
+	if (ret)
 		goto out_close;
-	}
+	g->port = g->portals->port;
 	ev.data.ptr = &g->event_tag;
 	if (epoll_ctl(srv->epfd, EPOLL_CTL_ADD, srv->evfd, &ev)) {
 		ret = -errno;
-		goto out_close;
+		goto out_portals;
 	}
 	for (int i = 0; i < ISCSI_NPOOLS; i++) {
 		srv->pools[i] = bufpool_create(pool_spec[i].size, pool_spec[i].count);
@@ -277,7 +494,7 @@ int gateway_start(const struct gateway_opts *o, struct gateway **out)
 	if (ret)
 		goto out_pool;
 	g->thread_started = 1;
-	log_info(SUB, "listening on %s (port %d)", o->listen ? o->listen : "0.0.0.0:3260",
+	log_info(SUB, "started (first portal %s, port %d)", o->listen ? o->listen : "0.0.0.0:3260",
 		 g->port);
 	*out = g;
 	return 0;
@@ -287,13 +504,16 @@ out_pool:
 out_pools:
 	for (int i = 0; i < ISCSI_NPOOLS; i++)
 		bufpool_destroy(srv->pools[i]);
+out_portals:
+	close_portals(g);
 out_close:
 	if (srv->evfd >= 0)
 		close(srv->evfd);
 	if (srv->epfd >= 0)
 		close(srv->epfd);
-	close(g->lfd);
+	iscsi_secpol_free(srv->disc_sec);
 out_free:
+	pthread_mutex_destroy(&srv->sess_lock);
 	pthread_mutex_destroy(&srv->lock);
 	pthread_cond_destroy(&srv->cond);
 	free(g);
@@ -301,6 +521,12 @@ out_free:
 }
 
 int gateway_add_target(struct gateway *g, const char *iqn, struct lun **luns, uint32_t nluns)
+{
+	return gateway_add_target_secure(g, iqn, luns, nluns, NULL);
+}
+
+int gateway_add_target_secure(struct gateway *g, const char *iqn, struct lun **luns,
+			      uint32_t nluns, const struct gw_security *sec)
 {
 	struct iscsi_server *srv = &g->srv;
 	struct iscsi_target *t, *p;
@@ -317,6 +543,12 @@ int gateway_add_target(struct gateway *g, const char *iqn, struct lun **luns, ui
 	}
 	if (nluns)
 		memcpy(t->luns, luns, nluns * sizeof(*luns));
+	t->sec = secpol_new(sec);
+	if (!t->sec) {
+		free(t->luns);
+		free(t);
+		return -ENOMEM;
+	}
 	snprintf(t->iqn, sizeof(t->iqn), "%s", iqn);
 	t->map.luns = t->luns;
 	t->map.count = nluns;
@@ -326,6 +558,7 @@ int gateway_add_target(struct gateway *g, const char *iqn, struct lun **luns, ui
 			break;
 	if (p) {
 		pthread_mutex_unlock(&srv->lock);
+		iscsi_secpol_free(t->sec);
 		free(t->luns);
 		free(t);
 		return -EEXIST;
@@ -364,6 +597,7 @@ int gateway_remove_target(struct gateway *g, const char *iqn)
 		}
 	pthread_mutex_unlock(&srv->lock);
 	log_info(SUB, "target %s removed", iqn);
+	iscsi_secpol_put(srv, t->sec);
 	free(t->luns);
 	free(t);
 	return 0;
@@ -390,14 +624,17 @@ void gateway_stop(struct gateway *g)
 		struct iscsi_target *t = srv->targets;
 
 		srv->targets = t->next;
+		iscsi_secpol_free(t->sec);
 		free(t->luns);
 		free(t);
 	}
+	iscsi_secpol_free(srv->disc_sec);
 	for (int i = 0; i < ISCSI_NPOOLS; i++)
 		bufpool_destroy(srv->pools[i]);
 	close(srv->evfd);
 	close(srv->epfd);
-	close(g->lfd);
+	close_portals(g);
+	pthread_mutex_destroy(&srv->sess_lock);
 	pthread_mutex_destroy(&srv->lock);
 	pthread_cond_destroy(&srv->cond);
 	log_info(SUB, "stopped");

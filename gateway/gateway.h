@@ -11,6 +11,8 @@
 
 #include <stdint.h>
 
+#include "acl.h"
+#include "iscsi_chap.h"
 #include "lun.h"
 
 #define GW_IQN_MAX 223
@@ -27,10 +29,50 @@ int gateway_start(const struct gateway_opts *o, struct gateway **out);
 /* Export a target with luns[0..nluns) (LUN i = luns[i]; the lun structs must outlive
  * the target). -EEXIST if the IQN is taken. */
 int gateway_add_target(struct gateway *g, const char *iqn, struct lun **luns, uint32_t nluns);
+/* The same, with its security policy (gateway_set_security) in force from the start. */
+struct gw_security;
+int gateway_add_target_secure(struct gateway *g, const char *iqn, struct lun **luns,
+			      uint32_t nluns, const struct gw_security *sec);
 /* Remove a target: its sessions are dropped first. */
 int gateway_remove_target(struct gateway *g, const char *iqn);
-/* The bound port (useful with port 0). */
+/* The bound port of the first portal (useful with port 0). */
 int gateway_port(const struct gateway *g);
+
+/* Who may log in to a target (or open a discovery session), copied by the gateway. */
+struct gw_security {
+	const struct chap_cred *accounts; /* CHAP accounts allowed; 0 of them: no CHAP */
+	unsigned naccounts;
+	const struct chap_cred *mutual;   /* the target's own CHAP credentials, or NULL */
+	const struct acl_rule *rules;     /* first match wins (ignored for discovery) */
+	unsigned nrules;
+	int default_access;               /* enum acl_access when no rule matches */
+};
+/* Replace the policy of target iqn (NULL: discovery sessions). New logins use it at
+ * once; live sessions it now denies are closed. A new target starts with no CHAP and
+ * full access. -ENOENT unknown target, -ENOMEM. */
+int gateway_set_security(struct gateway *g, const char *iqn, const struct gw_security *sec);
+
+/* Listen on one more portal ("ADDR:PORT" as in gateway_opts). -EEXIST if listed,
+ * -EINVAL bad address, -EADDRINUSE, other bind errors. */
+int gateway_add_portal(struct gateway *g, const char *listen);
+/* Stop listening on a portal (as given to add/start); its connections stay. -ENOENT. */
+int gateway_remove_portal(struct gateway *g, const char *listen);
+
+/* A snapshot of one live session, for listings. */
+struct gw_session_info {
+	char initiator[GW_IQN_MAX + 1];
+	char peer[64];                 /* "ip:port" of the initiator */
+	char target[GW_IQN_MAX + 1];   /* "" for a discovery session */
+	uint8_t isid[6];
+	uint16_t tsih;
+	int read_only;
+	char chap_user[CHAP_NAME_MAX]; /* "" without CHAP */
+	uint64_t commands, bytes_read, bytes_written;
+};
+/* Call cb for every live session (under the session lock: cb must not call back into
+ * the gateway). Stops at and returns cb's first non-zero result. */
+int gateway_list_sessions(struct gateway *g,
+			  int (*cb)(void *arg, const struct gw_session_info *si), void *arg);
 /* Close every session and connection, join the threads, free everything. */
 void gateway_stop(struct gateway *g);
 

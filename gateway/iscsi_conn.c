@@ -38,6 +38,7 @@
 #define DIRECT_READ_MIN 8192    /* data at least this long skips the staging buffer */
 
 static int tx_flush(struct iscsi_conn *c);
+static void tmf_reset(struct iscsi_conn *c, const struct tx_ctrl *x);
 
 /* A closed connection with no task left: freed by iscsi_conn_reap(). */
 static void zombie(struct iscsi_conn *c)
@@ -222,6 +223,7 @@ static void task_precompute(struct iscsi_task *t, uint8_t key, uint8_t asc, uint
 static void task_respond(struct iscsi_task *t)
 {
 	struct scsi_cmd *cmd = &t->cmd;
+	struct iscsi_session *s = t->conn->sess;
 
 	t->state = TASK_SEND;
 	t->tx_off = 0;
@@ -229,6 +231,12 @@ static void task_respond(struct iscsi_task *t)
 		cmd->data_in_len = 0;
 	if (cmd->data_in_len > t->edtl)
 		cmd->data_in_len = t->edtl;
+	if (s) {
+		__atomic_fetch_add(&s->n_cmds, 1, __ATOMIC_RELAXED);
+		__atomic_fetch_add(&s->bytes_read, cmd->data_in_len, __ATOMIC_RELAXED);
+		if (t->is_write && cmd->status == SAM_STAT_GOOD)
+			__atomic_fetch_add(&s->bytes_written, cmd->data_out_len, __ATOMIC_RELAXED);
+	}
 	t->txi.kind = TXI_RESP;
 	iscsi_conn_queue(t->conn, &t->txi);
 }
@@ -328,8 +336,10 @@ void iscsi_conn_task_done(struct iscsi_task *t)
 	}
 	if (t->aborted) {
 		task_free(t);
-		if (tmf && --tmf->pending == 0)
+		if (tmf && --tmf->pending == 0) {
+			tmf_reset(c, tmf);
 			iscsi_conn_queue(c, &tmf->it);
+		}
 	} else {
 		task_respond(t);
 	}
@@ -639,6 +649,7 @@ static int cmd_header(struct iscsi_conn *c)
 	t->cmd.cdb_len = 16;
 	t->cmd.lun_id = iscsi_lun_decode(h + 8);
 	t->cmd.map = &c->sess->target->map;
+	t->cmd.nexus = &c->nexus;
 	t->cmd.edtl = t->edtl;
 	t->cmd.dir = t->is_write ? SCSI_DIR_OUT : t->is_read ? SCSI_DIR_IN : SCSI_DIR_NONE;
 	c->rx_task = t;
@@ -770,6 +781,20 @@ static int lun_mapped(struct iscsi_conn *c, uint64_t lun)
 	return lun < m->count && m->luns[lun];
 }
 
+/* The tasks a reset TMF aborted are drained: let the SCSI layer reset its state. */
+static void tmf_reset(struct iscsi_conn *c, const struct tx_ctrl *x)
+{
+	const struct scsi_lun_map *m;
+
+	if (!x->reset || !c->sess || !c->sess->target)
+		return;
+	m = &c->sess->target->map;
+	if (x->reset == 1 && x->reset_lun < m->count && m->luns[x->reset_lun])
+		scsi_lun_reset(m->luns[x->reset_lun], &c->nexus);
+	else if (x->reset == 2)
+		scsi_target_reset(m, &c->nexus);
+}
+
 static int tmf(struct iscsi_conn *c)
 {
 	const uint8_t *h = c->rx_hdr;
@@ -808,12 +833,17 @@ static int tmf(struct iscsi_conn *c)
 		for (unsigned i = 0; i < ISCSI_NTASKS; i++)
 			if (c->tasks[i].state != TASK_FREE && c->tasks[i].cmd.lun_id == lun)
 				task_abort(&c->tasks[i], x);
+		if (fn == ISCSI_TMF_LUN_RESET) {
+			x->reset = 1;
+			x->reset_lun = lun;
+		}
 		break;
 	case ISCSI_TMF_TARGET_WARM_RESET:
 	case ISCSI_TMF_TARGET_COLD_RESET:
 		for (unsigned i = 0; i < ISCSI_NTASKS; i++)
 			if (c->tasks[i].state != TASK_FREE)
 				task_abort(&c->tasks[i], x);
+		x->reset = 2;
 		break;
 	case ISCSI_TMF_TASK_REASSIGN:
 		rsp = 4; /* task allegiance reassignment not supported (ERL 0) */
@@ -824,8 +854,10 @@ static int tmf(struct iscsi_conn *c)
 	}
 	log_info(SUB, "%s: task management function %u: response %u", c->peer, fn, rsp);
 	x->bhs[2] = rsp;
-	if (!x->pending)
+	if (!x->pending) {
+		tmf_reset(c, x);
 		iscsi_conn_queue(c, &x->it);
+	}
 	return 0;
 }
 
@@ -900,7 +932,8 @@ static int text_req(struct iscsi_conn *c)
 			only = s->target->iqn;
 		else if (strcmp(val, "All"))
 			only = val;
-		ret = iscsi_server_send_targets(c->srv, only, c->local, &c->text_out);
+		ret = iscsi_server_send_targets(c->srv, only, c->local, s->initiator_name,
+						(const struct sockaddr *)&c->peer_ss, &c->text_out);
 		if (ret)
 			return ret;
 	}
@@ -1187,8 +1220,10 @@ int iscsi_conn_create(struct iscsi_server *srv, int fd, struct iscsi_conn **out)
 	c->born_ns = util_mono_ns();
 	c->srv = srv;
 	c->fd = fd;
-	if (!getpeername(fd, (struct sockaddr *)&ss, &sl))
+	if (!getpeername(fd, (struct sockaddr *)&ss, &sl)) {
 		addr_str(&ss, c->peer, sizeof(c->peer));
+		c->peer_ss = ss;
+	}
 	sl = sizeof(ss);
 	if (!getsockname(fd, (struct sockaddr *)&ss, &sl))
 		addr_str(&ss, c->local, sizeof(c->local));
@@ -1217,6 +1252,21 @@ out_free_conn:
 out_close_fd:
 	close(fd);
 	return ret;
+}
+
+void iscsi_nexus_fill(struct iscsi_conn *c, const struct iscsi_session *s)
+{
+	static uint64_t next_id;
+	struct scsi_nexus *n = &c->nexus;
+
+	memset(n, 0, sizeof(*n));
+	n->id = __atomic_add_fetch(&next_id, 1, __ATOMIC_RELAXED);
+	snprintf(n->initiator, sizeof(n->initiator), "%s", s->initiator_name);
+	memcpy(n->isid, s->isid, 6);
+	n->tpgt = 1;
+	if (s->target)
+		snprintf(n->target, sizeof(n->target), "%s", s->target->iqn);
+	n->read_only = s->read_only;
 }
 
 void iscsi_conn_enter_ffp(struct iscsi_conn *c, struct iscsi_session *s)
@@ -1291,6 +1341,23 @@ void iscsi_conn_reap(struct iscsi_server *srv)
 			    (c->login.target && c->login.target->removed))
 				c->closing = 1;
 	}
+	if (srv->recheck_acl) { /* an ACL changed: sessions it now denies are dropped */
+		srv->recheck_acl = 0;
+		for (c = srv->conns; c; c = c->next) {
+			const struct iscsi_secpol *p;
+
+			if (!c->sess || !c->sess->target)
+				continue;
+			p = c->sess->target->sec;
+			if (acl_check(p->rules, p->nrules, p->default_access,
+				      c->sess->initiator_name,
+				      (const struct sockaddr *)&c->peer_ss) == ACL_DENY) {
+				log_info(SUB, "%s: '%s' is now denied by the ACL of %s: closing",
+					 c->peer, c->sess->initiator_name, c->sess->target->iqn);
+				c->closing = 1;
+			}
+		}
+	}
 	pthread_mutex_unlock(&srv->lock);
 	for (c = srv->conns; c; c = next) {
 		next = c->next;
@@ -1303,6 +1370,8 @@ void iscsi_conn_reap(struct iscsi_server *srv)
 	}
 	while ((c = srv->zombies)) {
 		srv->zombies = c->next;
+		if (c->nexus.id && c->held_target)
+			scsi_nexus_lost(&c->nexus, &c->held_target->map);
 		iscsi_server_put_target(srv, c->held_target);
 		free(c->scratch);
 		free(c->rbuf);

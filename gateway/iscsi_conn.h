@@ -10,6 +10,7 @@
 #define CAIRN_ISCSI_CONN_H
 
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 
 #include "iscsi_login.h"
@@ -40,6 +41,8 @@ struct tx_ctrl {
 	int close_after;            /* close the connection once this PDU is written */
 	int pending;                /* TMF: aborted tasks still running */
 	int start_digests;          /* final Login Response: digests apply after it */
+	int reset;                  /* TMF: 1 LUN RESET, 2 TARGET RESET once drained */
+	uint64_t reset_lun;
 	uint32_t dlen;
 	uint8_t data[];
 };
@@ -101,6 +104,9 @@ struct iscsi_conn {
 	struct iscsi_server *srv;
 	int fd;
 	char peer[64];               /* "ip:port" for logs */
+	struct sockaddr_storage peer_ss; /* the initiator's address (ACLs) */
+	struct scsi_nexus nexus;     /* I_T nexus of the session (id 0 before login);
+				      * kept until the last task returns */
 	char local[64];              /* portal address for TargetAddress */
 	int phase;
 	uint64_t born_ns;             /* monotonic time of accept (login timeout) */
@@ -168,6 +174,8 @@ struct tx_ctrl *iscsi_conn_ctrl_new(uint32_t dlen);
 void iscsi_conn_queue(struct iscsi_conn *c, struct tx_item *it);
 /* Queue a Reject of the current PDU's header. */
 int iscsi_conn_reject(struct iscsi_conn *c, uint8_t reason);
+/* Fill c->nexus for the session s that just logged in on c. */
+void iscsi_nexus_fill(struct iscsi_conn *c, const struct iscsi_session *s);
 /* Enter the full feature phase with session s. */
 void iscsi_conn_enter_ffp(struct iscsi_conn *c, struct iscsi_session *s);
 

@@ -16,6 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
+#include "acl.h"
 #include "iscsi_conn.h"
 #include "log.h"
 
@@ -25,6 +28,9 @@ void iscsi_login_cleanup(struct iscsi_login *l, struct iscsi_server *srv)
 {
 	iscsi_server_put_target(srv, l->target);
 	l->target = NULL;
+	iscsi_secpol_put(srv, l->sec);
+	l->sec = NULL;
+	OPENSSL_cleanse(&l->chap, sizeof(l->chap));
 	iscsi_textbuf_free(&l->in);
 }
 
@@ -67,7 +73,7 @@ static int fail(struct iscsi_conn *c, uint16_t status)
 	return -EACCES;
 }
 
-/* Checks once the first request's keys are known: names, target, TSIH. */
+/* Checks once the first request's keys are known: names, target, ACL, TSIH. */
 static int first_checks(struct iscsi_conn *c, struct iscsi_textbuf *out)
 {
 	struct iscsi_login *l = &c->login;
@@ -76,13 +82,26 @@ static int first_checks(struct iscsi_conn *c, struct iscsi_textbuf *out)
 	if (!n->initiator_name[0])
 		return ISCSI_LOGIN_MISSING_PARAM;
 	if (n->session_type == ISCSI_SESSION_NORMAL) {
+		int access;
+
 		if (!n->target_name[0])
 			return ISCSI_LOGIN_MISSING_PARAM;
 		l->target = iscsi_server_get_target(c->srv, n->target_name);
 		if (!l->target)
 			return ISCSI_LOGIN_NOT_FOUND;
+		l->sec = iscsi_secpol_get(c->srv, l->target);
+		access = acl_check(l->sec->rules, l->sec->nrules, l->sec->default_access,
+				   n->initiator_name, (const struct sockaddr *)&c->peer_ss);
+		if (access == ACL_DENY) {
+			log_warn(SUB, "%s: '%s' is denied access to %s by its ACL", c->peer,
+				 n->initiator_name, l->target->iqn);
+			return ISCSI_LOGIN_FORBIDDEN;
+		}
+		l->read_only = access == ACL_READ_ONLY;
 		if (iscsi_text_addf(out, "TargetPortalGroupTag", "1"))
 			return ISCSI_LOGIN_NO_RESOURCES;
+	} else {
+		l->sec = iscsi_secpol_get(c->srv, NULL);
 	}
 	if (l->tsih) { /* adding a connection to a session: MaxConnections=1 */
 		for (struct iscsi_session *s = c->srv->sessions; s; s = s->next)
@@ -93,14 +112,53 @@ static int first_checks(struct iscsi_conn *c, struct iscsi_textbuf *out)
 	return 0;
 }
 
-/* SecurityNegotiation: decide whether the initiator may leave the stage. Today only
- * AuthMethod=None exists; CHAP exchanges will run here. Returns a login status. */
-static int login_security(struct iscsi_conn *c, int transit)
+/* 1 if the policy of this login demands CHAP. */
+static int chap_required(const struct iscsi_login *l)
 {
-	struct iscsi_neg *n = &c->login.neg;
+	return l->sec && l->sec->chap.naccounts > 0;
+}
 
-	if (transit && n->auth_offered && !n->auth_none)
+/* SecurityNegotiation: answer AuthMethod (CHAP when the policy has accounts, else
+ * None), run the CHAP steps, and decide whether the initiator may leave the stage:
+ * while CHAP is under way a transit request is answered with T=0. Returns a login
+ * status. */
+static int login_security(struct iscsi_conn *c, const char *in, size_t len, int *transit,
+			  struct iscsi_textbuf *out)
+{
+	struct iscsi_login *l = &c->login;
+	struct iscsi_neg *n = &l->neg;
+	int need = chap_required(l), st;
+
+	if (n->auth_offered && !l->auth_answered) {
+		l->auth_answered = 1;
+		if (need && n->auth_offer_chap) {
+			l->chap.state = CHAP_WAIT_A;
+			if (iscsi_text_addf(out, "AuthMethod", "CHAP"))
+				return ISCSI_LOGIN_NO_RESOURCES;
+		} else if (!need && n->auth_offer_none) {
+			n->auth_none = 1;
+			if (iscsi_text_addf(out, "AuthMethod", "None"))
+				return ISCSI_LOGIN_NO_RESOURCES;
+		} else {
+			log_warn(SUB, "%s: '%s' offers no authentication method we accept (%s required)",
+				 c->peer, n->initiator_name, need ? "CHAP" : "None");
+			return ISCSI_LOGIN_AUTH_FAILED;
+		}
+	}
+	if (l->chap.state == CHAP_WAIT_A || l->chap.state == CHAP_WAIT_R) {
+		st = chap_step(&l->chap, &l->sec->chap, in, len, out);
+		if (st)
+			return st;
+	}
+	if (*transit && need && l->chap.state != CHAP_DONE) {
+		if (l->chap.state != CHAP_OFF) {
+			*transit = 0; /* not yet: the exchange continues in this stage (T=0) */
+			return 0;
+		}
+		log_warn(SUB, "%s: '%s' tried to skip CHAP authentication", c->peer,
+			 n->initiator_name);
 		return ISCSI_LOGIN_AUTH_FAILED;
+	}
 	return 0;
 }
 
@@ -120,13 +178,23 @@ static int finish(struct iscsi_conn *c, struct iscsi_textbuf *out, uint8_t flags
 	if (ret)
 		return fail(c, ISCSI_LOGIN_NO_RESOURCES);
 	l->target = NULL; /* the session holds the reference now */
+	snprintf(s->peer, sizeof(s->peer), "%s", c->peer);
+	snprintf(s->chap_user, sizeof(s->chap_user), "%s",
+		 l->chap.state == CHAP_DONE ? l->chap.user : "");
+	s->read_only = l->read_only;
+	iscsi_nexus_fill(c, s);
 	iscsi_conn_enter_ffp(c, s);
 	c->hd = s->p.header_digest;
 	c->dd = s->p.data_digest;
-	log_info(SUB, "%s: %s session of '%s'%s%s (tsih %u, digests %s/%s)", c->peer,
+	log_info(SUB, "%s: %s session of '%s'%s%s (tsih %u, digests %s/%s%s%s%s)", c->peer,
 		 s->type == ISCSI_SESSION_DISCOVERY ? "discovery" : "normal", s->initiator_name,
 		 s->target ? " to " : "", s->target ? s->target->iqn : "", s->tsih,
-		 c->hd ? "CRC32C" : "None", c->dd ? "CRC32C" : "None");
+		 c->hd ? "CRC32C" : "None", c->dd ? "CRC32C" : "None",
+		 s->chap_user[0] ? ", CHAP user " : "", s->chap_user,
+		 s->read_only ? ", read-only" : "");
+	iscsi_secpol_put(c->srv, l->sec);
+	l->sec = NULL;
+	OPENSSL_cleanse(&l->chap, sizeof(l->chap));
 	iscsi_textbuf_free(&l->in);
 	return respond(c, flags, ISCSI_LOGIN_OK, s->tsih, out, 1);
 }
@@ -166,7 +234,6 @@ int iscsi_login_handle(struct iscsi_conn *c, const uint8_t *data, uint32_t dlen)
 		return respond(c, (uint8_t)(csg << 2), ISCSI_LOGIN_OK, 0, NULL, 0);
 
 	ret = iscsi_text_negotiate(&l->neg, l->in.buf, l->in.len, &out);
-	iscsi_textbuf_free(&l->in);
 	if (ret) {
 		st = ret == -EPROTO ? l->neg.status : ISCSI_LOGIN_NO_RESOURCES;
 		goto out_fail;
@@ -178,10 +245,16 @@ int iscsi_login_handle(struct iscsi_conn *c, const uint8_t *data, uint32_t dlen)
 			goto out_fail;
 	}
 	if (csg == ISCSI_STAGE_SECURITY) {
-		st = login_security(c, transit);
+		st = login_security(c, l->in.buf, l->in.len, &transit, &out);
 		if (st)
 			goto out_fail;
+	} else if (chap_required(l) && l->chap.state != CHAP_DONE) {
+		log_warn(SUB, "%s: '%s' skipped the security stage but CHAP is required", c->peer,
+			 l->neg.initiator_name);
+		st = ISCSI_LOGIN_AUTH_FAILED;
+		goto out_fail;
 	}
+	iscsi_textbuf_free(&l->in);
 	flags = (uint8_t)(csg << 2);
 	if (transit) {
 		flags |= ISCSI_LOGIN_TRANSIT | (uint8_t)nsg;
@@ -205,6 +278,7 @@ int iscsi_login_handle(struct iscsi_conn *c, const uint8_t *data, uint32_t dlen)
 	return ret;
 
 out_fail:
+	iscsi_textbuf_free(&l->in);
 	iscsi_textbuf_free(&out);
 	return fail(c, (uint16_t)st);
 }

@@ -1,13 +1,16 @@
 /* iscsi_login.h - the login phase (RFC 7143 section 6): SecurityNegotiation (0) ->
  * LoginOperationalNegotiation (1) -> FullFeaturePhase (3), driven by the T bit and
  * CSG/NSG of each Login Request. The security stage authenticates with AuthMethod
- * (None today; CHAP plugs into login_security()).
+ * (None or CHAP, as the target's policy requires; see iscsi_chap.h), and the target's
+ * ACL decides at the first request whether the initiator may log in at all
+ * (authorization failure 0x0202) and whether it may write.
  */
 #ifndef CAIRN_ISCSI_LOGIN_H
 #define CAIRN_ISCSI_LOGIN_H
 
 #include <stdint.h>
 
+#include "iscsi_chap.h"
 #include "iscsi_text.h"
 
 struct iscsi_conn;
@@ -28,6 +31,10 @@ struct iscsi_login {
 	uint32_t itt;
 	uint32_t cmdsn;
 	struct iscsi_target *target; /* reference held during login */
+	struct iscsi_secpol *sec;    /* policy reference held during login */
+	struct chap_exchange chap;
+	int auth_answered;           /* AuthMethod answered */
+	int read_only;               /* the ACL grants read-only access */
 	struct iscsi_textbuf in;     /* keys accumulated across C-bit PDUs */
 };
 

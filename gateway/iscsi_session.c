@@ -8,6 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 #include "iscsi_conn.h"
 #include "iscsi_pdu.h"
 
@@ -35,7 +37,41 @@ void iscsi_server_put_target(struct iscsi_server *srv, struct iscsi_target *t)
 	pthread_mutex_unlock(&srv->lock);
 }
 
+struct iscsi_secpol *iscsi_secpol_get(struct iscsi_server *srv, struct iscsi_target *t)
+{
+	struct iscsi_secpol *p;
+
+	pthread_mutex_lock(&srv->lock);
+	p = t ? t->sec : srv->disc_sec;
+	p->refs++;
+	pthread_mutex_unlock(&srv->lock);
+	return p;
+}
+
+void iscsi_secpol_free(struct iscsi_secpol *p)
+{
+	if (!p)
+		return;
+	/* the accounts and rules live in the same allocation, after the struct */
+	OPENSSL_cleanse(p, sizeof(*p) + p->chap.naccounts * sizeof(struct chap_cred));
+	free(p);
+}
+
+void iscsi_secpol_put(struct iscsi_server *srv, struct iscsi_secpol *p)
+{
+	int last;
+
+	if (!p)
+		return;
+	pthread_mutex_lock(&srv->lock);
+	last = --p->refs == 0;
+	pthread_mutex_unlock(&srv->lock);
+	if (last)
+		iscsi_secpol_free(p);
+}
+
 int iscsi_server_send_targets(struct iscsi_server *srv, const char *only, const char *addr,
+			      const char *initiator, const struct sockaddr *peer,
 			      struct iscsi_textbuf *out)
 {
 	struct iscsi_target *t;
@@ -44,6 +80,9 @@ int iscsi_server_send_targets(struct iscsi_server *srv, const char *only, const 
 	pthread_mutex_lock(&srv->lock);
 	for (t = srv->targets; t && !ret; t = t->next) {
 		if (t->removed || (only && strcmp(only, t->iqn)))
+			continue;
+		if (acl_check(t->sec->rules, t->sec->nrules, t->sec->default_access, initiator,
+			      peer) == ACL_DENY)
 			continue;
 		ret = iscsi_text_addf(out, "TargetName", "%s", t->iqn);
 		if (!ret)
@@ -111,14 +150,18 @@ int iscsi_session_create(struct iscsi_server *srv, const struct iscsi_neg *neg,
 	s->type = neg->session_type;
 	memcpy(s->isid, isid, 6);
 	snprintf(s->initiator_name, sizeof(s->initiator_name), "%s", neg->initiator_name);
+	if (t)
+		snprintf(s->target_iqn, sizeof(s->target_iqn), "%s", t->iqn);
 	s->p = neg->p;
 	do { /* TSIH 0 is reserved */
 		s->tsih = ++srv->next_tsih;
 	} while (!s->tsih || tsih_in_use(srv, s->tsih));
 	s->exp_cmdsn = cmdsn;
 	s->max_cmdsn = cmdsn + ISCSI_QUEUE_DEPTH - 1;
+	pthread_mutex_lock(&srv->sess_lock);
 	s->next = srv->sessions;
 	srv->sessions = s;
+	pthread_mutex_unlock(&srv->sess_lock);
 	*out = s;
 	return 0;
 }
@@ -137,11 +180,13 @@ void iscsi_session_destroy(struct iscsi_session *s)
 {
 	struct iscsi_session **pp;
 
+	pthread_mutex_lock(&s->srv->sess_lock);
 	for (pp = &s->srv->sessions; *pp; pp = &(*pp)->next)
 		if (*pp == s) {
 			*pp = s->next;
 			break;
 		}
+	pthread_mutex_unlock(&s->srv->sess_lock);
 	iscsi_server_put_target(s->srv, s->target);
 	free(s);
 }

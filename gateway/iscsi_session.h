@@ -10,6 +10,10 @@
 #include <pthread.h>
 #include <stdint.h>
 
+#include <sys/socket.h>
+
+#include "acl.h"
+#include "iscsi_chap.h"
 #include "iscsi_text.h"
 #include "lun.h"
 #include "scsi.h"
@@ -26,8 +30,21 @@ struct bufpool;
 /* First member of every object registered with srv->epfd. */
 enum iscsi_ep_tag { ISCSI_EP_LISTEN = 1, ISCSI_EP_EVENT = 2, ISCSI_EP_CONN = 3 };
 
+/* The security policy of one target (or of discovery): immutable once built, one
+ * allocation, shared by reference (refs under srv->lock); replaced whole when the
+ * configuration changes. Secrets are wiped when it is freed. */
+struct iscsi_secpol {
+	int refs;
+	struct chap_policy chap;     /* accounts/mutual point into this allocation */
+	struct chap_cred mutual;
+	const struct acl_rule *rules;
+	unsigned nrules;
+	int default_access;          /* enum acl_access */
+};
+
 struct iscsi_target {
 	struct iscsi_target *next;
+	struct iscsi_secpol *sec;   /* never NULL; replaced under srv->lock */
 	char iqn[ISCSI_NAME_MAX];
 	struct lun **luns;          /* copy of the caller's array */
 	struct scsi_lun_map map;
@@ -39,6 +56,9 @@ struct iscsi_server {
 	pthread_mutex_t lock;       /* targets, refs, done list, removal */
 	pthread_cond_t cond;        /* a removed target's refs reached 0 */
 	struct iscsi_target *targets;
+	struct iscsi_secpol *disc_sec; /* discovery sessions (never NULL) */
+	int recheck_acl;            /* a policy changed: drop sessions it now denies */
+	pthread_mutex_t sess_lock;  /* sessions list links and fixed fields (for listing) */
 	int epfd;                   /* network thread's epoll */
 	int evfd;                   /* eventfd waking the network thread */
 	struct work_pool *pool;
@@ -63,15 +83,27 @@ struct iscsi_session {
 	struct iscsi_params p;
 	uint32_t exp_cmdsn;
 	uint32_t max_cmdsn;
+	char target_iqn[ISCSI_NAME_MAX]; /* "" for discovery (stays after target is cleared) */
+	char peer[64];                 /* initiator address "ip:port" */
+	char chap_user[CHAP_NAME_MAX]; /* CHAP user that logged in ("" without CHAP) */
+	int read_only;                 /* ACL gave read-only access */
+	/* counters: written by the network thread, read by listings (relaxed atomics) */
+	uint64_t n_cmds, bytes_read, bytes_written;
 };
 
 /* Look a live target up and take a reference; NULL if unknown or removed. */
 struct iscsi_target *iscsi_server_get_target(struct iscsi_server *srv, const char *iqn);
 void iscsi_server_put_target(struct iscsi_server *srv, struct iscsi_target *t);
 /* Append TargetName=..., TargetAddress=addr,1 for every live target (or only for
- * `only` when non-NULL). */
+ * `only` when non-NULL) that the ACL lets initiator (from peer) see. */
 int iscsi_server_send_targets(struct iscsi_server *srv, const char *only, const char *addr,
+			      const char *initiator, const struct sockaddr *peer,
 			      struct iscsi_textbuf *out);
+/* Take a reference on the policy of t (NULL: discovery); put drops it. */
+struct iscsi_secpol *iscsi_secpol_get(struct iscsi_server *srv, struct iscsi_target *t);
+void iscsi_secpol_put(struct iscsi_server *srv, struct iscsi_secpol *p);
+/* Free a policy whose refs reached 0 (caller holds no lock). */
+void iscsi_secpol_free(struct iscsi_secpol *p);
 
 /* Worker side: hand a finished task back to the network thread. */
 void iscsi_server_complete(struct iscsi_server *srv, struct iscsi_task *t);

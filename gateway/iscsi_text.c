@@ -143,6 +143,7 @@ enum key_type {
 	KT_AUTH,     /* AuthMethod list */
 	KT_LOGIN_ONLY_IGNORED, /* target-declared keys an initiator must not send */
 	KT_SKIP,     /* handled by the caller (SendTargets) */
+	KT_CHAP,     /* CHAP_* keys: the login's security stage handles them */
 };
 
 /* One negotiable key: where its result lives, its range and our value. */
@@ -182,6 +183,11 @@ static const struct key_desc keys[] = {
 	{ "TargetAddress", KT_LOGIN_ONLY_IGNORED, 0, 0, 0, 0, 0 },
 	{ "TargetPortalGroupTag", KT_LOGIN_ONLY_IGNORED, 0, 0, 0, 0, 0 },
 	{ "SendTargets", KT_SKIP, NO_STORE, 0, 0, 0, 0 },
+	{ "CHAP_A", KT_CHAP, NO_STORE, 0, 0, 0, 0 },
+	{ "CHAP_I", KT_CHAP, NO_STORE, 0, 0, 0, 0 },
+	{ "CHAP_C", KT_CHAP, NO_STORE, 0, 0, 0, 0 },
+	{ "CHAP_N", KT_CHAP, NO_STORE, 0, 0, 0, 0 },
+	{ "CHAP_R", KT_CHAP, NO_STORE, 0, 0, 0, 0 },
 	{ "IFMarker", KT_BOOL_AND, NO_STORE, 0, 1, 0, 0 },  /* RFC 3720 keys: answered No */
 	{ "OFMarker", KT_BOOL_AND, NO_STORE, 0, 1, 0, 0 },
 };
@@ -347,13 +353,11 @@ static int negotiate_one(struct iscsi_neg *n, const char *k, size_t kl, const ch
 			*(int *)((char *)&n->p + d->off) = b;
 		return addkv(out, k, kl, b ? "Yes" : "No");
 	case KT_AUTH:
+		/* recorded only: the login answers once it knows the target's policy */
 		n->auth_offered = 1;
-		/* Only None for now; CHAP hooks in here and in iscsi_login.c's security stage. */
-		if (list_has(v, vl, "None")) {
-			n->auth_none = 1;
-			return addkv(out, k, kl, "None");
-		}
-		return addkv(out, k, kl, "Reject");
+		n->auth_offer_none = list_has(v, vl, "None");
+		n->auth_offer_chap = list_has(v, vl, "CHAP");
+		return 0;
 	case KT_DECL:
 		if (negotiate_decl(n, k, kl, v, vl)) {
 			n->status = ISCSI_LOGIN_INITIATOR_ERR;
@@ -363,6 +367,7 @@ static int negotiate_one(struct iscsi_neg *n, const char *k, size_t kl, const ch
 	case KT_LOGIN_ONLY_IGNORED:
 		return addkv(out, k, kl, "Irrelevant");
 	case KT_SKIP:
+	case KT_CHAP:
 		return 0;
 	}
 	return 0;

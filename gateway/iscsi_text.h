@@ -71,7 +71,9 @@ struct iscsi_neg {
 	char initiator_name[ISCSI_NAME_MAX];
 	char initiator_alias[256];
 	char target_name[ISCSI_NAME_MAX];
-	int auth_offered;             /* the initiator sent AuthMethod */
+	int auth_offered;             /* the initiator sent AuthMethod (the login answers it) */
+	int auth_offer_none;          /* ... listing None */
+	int auth_offer_chap;          /* ... listing CHAP */
 	int auth_none;                /* AuthMethod negotiated to None */
 	int declared_mrdsl;           /* our MaxRecvDataSegmentLength already sent */
 	int full_feature;             /* negotiation during full feature phase */

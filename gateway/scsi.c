@@ -18,6 +18,8 @@
 #include <string.h>
 
 #include "scsi_int.h"
+#include "scsi_pr.h"
+#include "scsi_ua.h"
 
 #define ROW(f, d, ro, um, rc, len) { .fn = (f), .dir = (d), .ro_ok = (ro), .unmapped_ok = (um), \
 	.resv = (rc), .cdb_len = (len) }
@@ -29,6 +31,8 @@ const struct scsi_op scsi_ops[256] = {
 	[0x0a] = ROW(scsi_sbc_write, SCSI_DIR_OUT, 0, 0, SCSI_RESV_WRITE, 6),
 	[0x12] = ROW(scsi_spc_inquiry, SCSI_DIR_IN, 1, 1, SCSI_RESV_ALLOWED, 6),
 	[0x15] = ROW(scsi_spc_mode_select, SCSI_DIR_OUT, 1, 0, SCSI_RESV_CONFLICT, 6),
+	[0x16] = ROW(scsi_pr_reserve, SCSI_DIR_NONE, 1, 0, SCSI_RESV_ALLOWED, 6),
+	[0x17] = ROW(scsi_pr_release, SCSI_DIR_NONE, 1, 0, SCSI_RESV_ALLOWED, 6),
 	[0x1a] = ROW(scsi_spc_mode_sense, SCSI_DIR_IN, 1, 0, SCSI_RESV_READ, 6),
 	[0x1b] = ROW(scsi_spc_start_stop, SCSI_DIR_NONE, 1, 0, SCSI_RESV_CONFLICT, 6),
 	[0x1e] = ROW(scsi_spc_prevent_allow, SCSI_DIR_NONE, 1, 0, SCSI_RESV_CONFLICT, 6),
@@ -39,17 +43,28 @@ const struct scsi_op scsi_ops[256] = {
 	[0x2f] = ROW(scsi_sbc_verify, SCSI_DIR_OUT, 1, 0, SCSI_RESV_READ, 10),
 	[0x34] = ROW(scsi_sbc_prefetch, SCSI_DIR_NONE, 1, 0, SCSI_RESV_READ, 10),
 	[0x35] = ROW(scsi_sbc_sync_cache, SCSI_DIR_NONE, 1, 0, SCSI_RESV_WRITE, 10),
+	[0x37] = ROW(scsi_sbc_read_defect, SCSI_DIR_IN, 1, 0, SCSI_RESV_READ, 10),
 	[0x41] = ROW(scsi_sbc_write_same, SCSI_DIR_OUT, 0, 0, SCSI_RESV_WRITE, 10),
 	[0x42] = ROW(scsi_sbc_unmap, SCSI_DIR_OUT, 0, 0, SCSI_RESV_WRITE, 10),
+	[0x48] = ROW(scsi_sbc_sanitize, SCSI_DIR_OUT, 0, 0, SCSI_RESV_WRITE, 10),
 	[0x55] = ROW(scsi_spc_mode_select, SCSI_DIR_OUT, 1, 0, SCSI_RESV_CONFLICT, 10),
+	[0x56] = ROW(scsi_pr_reserve, SCSI_DIR_NONE, 1, 0, SCSI_RESV_ALLOWED, 10),
+	[0x57] = ROW(scsi_pr_release, SCSI_DIR_NONE, 1, 0, SCSI_RESV_ALLOWED, 10),
 	[0x5a] = ROW(scsi_spc_mode_sense, SCSI_DIR_IN, 1, 0, SCSI_RESV_READ, 10),
+	[0x5e] = ROW(scsi_pr_in, SCSI_DIR_IN, 1, 0, SCSI_RESV_ALLOWED, 10),
+	[0x5f] = ROW(scsi_pr_out, SCSI_DIR_OUT, 1, 0, SCSI_RESV_ALLOWED, 10),
+	[0x83] = ROW(scsi_xcopy_extended_copy, SCSI_DIR_OUT, 0, 0, SCSI_RESV_WRITE, 16),
+	[0x84] = ROW(scsi_xcopy_receive_results, SCSI_DIR_IN, 1, 0, SCSI_RESV_ALLOWED, 16),
 	[0x88] = ROW(scsi_sbc_read, SCSI_DIR_IN, 1, 0, SCSI_RESV_READ, 16),
+	[0x89] = ROW(scsi_sbc_compare_and_write, SCSI_DIR_OUT, 0, 0, SCSI_RESV_WRITE, 16),
 	[0x8a] = ROW(scsi_sbc_write, SCSI_DIR_OUT, 0, 0, SCSI_RESV_WRITE, 16),
+	[0x8b] = ROW(scsi_sbc_orwrite, SCSI_DIR_OUT, 0, 0, SCSI_RESV_WRITE, 16),
 	[0x8e] = ROW(scsi_sbc_write, SCSI_DIR_OUT, 0, 0, SCSI_RESV_WRITE, 16),
 	[0x8f] = ROW(scsi_sbc_verify, SCSI_DIR_OUT, 1, 0, SCSI_RESV_READ, 16),
 	[0x90] = ROW(scsi_sbc_prefetch, SCSI_DIR_NONE, 1, 0, SCSI_RESV_READ, 16),
 	[0x91] = ROW(scsi_sbc_sync_cache, SCSI_DIR_NONE, 1, 0, SCSI_RESV_WRITE, 16),
 	[0x93] = ROW(scsi_sbc_write_same, SCSI_DIR_OUT, 0, 0, SCSI_RESV_WRITE, 16),
+	[0x9c] = ROW(scsi_sbc_write_atomic16, SCSI_DIR_OUT, 0, 0, SCSI_RESV_WRITE, 16),
 	[0x9e] = ROW(scsi_sbc_service_action_in16, SCSI_DIR_IN, 1, 0, SCSI_RESV_ALLOWED, 16),
 	[0xa0] = ROW(scsi_spc_report_luns, SCSI_DIR_IN, 1, 1, SCSI_RESV_ALLOWED, 12),
 	[0xa3] = ROW(scsi_spc_report_opcodes, SCSI_DIR_IN, 1, 0, SCSI_RESV_ALLOWED, 12),
@@ -57,6 +72,7 @@ const struct scsi_op scsi_ops[256] = {
 	[0xaa] = ROW(scsi_sbc_write, SCSI_DIR_OUT, 0, 0, SCSI_RESV_WRITE, 12),
 	[0xae] = ROW(scsi_sbc_write, SCSI_DIR_OUT, 0, 0, SCSI_RESV_WRITE, 12),
 	[0xaf] = ROW(scsi_sbc_verify, SCSI_DIR_OUT, 1, 0, SCSI_RESV_READ, 12),
+	[0xb7] = ROW(scsi_sbc_read_defect, SCSI_DIR_IN, 1, 0, SCSI_RESV_READ, 12),
 };
 
 void scsi_set_sense(struct scsi_cmd *c, uint8_t key, uint8_t asc, uint8_t ascq)
@@ -134,7 +150,12 @@ uint32_t scsi_data_out_len(const uint8_t *cdb, const struct scsi_lun_map *map, u
 		return cdb[4];
 	case 0x55: /* MODE SELECT 10 */
 	case 0x42: /* UNMAP */
+	case 0x48: /* SANITIZE */
 		return get_be16(cdb + 7);
+	case 0x5f: /* PERSISTENT RESERVE OUT */
+		return get_be32(cdb + 5);
+	case 0x83: /* EXTENDED COPY */
+		return get_be32(cdb + 10);
 	default:
 		break;
 	}
@@ -151,8 +172,14 @@ uint32_t scsi_data_out_len(const uint8_t *cdb, const struct scsi_lun_map *map, u
 	case 0xaa: case 0xae: /* WRITE 12, WRITE AND VERIFY 12 */
 		blocks = get_be32(cdb + 6);
 		break;
-	case 0x8a: case 0x8e: /* WRITE 16, WRITE AND VERIFY 16 */
+	case 0x8a: case 0x8e: case 0x8b: /* WRITE 16, WRITE AND VERIFY 16, ORWRITE 16 */
 		blocks = get_be32(cdb + 10);
+		break;
+	case 0x89: /* COMPARE AND WRITE: compare data then write data */
+		blocks = 2u * cdb[13];
+		break;
+	case 0x9c: /* WRITE ATOMIC 16 */
+		blocks = get_be16(cdb + 12);
 		break;
 	case 0x2f: case 0xaf: case 0x8f: { /* VERIFY 10/12/16 */
 		unsigned bytchk = (cdb[1] >> 1) & 3;
@@ -217,14 +244,25 @@ void scsi_exec(struct scsi_cmd *c)
 		scsi_sense_asc(c, SK_ILLEGAL_REQUEST, ASC_LUN_NOT_SUPPORTED);
 		return;
 	}
+	if (lun && scsi_ua_check(c, lun)) {
+		if (c->cdb[0] != 0x03)
+			c->xfer_len = scsi_data_out_len(c->cdb, c->map, c->lun_id);
+		return;
+	}
 	if (!op->fn) {
 		scsi_sense_asc(c, SK_ILLEGAL_REQUEST, ASC_INVALID_OPCODE);
 		field_pointer(c, 1, 0, 7);
 		return;
 	}
-	if (lun && (lun->read_only || (c->nexus && c->nexus->read_only)) && !op->ro_ok) {
+	if (lun && scsi_pr_check(c, lun, op->resv))
+		return;
+	if (lun && !op->ro_ok && (lun->read_only || (c->nexus && c->nexus->read_only) ||
+				  scsi_lun_swp(lun))) {
 		c->xfer_len = scsi_data_out_len(c->cdb, c->map, c->lun_id);
-		scsi_sense_asc(c, SK_DATA_PROTECT, ASC_WRITE_PROTECTED);
+		if (lun->read_only || (c->nexus && c->nexus->read_only))
+			scsi_sense_asc(c, SK_DATA_PROTECT, ASC_WRITE_PROTECTED);
+		else
+			scsi_set_sense(c, SK_DATA_PROTECT, 0x27, 0x02); /* BY SOFTWARE */
 		return;
 	}
 	rc = op->fn(c, lun);
@@ -232,35 +270,4 @@ void scsi_exec(struct scsi_cmd *c)
 		map_error(c, rc, !op->ro_ok);
 }
 
-/* Transport events (scsi.h). No SCSI state is kept per nexus or per LUN yet: reservations
- * and unit attentions arrive with the conformance work of issue 3. */
-void scsi_nexus_lost(const struct scsi_nexus *n, const struct scsi_lun_map *map)
-{
-	(void)n;
-	(void)map;
-}
-
-void scsi_lun_reset(struct lun *l, const struct scsi_nexus *n)
-{
-	(void)l;
-	(void)n;
-}
-
-void scsi_target_reset(const struct scsi_lun_map *map, const struct scsi_nexus *n)
-{
-	for (uint32_t i = 0; map && i < map->count; i++)
-		if (map->luns[i])
-			scsi_lun_reset(map->luns[i], n);
-}
-
-void scsi_lun_changed(struct lun *l, uint8_t asc, uint8_t ascq)
-{
-	(void)l;
-	(void)asc;
-	(void)ascq;
-}
-
-void scsi_lun_release(struct lun *l)
-{
-	l->scsi_priv = NULL;
-}
+/* Transport events, scsi_lun_changed and scsi_lun_release: scsi_ua.c. */

@@ -82,6 +82,9 @@ static inline void put_be64(uint8_t *p, uint64_t v) { put_be32(p, (uint32_t)(v >
 #define ASC_INVALID_FIELD_IU 0x0e03
 #define scsi_sense_asc(c, key, code) scsi_set_sense((c), (key), (uint8_t)((code) >> 8), (uint8_t)(code))
 
+/* 1 when MODE SELECT set the control page's SWP on lun (scsi_ua.c). */
+int scsi_lun_swp(struct lun *lun);
+
 /* SPC-4 handlers (scsi_spc.c). */
 int scsi_spc_test_unit_ready(struct scsi_cmd *c, struct lun *lun);
 int scsi_spc_inquiry(struct scsi_cmd *c, struct lun *lun);
@@ -103,6 +106,20 @@ int scsi_sbc_verify(struct scsi_cmd *c, struct lun *lun);
 int scsi_sbc_write_same(struct scsi_cmd *c, struct lun *lun);
 int scsi_sbc_unmap(struct scsi_cmd *c, struct lun *lun);
 int scsi_sbc_prefetch(struct scsi_cmd *c, struct lun *lun);
+int scsi_sbc_compare_and_write(struct scsi_cmd *c, struct lun *lun);   /* 0x89 */
+int scsi_sbc_orwrite(struct scsi_cmd *c, struct lun *lun);              /* 0x8B */
+int scsi_sbc_write_atomic16(struct scsi_cmd *c, struct lun *lun);       /* 0x9C */
+int scsi_sbc_sanitize(struct scsi_cmd *c, struct lun *lun);             /* 0x48 */
+int scsi_sbc_read_defect(struct scsi_cmd *c, struct lun *lun);          /* 0x37, 0xB7 */
+/* Medium writes under the LBA range lock: every writing handler uses these. */
+int scsi_locked_write(struct lun *lun, uint64_t off, const void *buf, size_t len, int fua);
+int scsi_locked_zero(struct lun *lun, uint64_t off, uint64_t len, int fua);
+/* Largest WRITE ATOMIC (16) in bytes (VPD B0): SCSI_MAX_ATOMIC_BYTES. */
+uint32_t scsi_max_atomic_bytes(const struct lun *lun);
+
+/* EXTENDED COPY (LID1) and RECEIVE COPY RESULTS (scsi_xcopy.c). */
+int scsi_xcopy_extended_copy(struct scsi_cmd *c, struct lun *lun);     /* 0x83 */
+int scsi_xcopy_receive_results(struct scsi_cmd *c, struct lun *lun);   /* 0x84 */
 
 /* SBC limits advertised in VPD B0 and enforced by the handlers. */
 #define SCSI_MAX_UNMAP_DESC 256u                /* block descriptors per UNMAP */
@@ -110,5 +127,9 @@ int scsi_sbc_prefetch(struct scsi_cmd *c, struct lun *lun);
 /* Bytes one WRITE SAME may cover (MAXIMUM WRITE SAME LENGTH = this / block size): the
  * same bound as a data transfer, so a range that can be written can be zeroed alike. */
 #define SCSI_MAX_WRITE_SAME_BYTES SCSI_MAX_XFER
+/* Bytes one COMPARE AND WRITE may compare (MAXIMUM COMPARE AND WRITE LENGTH). */
+#define SCSI_MAX_CAW_BYTES (64u << 10)
+/* Bytes one WRITE ATOMIC (16) may write: one lun write under the range lock. */
+#define SCSI_MAX_ATOMIC_BYTES (1u << 20)
 
 #endif

@@ -40,12 +40,37 @@
 #include <string.h>
 
 #include "scsi_int.h"
+#include "scsi_ua.h"
 #include "util.h"
 
 /* Scratch for partial-block reads, VERIFY compares and WRITE SAME patterns: one per
  * worker thread, never allocated per command. */
 #define BOUNCE_SIZE (64u << 10)
 static __thread uint8_t bounce[BOUNCE_SIZE] __attribute__((aligned(64)));
+
+/* Medium writes, each under the LBA range lock (scsi_ua.h) so that COMPARE AND WRITE is
+ * atomic against them. */
+int scsi_locked_write(struct lun *lun, uint64_t off, const void *buf, size_t len, int fua)
+{
+	uint64_t m;
+	int rc;
+
+	scsi_range_lock(lun, off, len, &m);
+	rc = lun->ops->write(lun->ctx, off, buf, len, fua);
+	scsi_range_unlock(lun, m);
+	return rc;
+}
+
+int scsi_locked_zero(struct lun *lun, uint64_t off, uint64_t len, int fua)
+{
+	uint64_t m;
+	int rc;
+
+	scsi_range_lock(lun, off, len, &m);
+	rc = lun->ops->write_zeroes(lun->ctx, off, len, fua);
+	scsi_range_unlock(lun, m);
+	return rc;
+}
 
 static inline uint64_t lun_blocks(const struct lun *lun)
 {
@@ -190,7 +215,7 @@ int scsi_sbc_write(struct scsi_cmd *c, struct lun *lun)
 	if (n < 0)
 		return 0;
 	if (n) {
-		int rc = lun->ops->write(lun->ctx, lba * bs, c->buf, (size_t)n, fua);
+		int rc = scsi_locked_write(lun, lba * bs, c->buf, (size_t)n, fua);
 
 		if (rc < 0)
 			return rc;
@@ -400,7 +425,7 @@ int scsi_sbc_write_same(struct scsi_cmd *c, struct lun *lun)
 	/* Zeros (with or without UNMAP) deallocate; with LBPRZ = 1 they read back the same.
 	 * UNMAP with other data must still store that data. */
 	if (ndob || util_is_zero(c->buf, bs)) {
-		rc = lun->ops->write_zeroes(lun->ctx, off, len, 0);
+		rc = scsi_locked_zero(lun, off, len, 0);
 		if (rc < 0)
 			return rc;
 		scsi_good(c);
@@ -415,7 +440,7 @@ int scsi_sbc_write_same(struct scsi_cmd *c, struct lun *lun)
 
 		if (n > BOUNCE_SIZE / bs * bs)
 			n = BOUNCE_SIZE / bs * bs;
-		rc = lun->ops->write(lun->ctx, off + done, bounce, (size_t)n, 0);
+		rc = scsi_locked_write(lun, off + done, bounce, (size_t)n, 0);
 		if (rc < 0)
 			return rc;
 		done += n;
@@ -477,10 +502,255 @@ int scsi_sbc_unmap(struct scsi_cmd *c, struct lun *lun)
 
 		if (!n)
 			continue;
-		rc = lun->ops->write_zeroes(lun->ctx, get_be64(d) * bs, (uint64_t)n * bs, 0);
+		rc = scsi_locked_zero(lun, get_be64(d) * bs, (uint64_t)n * bs, 0);
 		if (rc < 0)
 			return rc;
 	}
 	scsi_good(c);
+	return 0;
+}
+
+/* COMPARE AND WRITE: the NUMBER OF LOGICAL BLOCKS (byte 13) blocks at the LBA are read
+ * and compared with the first half of the data-out, and written with the second half
+ * only when equal; the range lock is held from the read to the write. Miscompare:
+ * MISCOMPARE / MISCOMPARE DURING VERIFY OPERATION, INFORMATION = offset of the first
+ * differing byte in the data-out. */
+int scsi_sbc_compare_and_write(struct scsi_cmd *c, struct lun *lun)
+{
+	uint32_t bs = lun->block_size, blocks = c->cdb[13];
+	uint64_t lba = get_be64(c->cdb + 2), off, len, m;
+	int rc;
+
+	len = (uint64_t)blocks * bs;
+	c->xfer_len = (uint32_t)(2 * len);
+	if (c->cdb[1] & 0xe0) {
+		scsi_invalid_field(c, 1, 7); /* WRPROTECT */
+		return 0;
+	}
+	if (!range_ok(c, lun, lba, blocks))
+		return 0;
+	if (blocks == 0) {
+		/* No blocks, yet data sent: the count was truncated (256 is not 0) */
+		if (c->data_out_len || c->edtl)
+			scsi_invalid_field(c, 13, -1);
+		else
+			scsi_good(c);
+		return 0;
+	}
+	if (len > SCSI_MAX_CAW_BYTES || len > BOUNCE_SIZE) {
+		scsi_invalid_field(c, 13, -1);
+		return 0;
+	}
+	if (c->data_out_len < 2 * len) {
+		scsi_sense_asc(c, SK_ILLEGAL_REQUEST, ASC_INVALID_FIELD_IU);
+		return 0;
+	}
+	off = lba * bs;
+	scsi_range_lock(lun, off, len, &m);
+	rc = lun->ops->read(lun->ctx, off, bounce, len);
+	if (rc < 0)
+		goto out_unlock;
+	if (memcmp(bounce, c->buf, len)) {
+		uint32_t j = 0;
+
+		while (bounce[j] == c->buf[j])
+			j++;
+		scsi_sense_asc(c, SK_MISCOMPARE, ASC_MISCOMPARE_VERIFY);
+		scsi_sense_info(c, j);
+		goto out_unlock;
+	}
+	rc = lun->ops->write(lun->ctx, off, c->buf + len, len, !!(c->cdb[1] & 0x08));
+	if (rc == 0)
+		scsi_good(c);
+out_unlock:
+	scsi_range_unlock(lun, m);
+	return rc;
+}
+
+/* ORWRITE (16): each data-out byte is ORed into the medium, under the range lock. */
+int scsi_sbc_orwrite(struct scsi_cmd *c, struct lun *lun)
+{
+	uint32_t bs = lun->block_size, blocks = get_be32(c->cdb + 10), step;
+	uint64_t lba = get_be64(c->cdb + 2), off, len, m, done;
+	int64_t n;
+	int rc = 0;
+
+	len = (uint64_t)blocks * bs;
+	c->xfer_len = len > UINT32_MAX ? UINT32_MAX : (uint32_t)len;
+	if (c->cdb[1] & 0xe0) {
+		scsi_invalid_field(c, 1, 7); /* ORPROTECT */
+		return 0;
+	}
+	if (!range_ok(c, lun, lba, blocks))
+		return 0;
+	if (len > SCSI_MAX_XFER) {
+		scsi_invalid_field(c, 10, -1);
+		return 0;
+	}
+	n = usable_out(c, bs, len);
+	if (n < 0)
+		return 0;
+	step = BOUNCE_SIZE / bs * bs;
+	if (!step)
+		return -EINVAL;
+	off = lba * bs;
+	scsi_range_lock(lun, off, (uint64_t)n, &m);
+	for (done = 0; done < (uint64_t)n; done += step) {
+		uint32_t k = (uint64_t)n - done < step ? (uint32_t)((uint64_t)n - done) : step;
+
+		rc = lun->ops->read(lun->ctx, off + done, bounce, k);
+		if (rc < 0)
+			break;
+		for (uint32_t i = 0; i < k; i++)
+			bounce[i] |= c->buf[done + i];
+		rc = lun->ops->write(lun->ctx, off + done, bounce, k, !!(c->cdb[1] & 0x08));
+		if (rc < 0)
+			break;
+	}
+	scsi_range_unlock(lun, m);
+	if (rc == 0)
+		scsi_good(c);
+	return rc;
+}
+
+/* WRITE ATOMIC (16): LBA in bytes 2-9, NUMBER OF LOGICAL BLOCKS in 12-13. One lun write
+ * under the range lock: no other write interleaves, and the volume journals it as one
+ * record, so a crash keeps all of it or none. Limits: VPD B0 (SCSI_MAX_ATOMIC_BYTES). */
+int scsi_sbc_write_atomic16(struct scsi_cmd *c, struct lun *lun)
+{
+	uint32_t bs = lun->block_size, blocks = get_be16(c->cdb + 12);
+	uint64_t lba = get_be64(c->cdb + 2), len = (uint64_t)blocks * bs;
+	int64_t n;
+
+	c->xfer_len = (uint32_t)len;
+	if (c->cdb[1] & 0xe0) {
+		scsi_invalid_field(c, 1, 7);
+		return 0;
+	}
+	if (!range_ok(c, lun, lba, blocks))
+		return 0;
+	if (len > scsi_max_atomic_bytes(lun)) {
+		scsi_invalid_field(c, 12, -1);
+		return 0;
+	}
+	n = usable_out(c, bs, len);
+	if (n < 0)
+		return 0;
+	if (n) {
+		int rc = scsi_locked_write(lun, lba * bs, c->buf, (size_t)n, !!(c->cdb[1] & 0x08));
+
+		if (rc < 0)
+			return rc;
+	}
+	scsi_good(c);
+	return 0;
+}
+
+uint32_t scsi_max_atomic_bytes(const struct lun *lun)
+{
+	(void)lun;
+	return SCSI_MAX_ATOMIC_BYTES;
+}
+
+/* SANITIZE: BLOCK ERASE deallocates every block (they read as zeros, LBPRZ = 1);
+ * OVERWRITE writes the pattern of the parameter list (INVERT, OWCOUNT passes) over the
+ * medium, deallocating instead when the pattern is zeros; EXIT FAILURE MODE succeeds (a
+ * sanitize never leaves the medium failed). CRYPTO ERASE is refused: the LUN does not
+ * say its repository is encrypted. Overwrite parameter list: 0 INVERT (7) | TEST (6-5) |
+ * OWCOUNT (4-0), 1 reserved, 2-3 INITIALIZATION PATTERN LENGTH, 4- the pattern. */
+int scsi_sbc_sanitize(struct scsi_cmd *c, struct lun *lun)
+{
+	unsigned sa = c->cdb[1] & 0x1f;
+	uint32_t plen = get_be16(c->cdb + 7), bs = lun->block_size;
+	uint64_t done;
+	int rc;
+
+	c->xfer_len = plen;
+	if ((c->cdb[1] & 0x40) || c->cdb[2] || c->cdb[3] || c->cdb[4] || c->cdb[5] || c->cdb[6]) {
+		scsi_invalid_field(c, (c->cdb[1] & 0x40) ? 1 : 2, (c->cdb[1] & 0x40) ? 6 : -1);
+		return 0;
+	}
+	switch (sa) {
+	case 0x02: /* BLOCK ERASE */
+	case 0x1f: /* EXIT FAILURE MODE */
+		if (plen) {
+			scsi_invalid_field(c, 7, -1);
+			return 0;
+		}
+		if (sa == 0x1f) {
+			scsi_good(c);
+			return 0;
+		}
+		rc = scsi_locked_zero(lun, 0, lun->size, 1);
+		if (rc == 0)
+			scsi_good(c);
+		return rc;
+	case 0x01: { /* OVERWRITE */
+		uint32_t patlen, owcount;
+		const uint8_t *p = c->buf;
+
+		if (plen < 5 || plen > bs + 4) {
+			scsi_invalid_field(c, 7, -1);
+			return 0;
+		}
+		if (c->data_out_len < plen) {
+			scsi_sense_asc(c, SK_ILLEGAL_REQUEST, ASC_PARAM_LIST_LENGTH);
+			return 0;
+		}
+		patlen = get_be16(p + 2);
+		owcount = p[0] & 0x1f;
+		if (p[0] & 0x60) {
+			scsi_invalid_param(c, 0, 6); /* TEST */
+			return 0;
+		}
+		if (owcount == 0) {
+			scsi_invalid_param(c, 0, 4);
+			return 0;
+		}
+		if (patlen == 0 || patlen > bs || patlen + 4 != plen) {
+			scsi_invalid_param(c, 2, -1);
+			return 0;
+		}
+		if (bs > BOUNCE_SIZE)
+			return -EINVAL;
+		for (uint32_t i = 0; i < BOUNCE_SIZE; i++)
+			bounce[i] = p[4 + i % patlen];
+		if (p[0] & 0x80) /* INVERT: the last pass writes the complement */
+			for (uint32_t i = 0; i < BOUNCE_SIZE; i++)
+				bounce[i] = (uint8_t)~bounce[i];
+		if (util_is_zero(bounce, BOUNCE_SIZE)) {
+			rc = scsi_locked_zero(lun, 0, lun->size, 1);
+		} else {
+			for (done = 0, rc = 0; done < lun->size && rc == 0; done += BOUNCE_SIZE) {
+				uint64_t k = lun->size - done < BOUNCE_SIZE ? lun->size - done : BOUNCE_SIZE;
+
+				rc = scsi_locked_write(lun, done, bounce, (size_t)k, 0);
+			}
+			if (rc == 0)
+				rc = lun->ops->flush(lun->ctx);
+		}
+		if (rc == 0)
+			scsi_good(c);
+		return rc;
+	}
+	default: /* CRYPTO ERASE (3) and anything else */
+		scsi_invalid_field(c, 1, 4);
+		return 0;
+	}
+}
+
+/* READ DEFECT DATA (10)/(12): there are no defects. (10): 0 reserved, 1 PLISTV (4) |
+ * GLISTV (3) | FORMAT (2-0), 2-3 DEFECT LIST LENGTH = 0. (12): 0 reserved, 1 as above,
+ * 2-3 GENERATION = 0, 4-7 DEFECT LIST LENGTH = 0. */
+int scsi_sbc_read_defect(struct scsi_cmd *c, struct lun *lun)
+{
+	uint8_t d[8] = { 0 };
+	int twelve = c->cdb[0] == 0xb7;
+	uint8_t fl = twelve ? c->cdb[1] : c->cdb[2];
+	uint32_t alloc = twelve ? get_be32(c->cdb + 6) : get_be16(c->cdb + 7);
+
+	(void)lun;
+	d[1] = fl & 0x1f;
+	scsi_put_data_in(c, d, twelve ? 8 : 4, alloc);
 	return 0;
 }

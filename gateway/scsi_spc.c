@@ -34,7 +34,12 @@
  *        LENGTH; 20-23 MAXIMUM UNMAP LBA COUNT; 24-27 MAXIMUM UNMAP BLOCK DESCRIPTOR
  *        COUNT; 28-31 OPTIMAL UNMAP GRANULARITY; 32-35 UGAVALID (31) | UNMAP
  *        GRANULARITY ALIGNMENT; 36-43 MAXIMUM WRITE SAME LENGTH
- *   0xB1 block device characteristics, page length 0x3C: 4-5 MEDIUM ROTATION RATE = 1
+ *   0x86 extended INQUIRY data, page length 0x3C: 5 HEADSUP | ORDSUP | SIMPSUP = 7
+ *   0xB0 additionally: 5 MAXIMUM COMPARE AND WRITE LENGTH; 44-47 MAXIMUM ATOMIC
+ *        TRANSFER LENGTH; 48-51 ATOMIC ALIGNMENT = 1; 52-55 ATOMIC TRANSFER LENGTH
+ *        GRANULARITY = 1
+ *   0xB1 block device characteristics, page length 0x3C: 4-5 MEDIUM ROTATION RATE = 1;
+ *        7 WABEREQ (7-6) = 01b (after a block erase, reads return zeros)
  *   0xB2 logical block provisioning, page length 4: 4 THRESHOLD EXPONENT = 0;
  *        5 LBPU (7), LBPWS (6), LBPWS10 (5), LBPRZ (2) = 1; 6 PROVISIONING TYPE (2-0) = 2
  *
@@ -51,12 +56,15 @@
  * 12-15 BLOCK LENGTH.
  * Pages: 0x08 caching (20 bytes, WCE = 1), 0x0A control (12 bytes, QUEUE ALGORITHM
  * MODIFIER = 1, SWP = read-only), 0x1C informational exceptions (12 bytes, all 0).
- * No mode parameter is changeable and none can be saved.
+ * Only SWP (software write protect, control page byte 4 bit 3) is changeable: MODE
+ * SELECT sets it per LUN (kept in memory), and medium writes then get DATA PROTECT /
+ * WRITE PROTECTED BY SOFTWARE. No parameter can be saved.
  */
 #include <errno.h>
 #include <string.h>
 
 #include "scsi_int.h"
+#include "scsi_ua.h"
 
 #define VENDOR "CAIRN   "
 #define PRODUCT_DEFAULT "cairn volume"
@@ -97,7 +105,7 @@ static uint32_t std_inquiry(uint8_t *d, const struct lun *lun)
 	return 96;
 }
 
-static const uint8_t vpd_pages[] = { 0x00, 0x80, 0x83, 0xb0, 0xb1, 0xb2 };
+static const uint8_t vpd_pages[] = { 0x00, 0x80, 0x83, 0x86, 0xb0, 0xb1, 0xb2 };
 
 /* Build VPD page into d (room for 256 bytes); returns its length or 0 if unknown. */
 static uint32_t vpd_page(uint8_t *d, uint8_t page, const struct lun *lun)
@@ -143,6 +151,7 @@ static uint32_t vpd_page(uint8_t *d, uint8_t page, const struct lun *lun)
 		uint32_t opt = lun->opt_xfer / bs;
 
 		d[4] = 0x01;                                   /* WSNZ */
+		d[5] = (uint8_t)(SCSI_MAX_CAW_BYTES / bs > 255 ? 255 : SCSI_MAX_CAW_BYTES / bs);
 		put_be16(d + 6, (uint16_t)(opt > 0xffff ? 0 : opt));
 		put_be32(d + 8, SCSI_MAX_XFER / bs);
 		put_be32(d + 12, opt > SCSI_MAX_XFER / bs ? SCSI_MAX_XFER / bs : opt);
@@ -151,11 +160,19 @@ static uint32_t vpd_page(uint8_t *d, uint8_t page, const struct lun *lun)
 		put_be32(d + 28, opt ? opt : 1);
 		put_be32(d + 32, 0x80000000u);                 /* UGAVALID, alignment 0 */
 		put_be64(d + 36, SCSI_MAX_WRITE_SAME_BYTES / bs);
+		put_be32(d + 44, scsi_max_atomic_bytes(lun) / bs); /* MAXIMUM ATOMIC TRANSFER LENGTH */
+		put_be32(d + 48, 1);                           /* ATOMIC ALIGNMENT */
+		put_be32(d + 52, 1);                           /* ATOMIC TRANSFER LENGTH GRANULARITY */
 		n = 64;
 		break;
 	}
+	case 0x86: /* extended INQUIRY data: HEADSUP (2) SIMPSUP (0) queueing, V_SUP (0) */
+		d[5] = 0x07;                                   /* HEADSUP, ORDSUP, SIMPSUP */
+		n = 64;
+		break;
 	case 0xb1:
 		put_be16(d + 4, 1);                            /* non-rotating medium */
+		d[7] = 0x40;                                   /* WABEREQ 01b: erased reads zeros */
 		n = 64;
 		break;
 	case 0xb2:
@@ -302,8 +319,10 @@ static uint32_t mode_page(uint8_t *p, uint8_t page, unsigned pc, const struct lu
 		p[1] = 0x0a;
 		if (pc != 1) {
 			p[3] = 0x10; /* QUEUE ALGORITHM MODIFIER 1: unrestricted reordering */
-			if (lun->read_only)
+			if (lun->read_only || (pc == 0 && scsi_lun_swp((struct lun *)lun)))
 				p[4] = 0x08; /* SWP */
+		} else {
+			p[4] = 0x08; /* SWP is changeable (software write protect) */
 		}
 		return 12;
 	case 0x1c:
@@ -327,6 +346,7 @@ int scsi_spc_mode_sense(struct scsi_cmd *c, struct lun *lun)
 	uint32_t alloc = ten ? get_be16(c->cdb + 7) : c->cdb[4];
 	uint32_t hdr = ten ? 8 : 4, bdl = dbd ? 0 : llbaa ? 16 : 8, n, pl;
 	uint64_t blocks = lun->size / lun->block_size;
+	int wp = lun->read_only || (c->nexus && c->nexus->read_only) || scsi_lun_swp(lun);
 
 	if (c->cdb[1] & (ten ? 0xe7 : 0xf7)) {
 		scsi_invalid_field(c, 1, 7);
@@ -366,12 +386,12 @@ int scsi_spc_mode_sense(struct scsi_cmd *c, struct lun *lun)
 	}
 	if (ten) {
 		put_be16(d, (uint16_t)(n - 2));
-		d[3] = (uint8_t)(0x10 | (lun->read_only ? 0x80 : 0));
+		d[3] = (uint8_t)(0x10 | (wp ? 0x80 : 0));
 		d[4] = bdl == 16 ? 1 : 0;
 		put_be16(d + 6, (uint16_t)bdl);
 	} else {
 		d[0] = (uint8_t)(n - 1);
-		d[2] = (uint8_t)(0x10 | (lun->read_only ? 0x80 : 0));
+		d[2] = (uint8_t)(0x10 | (wp ? 0x80 : 0));
 		d[3] = (uint8_t)bdl;
 	}
 	scsi_put_data_in(c, d, n, alloc);
@@ -448,12 +468,26 @@ int scsi_spc_mode_select(struct scsi_cmd *c, struct lun *lun)
 			return 0;
 		}
 		for (uint32_t i = 2; i < len; i++) {
-			if (p[off + i] != cur[i]) {
+			uint8_t diff = p[off + i] ^ cur[i];
+
+			if ((p[off] & 0x3f) == 0x0a && i == 4 && !lun->read_only)
+				diff &= (uint8_t)~0x08; /* SWP: the one changeable bit */
+			if (diff) {
 				scsi_invalid_param(c, off + i, -1);
 				return 0;
 			}
 		}
 		off += len;
+	}
+	/* Every page checked: apply the changeable bits. */
+	for (off = hdr + bdl; off + 5 <= have; off += (uint32_t)p[off + 1] + 2) {
+		struct scsi_lu *lu;
+
+		if ((p[off] & 0x3f) != 0x0a || lun->read_only)
+			continue;
+		lu = scsi_lu_get(lun);
+		if (lu)
+			__atomic_store_n(&lu->swp, (uint8_t)!!(p[off + 4] & 0x08), __ATOMIC_RELAXED);
 	}
 	scsi_good(c);
 	return 0;
@@ -468,11 +502,30 @@ static const struct sa_entry sa_list[] = {
 	{ 0x9e, 0x10 }, /* READ CAPACITY (16) */
 	{ 0x9e, 0x12 }, /* GET LBA STATUS */
 	{ 0xa3, 0x0c }, /* REPORT SUPPORTED OPERATION CODES */
+	{ 0x48, 0x01 }, /* SANITIZE OVERWRITE */
+	{ 0x48, 0x02 }, /* SANITIZE BLOCK ERASE */
+	{ 0x48, 0x1f }, /* SANITIZE EXIT FAILURE MODE */
+	{ 0x5e, 0x00 }, /* PERSISTENT RESERVE IN: READ KEYS */
+	{ 0x5e, 0x01 }, /* READ RESERVATION */
+	{ 0x5e, 0x02 }, /* REPORT CAPABILITIES */
+	{ 0x5e, 0x03 }, /* READ FULL STATUS */
+	{ 0x5f, 0x00 }, /* PERSISTENT RESERVE OUT: REGISTER */
+	{ 0x5f, 0x01 }, /* RESERVE */
+	{ 0x5f, 0x02 }, /* RELEASE */
+	{ 0x5f, 0x03 }, /* CLEAR */
+	{ 0x5f, 0x04 }, /* PREEMPT */
+	{ 0x5f, 0x05 }, /* PREEMPT AND ABORT */
+	{ 0x5f, 0x06 }, /* REGISTER AND IGNORE EXISTING KEY */
+	{ 0x5f, 0x07 }, /* REGISTER AND MOVE */
+	{ 0x83, 0x00 }, /* EXTENDED COPY (LID1) */
+	{ 0x84, 0x00 }, /* RECEIVE COPY RESULTS: COPY STATUS */
+	{ 0x84, 0x03 }, /* OPERATING PARAMETERS */
 };
 
 static int has_service_actions(uint8_t op)
 {
-	return op == 0x9e || op == 0xa3;
+	return op == 0x9e || op == 0xa3 || op == 0x48 || op == 0x5e || op == 0x5f || op == 0x83 ||
+	       op == 0x84;
 }
 
 static int sa_supported(uint8_t op, uint16_t sa)

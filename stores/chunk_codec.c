@@ -1,4 +1,5 @@
-/* chunk_codec.c - chunk ids (SHA-256) and chunk records (LZ4 + XXH3-64).
+/* chunk_codec.c - chunk ids (SHA-256 / HMAC-SHA256) and chunk records (LZ4, then
+ * AES-256-GCM when encrypted, + XXH3-64).
  *
  * Record layout (all integers little-endian), CODEC_REC_HDR_LEN = 72 bytes of header:
  *
@@ -7,17 +8,21 @@
  *     4   1  version     1
  *     5   1  kind        enum chunk_kind: 1 data, 2 tree
  *     6   1  codec       0 raw, 1 LZ4 block (written by LZ4HC or LZ4 fast; one decoder)
- *     7   1  cipher      0 none; 1 AES-256-GCM (reserved: nonce below, tag ends payload)
- *     8  32  id          chunk id (SHA-256 of the plaintext)
+ *     7   1  cipher      0 none; 1 AES-256-GCM (nonce below, 16-byte tag ends payload)
+ *     8  32  id          chunk id (SHA-256 of the plaintext, or HMAC-SHA256 under the
+ *                        id key when encrypted)
  *    40   4  plain_len   plaintext bytes, 1..CHUNK_SIZE_MAX
- *    44   4  stored_len  payload bytes that follow the header, <= plain_len
- *    48  12  nonce       zero while cipher is none
+ *    44   4  stored_len  payload bytes that follow the header, <= plain_len (+16 when
+ *                        encrypted: the GCM tag)
+ *    48  12  nonce       fresh random per record when encrypted; zero otherwise
  *    60   4  reserved    zero
  *    64   8  checksum    XXH3_64bits_withSeed(payload, stored_len, XXH3_64bits(header[0..64)))
  *    72   stored_len     payload
  *
  * The checksum covers the header and the payload, so any flipped bit in a record is
- * -EBADMSG on every read. The payload is LZ4 only when that saves at least 1/16 of the
+ * -EBADMSG on every read. Encrypted: the payload is the LZ4 (or raw) bytes encrypted
+ * with AES-256-GCM under the data key, with header bytes [0, 48) - magic to
+ * stored_len, so the chunk id too - as associated data, then the tag. The payload is LZ4 only when that saves at least 1/16 of the
  * plaintext; otherwise it is the raw plaintext.
  */
 #include <errno.h>
@@ -53,7 +58,7 @@ static void sha_init(void)
 	pthread_key_create(&sha_key, sha_ctx_free);
 }
 
-int chunk_codec_id(const void *data, size_t len, struct chunk_id *id)
+int chunk_codec_id(const struct aead_keys *k, const void *data, size_t len, struct chunk_id *id)
 {
 	EVP_MD_CTX *ctx;
 	unsigned int n = 0;
@@ -62,6 +67,8 @@ int chunk_codec_id(const void *data, size_t len, struct chunk_id *id)
 		memset(id, 0, sizeof(*id));
 		return 0;
 	}
+	if (k)
+		return aead_hmac(k->id, data, len, id->b);
 	pthread_once(&sha_once, sha_init);
 	if (!sha256_md)
 		return -EIO;
@@ -124,11 +131,11 @@ static int compress(const void *data, void *dst, int len, int max_c, int level)
 	return h > 0 ? h : LZ4_compress_default(data, dst, len, max_c);
 }
 
-int chunk_codec_encode(enum chunk_kind kind, const struct chunk_id *id, const void *data,
-		       size_t len, int level, void *out, size_t *rec_len)
+int chunk_codec_encode(const struct aead_keys *k, enum chunk_kind kind, const struct chunk_id *id,
+		       const void *data, size_t len, int level, void *out, size_t *rec_len)
 {
 	uint8_t *h = out, *payload = h + CODEC_REC_HDR_LEN;
-	int max_c, c;
+	int max_c, c, rc;
 	uint8_t codec = CODEC_RAW;
 	size_t stored = len;
 
@@ -146,11 +153,17 @@ int chunk_codec_encode(enum chunk_kind kind, const struct chunk_id *id, const vo
 	h[4] = REC_VERSION;
 	h[5] = (uint8_t)kind;
 	h[6] = codec;
-	h[7] = CODEC_CIPHER_NONE;
+	h[7] = k ? CODEC_CIPHER_AES256GCM : CODEC_CIPHER_NONE;
 	memcpy(h + 8, id->b, CHUNK_ID_LEN);
 	le_put32(h + 40, (uint32_t)len);
-	le_put32(h + 44, (uint32_t)stored);
+	le_put32(h + 44, (uint32_t)(stored + (k ? AEAD_TAG_LEN : 0)));
 	memset(h + 48, 0, 16);
+	if (k) {
+		rc = aead_seal(k->data, h, 48, payload, stored, payload, h + 48, payload + stored);
+		if (rc)
+			return rc;
+		stored += AEAD_TAG_LEN;
+	}
 	le_put64(h + 64, rec_checksum(h, payload, stored));
 	*rec_len = CODEC_REC_HDR_LEN + stored;
 	return 0;
@@ -168,18 +181,22 @@ int chunk_codec_parse_hdr(const void *rec, struct codec_hdr *hd)
 	hd->cipher = h[7];
 	hd->plain_len = le_get32(h + 40);
 	hd->stored_len = le_get32(h + 44);
-	if (hd->plain_len == 0 || hd->plain_len > CHUNK_SIZE_MAX || hd->stored_len > hd->plain_len ||
-	    (hd->codec == CODEC_RAW && hd->stored_len != hd->plain_len) ||
+	uint32_t tag = hd->cipher == CODEC_CIPHER_AES256GCM ? AEAD_TAG_LEN : 0;
+	if (hd->plain_len == 0 || hd->plain_len > CHUNK_SIZE_MAX ||
+	    hd->stored_len > hd->plain_len + tag || hd->stored_len < tag ||
+	    hd->cipher > CODEC_CIPHER_AES256GCM ||
+	    (hd->codec == CODEC_RAW && hd->stored_len != hd->plain_len + tag) ||
 	    (hd->kind != CHUNK_DATA && hd->kind != CHUNK_TREE))
 		return -EBADMSG;
 	return 0;
 }
 
-int chunk_codec_decode(const void *rec, size_t rec_len, const struct chunk_id *expect,
-		       void *out, size_t cap, size_t *plain_len)
+int chunk_codec_decode(const struct aead_keys *k, void *rec, size_t rec_len,
+		       const struct chunk_id *expect, void *out, size_t cap, size_t *plain_len)
 {
-	const uint8_t *h = rec, *payload = h + CODEC_REC_HDR_LEN;
+	uint8_t *h = rec, *payload = h + CODEC_REC_HDR_LEN;
 	struct codec_hdr hd;
+	uint32_t body;
 	int rc, d;
 
 	if (rec_len < CODEC_REC_HDR_LEN)
@@ -191,16 +208,23 @@ int chunk_codec_decode(const void *rec, size_t rec_len, const struct chunk_id *e
 	    le_get64(h + 64) != rec_checksum(h, payload, hd.stored_len) ||
 	    memcmp(hd.id.b, expect->b, CHUNK_ID_LEN) != 0)
 		return -EBADMSG;
-	if (hd.cipher != CODEC_CIPHER_NONE)
-		return -EPROTONOSUPPORT;
+	if ((hd.cipher == CODEC_CIPHER_AES256GCM) != (k != NULL))
+		return -EBADMSG;
 	if (cap < hd.plain_len)
 		return -ENOBUFS;
+	body = hd.stored_len;
+	if (k) {
+		body -= AEAD_TAG_LEN;
+		rc = aead_open(k->data, h, 48, payload, body, payload, h + 48, payload + body);
+		if (rc)
+			return rc;
+	}
 	switch (hd.codec) {
 	case CODEC_RAW:
 		memcpy(out, payload, hd.plain_len);
 		break;
 	case CODEC_LZ4:
-		d = LZ4_decompress_safe((const char *)payload, out, (int)hd.stored_len, (int)hd.plain_len);
+		d = LZ4_decompress_safe((const char *)payload, out, (int)body, (int)hd.plain_len);
 		if (d < 0 || (uint32_t)d != hd.plain_len)
 			return -EBADMSG;
 		break;

@@ -1,7 +1,8 @@
 /* chunk_codec.h - chunk ids and the self-checking chunk record.
  *
  * A record is what a pack holds for one chunk: a fixed 72-byte header followed by the
- * stored payload (LZ4 or raw; later AES-256-GCM). Layout in chunk_codec.c.
+ * stored payload (LZ4 or raw, then AES-256-GCM in an encrypted repository). Layout in
+ * chunk_codec.c. Every function takes the repository's keys: NULL in a plain one.
  *
  * Contract: chunk_codec_decode() either returns exactly the plaintext that was encoded
  * under that id, or -EBADMSG; it never returns damaged data. Every function is
@@ -13,24 +14,26 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "aead.h"
 #include "repo.h"
 
 #define CODEC_REC_HDR_LEN 72u
-/* Largest record: payloads are never larger than the plaintext. */
-#define CODEC_REC_MAX (CODEC_REC_HDR_LEN + CHUNK_SIZE_MAX)
+/* Largest record: payloads are never larger than the plaintext (plus the GCM tag). */
+#define CODEC_REC_MAX (CODEC_REC_HDR_LEN + CHUNK_SIZE_MAX + AEAD_TAG_LEN)
 
 enum codec_kind { CODEC_RAW = 0, CODEC_LZ4 = 1 };
-enum codec_cipher { CODEC_CIPHER_NONE = 0, CODEC_CIPHER_AES256GCM = 1 /* reserved */ };
+enum codec_cipher { CODEC_CIPHER_NONE = 0, CODEC_CIPHER_AES256GCM = 1 };
 
-/* The id of len bytes of plaintext: SHA-256, or the null id when all bytes are zero. */
-int chunk_codec_id(const void *data, size_t len, struct chunk_id *id);
+/* The id of len bytes of plaintext: SHA-256 (k NULL) or HMAC-SHA256 under k->id, or
+ * the null id when all bytes are zero. */
+int chunk_codec_id(const struct aead_keys *k, const void *data, size_t len, struct chunk_id *id);
 
 /* Encode data (len <= CHUNK_SIZE_MAX) as a record into out (at least
  * CODEC_REC_HDR_LEN + len bytes). *rec_len gets the record length. */
 /* Compression effort given to chunk_codec_encode: 0 = LZ4 fast, 3..12 = LZ4HC level.
  * The stored format is the same LZ4 block either way. */
 #define CODEC_LEVEL_DEFAULT 3
-int chunk_codec_encode(enum chunk_kind kind, const struct chunk_id *id, const void *data,
+int chunk_codec_encode(const struct aead_keys *k, enum chunk_kind kind, const struct chunk_id *id, const void *data,
 		       size_t len, int level, void *out, size_t *rec_len);
 
 /* Parsed header of a record. */
@@ -45,9 +48,11 @@ struct codec_hdr {
 int chunk_codec_parse_hdr(const void *rec, struct codec_hdr *h);
 
 /* Verify and decode a record of rec_len bytes whose id must be *expect. Writes the
- * plaintext to out (cap bytes) and its length to *plain_len.
+ * plaintext to out (cap bytes) and its length to *plain_len. rec is scratch: an
+ * encrypted payload is decrypted in place. A record whose cipher does not match the
+ * repository's (k NULL or not) is -EBADMSG.
  * -EBADMSG: damaged or not that chunk. -ENOBUFS: cap too small. */
-int chunk_codec_decode(const void *rec, size_t rec_len, const struct chunk_id *expect,
-		       void *out, size_t cap, size_t *plain_len);
+int chunk_codec_decode(const struct aead_keys *k, void *rec, size_t rec_len,
+		       const struct chunk_id *expect, void *out, size_t cap, size_t *plain_len);
 
 #endif

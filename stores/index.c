@@ -11,6 +11,8 @@
  *            id[32], kind u8, reserved[3], rec_len u32, offset u64, plain_len u32, reserved u32
  *   end   8  checksum   XXH3_64bits of every byte before it
  *
+ * Encrypted repository: the object is these bytes sealed under the meta key with the
+ * segment's object key "index/<32 hex>" as aad (envelope in aead.h).
  * A missing or damaged segment is rebuilt from its pack's trailer at open (repo.c).
  *
  * Hash table: open addressing with linear probing over a power-of-two array, grown
@@ -158,8 +160,27 @@ void index_segment_key(const uint8_t pack_id[PACK_ID_LEN], char out[PACK_KEY_LEN
 	util_hex(pack_id, PACK_ID_LEN, out + 6);
 }
 
-int index_segment_encode(const uint8_t pack_id[PACK_ID_LEN], const struct pack_entry *ents,
-			 uint32_t n, void **buf_out, size_t *len_out)
+static int seal(const struct aead_keys *k, const uint8_t pack_id[PACK_ID_LEN], void **buf,
+		size_t *len)
+{
+	char key[PACK_KEY_LEN];
+	void *out;
+	size_t out_len;
+	int rc;
+
+	index_segment_key(pack_id, key);
+	rc = aead_seal_object(k->meta, key, *buf, *len, &out, &out_len);
+	free(*buf);
+	*buf = NULL;
+	if (rc)
+		return rc;
+	*buf = out;
+	*len = out_len;
+	return 0;
+}
+
+int index_segment_encode(const struct aead_keys *k, const uint8_t pack_id[PACK_ID_LEN],
+			 const struct pack_entry *ents, uint32_t n, void **buf_out, size_t *len_out)
 {
 	size_t len = SEG_HDR_LEN + (size_t)PACK_ENTRY_LEN * n + 8;
 	uint8_t *b = malloc(len);
@@ -175,11 +196,11 @@ int index_segment_encode(const uint8_t pack_id[PACK_ID_LEN], const struct pack_e
 	le_put64(b + len - 8, XXH3_64bits(b, len - 8));
 	*buf_out = b;
 	*len_out = len;
-	return 0;
+	return k ? seal(k, pack_id, buf_out, len_out) : 0;
 }
 
-int index_segment_decode(const void *buf, size_t len, const uint8_t pack_id[PACK_ID_LEN],
-			 struct pack_entry **ents_out, uint32_t *n_out)
+static int decode_plain(const void *buf, size_t len, const uint8_t pack_id[PACK_ID_LEN],
+			struct pack_entry **ents_out, uint32_t *n_out)
 {
 	const uint8_t *b = buf;
 	struct pack_entry *ents;
@@ -200,4 +221,24 @@ int index_segment_decode(const void *buf, size_t len, const uint8_t pack_id[PACK
 	*ents_out = ents;
 	*n_out = n;
 	return 0;
+}
+
+int index_segment_decode(const struct aead_keys *k, const void *buf, size_t len,
+			 const uint8_t pack_id[PACK_ID_LEN], struct pack_entry **ents,
+			 uint32_t *n)
+{
+	char key[PACK_KEY_LEN];
+	void *plain;
+	size_t plain_len;
+	int rc;
+
+	if (!k)
+		return decode_plain(buf, len, pack_id, ents, n);
+	index_segment_key(pack_id, key);
+	rc = aead_open_object(k->meta, key, buf, len, &plain, &plain_len);
+	if (rc)
+		return rc;
+	rc = decode_plain(plain, plain_len, pack_id, ents, n);
+	free(plain);
+	return rc;
 }

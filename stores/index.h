@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "aead.h"
 #include "pack.h"
 #include "repo.h"
 
@@ -37,12 +38,14 @@ size_t index_count(const struct index *ix);
 
 /* "index/<32 hex>" of a pack id (PACK_KEY_LEN bytes are enough). */
 void index_segment_key(const uint8_t pack_id[PACK_ID_LEN], char out[PACK_KEY_LEN]);
-/* Encode the segment of one pack into a malloc'd buffer. */
-int index_segment_encode(const uint8_t pack_id[PACK_ID_LEN], const struct pack_entry *ents,
-			 uint32_t n, void **buf, size_t *len);
-/* Verify and decode a segment that must belong to pack_id; entries are malloc'd.
- * -EBADMSG if damaged. */
-int index_segment_decode(const void *buf, size_t len, const uint8_t pack_id[PACK_ID_LEN],
-			 struct pack_entry **ents, uint32_t *n);
+/* Encode the segment of one pack into a malloc'd buffer (sealed under k->meta unless
+ * k is NULL). */
+int index_segment_encode(const struct aead_keys *k, const uint8_t pack_id[PACK_ID_LEN],
+			 const struct pack_entry *ents, uint32_t n, void **buf, size_t *len);
+/* Verify (decrypt) and decode a segment that must belong to pack_id; entries are
+ * malloc'd. -EBADMSG if damaged. */
+int index_segment_decode(const struct aead_keys *k, const void *buf, size_t len,
+			 const uint8_t pack_id[PACK_ID_LEN], struct pack_entry **ents,
+			 uint32_t *n);
 
 #endif

@@ -6,7 +6,7 @@
  *   off len  field
  *     0   8  magic       "CAIRNPAK"
  *     8   4  version     1
- *    12   4  flags       0
+ *    12   4  flags       bit 0: the trailer is encrypted (encrypted repository)
  *    16  16  pack_id     random; its hex is the object's name
  *
  * Records, from offset 32, back to back: each a chunk record as laid out in
@@ -26,6 +26,9 @@
  *          48   4  plain_len  plaintext bytes
  *          52   4  reserved   zero
  *   trailer_len = 8 + 56 * count.
+ * Encrypted (flags bit 0), the trailer is instead nonce[12], then the 8 + 56 * count
+ * bytes above encrypted with AES-256-GCM under the meta key (aad: the pack's object
+ * key "packs/xx/<32 hex>"), then the 16-byte tag: trailer_len = 36 + 56 * count.
  *
  * Footer, the last PACK_FOOTER_LEN = 32 bytes:
  *     0   8  trailer_off
@@ -43,6 +46,7 @@
 
 #include <xxhash.h>
 
+#include "aead.h"
 #include "chunk_codec.h"
 #include "le.h"
 #include "pack.h"
@@ -52,7 +56,10 @@ static const uint8_t pack_magic[8] = { 'C', 'A', 'I', 'R', 'N', 'P', 'A', 'K' };
 static const uint8_t end_magic[8] = { 'C', 'A', 'I', 'R', 'N', 'E', 'N', 'D' };
 #define PACK_VERSION 1
 #define TRAILER_HDR_LEN 8u
-#define BUF_CAP (PACK_DATA_MAX + TRAILER_HDR_LEN + PACK_ENTRY_LEN * PACK_MAX_ENTRIES + PACK_FOOTER_LEN)
+#define FLAG_ENCRYPTED 1u
+#define ENC_OVERHEAD (AEAD_NONCE_LEN + AEAD_TAG_LEN)
+#define BUF_CAP (PACK_DATA_MAX + TRAILER_HDR_LEN + PACK_ENTRY_LEN * PACK_MAX_ENTRIES + \
+		 ENC_OVERHEAD + PACK_FOOTER_LEN)
 
 void pack_entry_encode(uint8_t *p, const struct pack_entry *e)
 {
@@ -139,22 +146,33 @@ void pack_builder_append(struct pack_builder *pb, const void *rec, size_t rec_le
 	pb->used += rec_len;
 }
 
-size_t pack_builder_finish(struct pack_builder *pb)
+int pack_builder_finish(struct pack_builder *pb, const struct aead_keys *k, size_t *len)
 {
-	uint8_t *t = pb->buf + pb->used, *f;
-	uint32_t tlen = TRAILER_HDR_LEN + PACK_ENTRY_LEN * pb->n;
+	uint8_t *t = pb->buf + pb->used, *f, *body = k ? t + AEAD_NONCE_LEN : t;
+	uint32_t blen = TRAILER_HDR_LEN + PACK_ENTRY_LEN * pb->n;
+	uint32_t tlen = blen + (k ? ENC_OVERHEAD : 0);
+	char key[PACK_KEY_LEN];
+	int rc;
 
-	le_put32(t, pb->n);
-	le_put32(t + 4, 0);
+	le_put32(pb->buf + 12, k ? FLAG_ENCRYPTED : 0);
+	le_put32(body, pb->n);
+	le_put32(body + 4, 0);
 	for (uint32_t i = 0; i < pb->n; i++)
-		pack_entry_encode(t + TRAILER_HDR_LEN + PACK_ENTRY_LEN * i, &pb->ents[i]);
+		pack_entry_encode(body + TRAILER_HDR_LEN + PACK_ENTRY_LEN * i, &pb->ents[i]);
+	if (k) {
+		pack_key(pb->id, key);
+		rc = aead_seal(k->meta, key, strlen(key), body, blen, body, t, body + blen);
+		if (rc)
+			return rc;
+	}
 	f = t + tlen;
 	le_put64(f, pb->used);
 	le_put32(f + 8, tlen);
 	le_put32(f + 12, PACK_VERSION);
 	le_put64(f + 16, XXH3_64bits_withSeed(t, tlen, XXH3_64bits(f, 16)));
 	memcpy(f + 24, end_magic, 8);
-	return pb->used + tlen + PACK_FOOTER_LEN;
+	*len = pb->used + tlen + PACK_FOOTER_LEN;
+	return 0;
 }
 
 void pack_key(const uint8_t id[PACK_ID_LEN], char out[PACK_KEY_LEN])
@@ -177,14 +195,14 @@ int pack_id_from_key(const char *key, uint8_t id[PACK_ID_LEN])
 	return util_unhex(key + 9, id, PACK_ID_LEN);
 }
 
-int pack_read_trailer(struct backend *b, const char *key, uint64_t size,
-		      struct pack_entry **ents_out, uint32_t *n_out)
+int pack_read_trailer(struct backend *b, const struct aead_keys *k, const char *key,
+		      uint64_t size, struct pack_entry **ents_out, uint32_t *n_out)
 {
 	uint8_t f[PACK_FOOTER_LEN], hdr[PACK_HDR_LEN], id[PACK_ID_LEN];
 	struct pack_entry *ents = NULL;
-	uint8_t *t = NULL;
+	uint8_t *t = NULL, *body;
 	uint64_t toff;
-	uint32_t tlen, n;
+	uint32_t tlen, blen, n, over = k ? ENC_OVERHEAD : 0;
 	int rc;
 
 	if (size < PACK_HDR_LEN + TRAILER_HDR_LEN + PACK_FOOTER_LEN)
@@ -199,9 +217,11 @@ int pack_read_trailer(struct backend *b, const char *key, uint64_t size,
 	tlen = le_get32(f + 8);
 	if (memcmp(hdr, pack_magic, 8) != 0 || le_get32(hdr + 8) != PACK_VERSION ||
 	    memcmp(f + 24, end_magic, 8) != 0 || le_get32(f + 12) != PACK_VERSION ||
-	    toff < PACK_HDR_LEN || toff + tlen + PACK_FOOTER_LEN != size || tlen < TRAILER_HDR_LEN ||
-	    (tlen - TRAILER_HDR_LEN) % PACK_ENTRY_LEN != 0)
+	    toff < PACK_HDR_LEN || toff + tlen + PACK_FOOTER_LEN != size ||
+	    tlen < TRAILER_HDR_LEN + over || (tlen - over - TRAILER_HDR_LEN) % PACK_ENTRY_LEN != 0 ||
+	    (le_get32(hdr + 12) & FLAG_ENCRYPTED) != (k ? FLAG_ENCRYPTED : 0))
 		return -EBADMSG;
+	blen = tlen - over;
 	if (pack_id_from_key(key, id) == 0 && memcmp(id, hdr + 16, PACK_ID_LEN) != 0)
 		return -EBADMSG;
 	t = malloc(tlen);
@@ -210,9 +230,18 @@ int pack_read_trailer(struct backend *b, const char *key, uint64_t size,
 	rc = b->ops->get_range(b->ctx, key, toff, t, tlen);
 	if (rc)
 		goto out_free_trailer;
-	n = le_get32(t);
-	if (XXH3_64bits_withSeed(t, tlen, XXH3_64bits(f, 16)) != le_get64(f + 16) ||
-	    n != (tlen - TRAILER_HDR_LEN) / PACK_ENTRY_LEN || n > PACK_MAX_ENTRIES) {
+	if (XXH3_64bits_withSeed(t, tlen, XXH3_64bits(f, 16)) != le_get64(f + 16)) {
+		rc = -EBADMSG;
+		goto out_free_trailer;
+	}
+	body = k ? t + AEAD_NONCE_LEN : t;
+	if (k) {
+		rc = aead_open(k->meta, key, strlen(key), body, blen, body, t, body + blen);
+		if (rc)
+			goto out_free_trailer;
+	}
+	n = le_get32(body);
+	if (n != (blen - TRAILER_HDR_LEN) / PACK_ENTRY_LEN || n > PACK_MAX_ENTRIES) {
 		rc = -EBADMSG;
 		goto out_free_trailer;
 	}
@@ -222,7 +251,7 @@ int pack_read_trailer(struct backend *b, const char *key, uint64_t size,
 		goto out_free_trailer;
 	}
 	for (uint32_t i = 0; i < n; i++) {
-		pack_entry_decode(t + TRAILER_HDR_LEN + PACK_ENTRY_LEN * i, &ents[i]);
+		pack_entry_decode(body + TRAILER_HDR_LEN + PACK_ENTRY_LEN * i, &ents[i]);
 		if (ents[i].offset < PACK_HDR_LEN || ents[i].rec_len > CODEC_REC_MAX ||
 		    ents[i].offset + ents[i].rec_len > toff) {
 			rc = -EBADMSG;

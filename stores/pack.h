@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "aead.h"
 #include "backend.h"
 #include "repo.h"
 
@@ -53,17 +54,19 @@ int pack_builder_fits(const struct pack_builder *pb, size_t rec_len);
 /* Append an encoded record (pack_builder_fits() must have said yes). *offset gets its place. */
 void pack_builder_append(struct pack_builder *pb, const void *rec, size_t rec_len,
 			 uint8_t kind, const struct chunk_id *id, uint32_t plain_len, uint64_t *offset);
-/* Lay trailer and footer after the records; returns the object's length (buf holds it). */
-size_t pack_builder_finish(struct pack_builder *pb);
+/* Lay trailer (encrypted under k->meta unless k is NULL) and footer after the records;
+ * *len gets the object's length (buf holds it). */
+int pack_builder_finish(struct pack_builder *pb, const struct aead_keys *k, size_t *len);
 
 /* "packs/<2 hex>/<32 hex>" of a pack id. */
 void pack_key(const uint8_t id[PACK_ID_LEN], char out[PACK_KEY_LEN]);
 /* Parse a key made by pack_key(); -EINVAL if it is not one. */
 int pack_id_from_key(const char *key, uint8_t id[PACK_ID_LEN]);
 
-/* Read and verify the trailer of the pack object key of size bytes, and return its
- * entries (malloc'd). -EBADMSG if the footer or trailer is damaged. */
-int pack_read_trailer(struct backend *b, const char *key, uint64_t size,
-		      struct pack_entry **ents, uint32_t *n);
+/* Read and verify (and decrypt, k not NULL) the trailer of the pack object key of size
+ * bytes, and return its entries (malloc'd). -EBADMSG if the header, footer or trailer
+ * is damaged, or its encryption flag is not the repository's. */
+int pack_read_trailer(struct backend *b, const struct aead_keys *k, const char *key,
+		      uint64_t size, struct pack_entry **ents, uint32_t *n);
 
 #endif

@@ -3,15 +3,22 @@
  * "config" object, JSON (json-c), written once with BACKEND_PUT_EXCL:
  *   {
  *     "magic": "cairn-repository",   must match, else -EPROTO
- *     "version": 1,                  integer; newer than REPO_VERSION -> -EPROTO
+ *     "version": 2,                  integer; newer than REPO_VERSION -> -EPROTO
  *     "id": "<32 hex>",              16 random bytes
  *     "chunk_size": 65536,           default chunk size of new volumes
- *     "encryption": "none"           anything else -> -EPROTONOSUPPORT for now
+ *     "encryption": "none"           or "aes-256-gcm"; anything else -> -EPROTONOSUPPORT
+ *     "key_slots": "keys/"           (encrypted only) where the key slots are (keyring.c)
  *   }
  * The config carries no checksum: JSON that does not parse, or lacks a field, is -EPROTO.
+ * It names no volume and no size: everything else about the data is in sealed objects.
+ *
+ * Metadata objects "meta/<key>" (version 2): plain, "CAIRNMT1", XXH3_64bits of the
+ * content (8 bytes, little-endian), then the content; encrypted, the content sealed
+ * under the meta key with the object key "meta/<key>" as aad (aead.h). Either way a
+ * damaged object reads as -EBADMSG. Version 1 repositories stored the content bare.
  *
  * "lock" (local directory only): flock(LOCK_EX|LOCK_NB) by the one writer; a read-only
- * open neither creates nor takes it.
+ * open neither creates nor takes it. On S3 the writer holds a lease instead (lease.c).
  *
  * Concurrency: one mutex (r->lock) guards the index, the pack slots and the open pack.
  * It is held only for hash probes and record copies; SHA-256, LZ4, checksums and every
@@ -41,17 +48,28 @@
 
 #include <json-c/json.h>
 
+#include <openssl/crypto.h>
+#include <xxhash.h>
+
+#include "aead.h"
+#include "backend_cache.h"
+#include "backend_s3.h"
 #include "bufpool.h"
 #include "chunk_cache.h"
 #include "chunk_codec.h"
 #include "index.h"
+#include "keyring.h"
+#include "le.h"
+#include "lease.h"
 #include "log.h"
 #include "pack.h"
 #include "repo.h"
 #include "util.h"
 
 #define REPO_MAGIC "cairn-repository"
-#define REPO_VERSION 1
+#define REPO_VERSION 2
+#define META_MAGIC "CAIRNMT1"
+#define META_HDR_LEN 16u
 #define CACHE_DEFAULT (256u << 20)
 #define NO_SLOT UINT32_MAX
 #define MAX_SEALED 3
@@ -69,9 +87,17 @@ struct pack_slot {
 struct repo {
 	struct backend *be;
 	int lock_fd;
+	struct lease *lease;       /* S3 writer lease, or NULL */
 	int read_only;
+	int version;               /* of the config */
 	char id_hex[2 * 16 + 1];
+	uint8_t id[16];
 	uint32_t chunk_size;
+	int encrypted;
+	struct aead_keys keys;
+	const struct aead_keys *k; /* &keys when encrypted, else NULL */
+	uint8_t master[AEAD_KEY_LEN]; /* to wrap new key slots; wiped at close */
+	char key_slot[33];         /* the slot that opened it */
 
 	pthread_mutex_t lock;
 	pthread_cond_t written;    /* a pack write finished */
@@ -85,7 +111,7 @@ struct repo {
 	uint32_t nslots, cap_slots;
 	uint32_t open_slot;
 	struct pack_builder *spare; /* a stored pack's builder, kept for the next pack */
-	uint64_t chunks, stored_bytes, plain_bytes, packs;
+	uint64_t chunks, tree_chunks, stored_bytes, plain_bytes, packs;
 	atomic_uint_fast64_t dedup_hits;
 
 	struct chunk_cache *cache;
@@ -104,7 +130,7 @@ static int chunk_size_ok(uint64_t s)
 
 /* ---- config ---- */
 
-static int config_encode(const char *id_hex, uint32_t chunk_size, char **out)
+static int config_encode(const char *id_hex, uint32_t chunk_size, int encrypted, char **out)
 {
 	json_object *o = json_object_new_object();
 	const char *s;
@@ -116,7 +142,9 @@ static int config_encode(const char *id_hex, uint32_t chunk_size, char **out)
 	    json_object_object_add(o, "version", json_object_new_int(REPO_VERSION)) ||
 	    json_object_object_add(o, "id", json_object_new_string(id_hex)) ||
 	    json_object_object_add(o, "chunk_size", json_object_new_int64(chunk_size)) ||
-	    json_object_object_add(o, "encryption", json_object_new_string("none"))) {
+	    json_object_object_add(o, "encryption",
+				   json_object_new_string(encrypted ? "aes-256-gcm" : "none")) ||
+	    (encrypted && json_object_object_add(o, "key_slots", json_object_new_string(KEYRING_PREFIX)))) {
 		rc = -ENOMEM;
 		goto out_put_obj;
 	}
@@ -154,17 +182,21 @@ static int config_decode(const char *buf, size_t len, struct repo *r)
 	ver = json_object_get_int64(v);
 	if (ver < 1 || ver > REPO_VERSION)
 		goto out_put_obj;
+	r->version = (int)ver;
 	if (!json_object_object_get_ex(o, "id", &v) || !json_object_is_type(v, json_type_string) ||
 	    strlen(s = json_object_get_string(v)) != 32 || util_unhex(s, idb, sizeof(idb)))
 		goto out_put_obj;
 	util_hex(idb, sizeof(idb), r->id_hex);
+	memcpy(r->id, idb, sizeof(idb));
 	if (!json_object_object_get_ex(o, "chunk_size", &v) || !json_object_is_type(v, json_type_int) ||
 	    !chunk_size_ok((uint64_t)(cs = json_object_get_int64(v))))
 		goto out_put_obj;
 	r->chunk_size = (uint32_t)cs;
 	if (!json_object_object_get_ex(o, "encryption", &v) || !json_object_is_type(v, json_type_string))
 		goto out_put_obj;
-	if (strcmp(json_object_get_string(v), "none") != 0) {
+	if (!strcmp(json_object_get_string(v), "aes-256-gcm") && ver >= 2) {
+		r->encrypted = 1;
+	} else if (strcmp(json_object_get_string(v), "none") != 0) {
 		rc = -EPROTONOSUPPORT;
 		goto out_put_obj;
 	}
@@ -176,9 +208,61 @@ out_free_tok:
 	return rc;
 }
 
+/* The backend of url: a local directory, or an S3 bucket (created when create). */
+static int open_backend(const char *url, int create, const char *endpoint, struct backend **out)
+{
+	struct backend_s3_opts so = { 0 };
+	char bucket[64], prefix[1024];
+	int rc;
+
+	if (!is_s3(url))
+		return backend_local_open(url, create, out);
+	rc = backend_s3_parse_url(url, bucket, sizeof(bucket), prefix, sizeof(prefix));
+	if (rc)
+		return rc;
+	so.bucket = bucket;
+	so.prefix = prefix;
+	so.endpoint = endpoint && *endpoint ? endpoint : NULL;
+	rc = backend_s3_open(&so, out);
+	if (rc)
+		return rc;
+	if (create) {
+		rc = backend_s3_create_bucket(*out);
+		if (rc) {
+			backend_close(*out);
+			return rc;
+		}
+	}
+	return 0;
+}
+
+/* Write the first key slot of a new encrypted repository. */
+static int create_first_slot(struct backend *be, const char *id_hex, const struct repo_secret *s)
+{
+	uint8_t master[AEAD_KEY_LEN], slot[KEYRING_SLOT_LEN], sid[16];
+	char sid_hex[33], key[64];
+	int rc;
+
+	rc = util_random(master, sizeof(master));
+	if (!rc)
+		rc = util_random(sid, sizeof(sid));
+	if (rc)
+		goto out_wipe;
+	util_hex(sid, sizeof(sid), sid_hex);
+	rc = keyring_slot_make(id_hex, sid_hex, master, s, slot);
+	if (rc)
+		goto out_wipe;
+	snprintf(key, sizeof(key), KEYRING_PREFIX "%s", sid_hex);
+	rc = be->ops->put(be->ctx, key, slot, sizeof(slot), BACKEND_PUT_EXCL);
+out_wipe:
+	OPENSSL_cleanse(master, sizeof(master));
+	return rc;
+}
+
 int repo_create(const char *url, const struct repo_create_opts *o)
 {
 	uint32_t cs = o && o->chunk_size ? o->chunk_size : CHUNK_SIZE_DEFAULT;
+	int encrypt = o && o->encrypt;
 	struct backend *be;
 	uint8_t idb[16];
 	char hex[33], *json;
@@ -187,11 +271,11 @@ int repo_create(const char *url, const struct repo_create_opts *o)
 
 	if (!url || !*url)
 		return -EINVAL;
-	if (is_s3(url))
-		return -EPROTONOSUPPORT;
 	if (!chunk_size_ok(cs))
 		return -EINVAL;
-	rc = backend_local_open(url, 1, &be);
+	if (encrypt && (!o->secret || (!o->secret->password && !o->secret->raw_key)))
+		return -ENOKEY;
+	rc = open_backend(url, 1, o ? o->s3_endpoint : NULL, &be);
 	if (rc)
 		return rc;
 	rc = be->ops->stat(be->ctx, "config", &size);
@@ -205,7 +289,12 @@ int repo_create(const char *url, const struct repo_create_opts *o)
 	if (rc)
 		goto out_close_backend;
 	util_hex(idb, sizeof(idb), hex);
-	rc = config_encode(hex, cs, &json);
+	if (encrypt) { /* the slot before the config: a config always has its key */
+		rc = create_first_slot(be, hex, o->secret);
+		if (rc)
+			goto out_close_backend;
+	}
+	rc = config_encode(hex, cs, encrypt, &json);
 	if (rc)
 		goto out_close_backend;
 	rc = be->ops->put(be->ctx, "config", json, strlen(json), BACKEND_PUT_EXCL);
@@ -286,15 +375,23 @@ static int write_pack(struct repo *r, uint32_t s)
 	pb = r->slots[s].pb;
 	pthread_mutex_unlock(&r->lock);
 
-	len = pack_builder_finish(pb);
 	pack_key(pb->id, key);
+	if (r->lease && !lease_held(r->lease)) {
+		rc = -EIO;
+		log_error("repo", "the writer lease of this repository could not be renewed; "
+			  "pack %s is kept in memory and retried", key);
+		goto out_done;
+	}
+	rc = pack_builder_finish(pb, r->k, &len);
+	if (rc)
+		goto out_done;
 	rc = r->be->ops->put(r->be->ctx, key, pb->buf, len, 0);
 	if (rc) {
 		log_error("repo", "writing pack %s failed: %s", key, strerror(-rc));
 		goto out_done;
 	}
 	index_segment_key(pb->id, key);
-	if (index_segment_encode(pb->id, pb->ents, pb->n, &seg, &seg_len) == 0) {
+	if (index_segment_encode(r->k, pb->id, pb->ents, pb->n, &seg, &seg_len) == 0) {
 		int src = r->be->ops->put(r->be->ctx, key, seg, seg_len, 0);
 
 		if (src)
@@ -382,7 +479,7 @@ int repo_chunk_put(struct repo *r, enum chunk_kind kind, const void *data, size_
 		return -EINVAL;
 	if (r->read_only)
 		return -EROFS;
-	rc = chunk_codec_id(data, len, &id);
+	rc = chunk_codec_id(r->k, data, len, &id);
 	if (rc)
 		return rc;
 	if (chunk_id_is_null(&id)) {
@@ -396,7 +493,7 @@ int repo_chunk_put(struct repo *r, enum chunk_kind kind, const void *data, size_
 		goto out_dedup;
 
 	rec = bufpool_get(r->scratch);
-	rc = chunk_codec_encode(kind, &id, data, len, fast ? 0 : CODEC_LEVEL_DEFAULT, rec, &rec_len);
+	rc = chunk_codec_encode(r->k, kind, &id, data, len, fast ? 0 : CODEC_LEVEL_DEFAULT, rec, &rec_len);
 	if (rc)
 		goto out_put_scratch;
 	pthread_mutex_lock(&r->lock);
@@ -433,6 +530,7 @@ int repo_chunk_put(struct repo *r, enum chunk_kind kind, const void *data, size_
 		goto out_unlock;
 	}
 	r->chunks++;
+	r->tree_chunks += kind == CHUNK_TREE;
 	r->stored_bytes += rec_len;
 	r->plain_bytes += len;
 	*id_out = id;
@@ -492,7 +590,7 @@ int repo_chunk_get(struct repo *r, const struct chunk_id *id, void *buf, size_t 
 		if (rc)
 			goto out_put_scratch;
 	}
-	rc = chunk_codec_decode(rec, loc.rec_len, id, buf, cap, len);
+	rc = chunk_codec_decode(r->k, rec, loc.rec_len, id, buf, cap, len);
 	if (rc == -EBADMSG)
 		log_error("repo", "chunk record damaged in pack %s at offset %u",
 			  pb ? "(open)" : key, loc.offset);
@@ -518,6 +616,22 @@ int repo_chunk_has(struct repo *r, const struct chunk_id *id)
 	rc = index_lookup(r->ix, id, &loc);
 	pthread_mutex_unlock(&r->lock);
 	return rc == 0;
+}
+
+int repo_chunk_stat(struct repo *r, const struct chunk_id *id, uint32_t *plain_len,
+		    uint32_t *rec_len)
+{
+	struct index_loc loc;
+	int rc;
+
+	pthread_mutex_lock(&r->lock);
+	rc = index_lookup(r->ix, id, &loc);
+	pthread_mutex_unlock(&r->lock);
+	if (rc)
+		return rc;
+	*plain_len = loc.plain_len;
+	*rec_len = loc.rec_len;
+	return 0;
 }
 
 int repo_flush(struct repo *r)
@@ -619,7 +733,7 @@ static int pack_entries(struct repo *r, const struct key_list *segs, const char 
 	if (segs->n && bsearch(&sk, segs->keys, segs->n, sizeof(char *), key_cmp)) {
 		rc = r->be->ops->get(r->be->ctx, seg_key, &seg, &seg_len);
 		if (rc == 0) {
-			rc = index_segment_decode(seg, seg_len, id, ents, n);
+			rc = index_segment_decode(r->k, seg, seg_len, id, ents, n);
 			free(seg);
 			if (rc == 0)
 				return 0;
@@ -629,12 +743,12 @@ static int pack_entries(struct repo *r, const struct key_list *segs, const char 
 	} else {
 		log_info("repo", "index segment %s missing; rebuilding it from %s", seg_key, key);
 	}
-	rc = pack_read_trailer(r->be, key, size, ents, n);
+	rc = pack_read_trailer(r->be, r->k, key, size, ents, n);
 	if (rc)
 		return rc;
 	if (r->read_only)
 		return 0;
-	if (index_segment_encode(id, *ents, *n, &buf, &len) == 0) {
+	if (index_segment_encode(r->k, id, *ents, *n, &buf, &len) == 0) {
 		int src = r->be->ops->put(r->be->ctx, seg_key, buf, len, 0);
 
 		if (src)
@@ -698,6 +812,7 @@ static int load_index(struct repo *r)
 				goto out_free_lists;
 			}
 			r->chunks++;
+			r->tree_chunks += pe->kind == CHUNK_TREE;
 			r->stored_bytes += pe->rec_len;
 			r->plain_bytes += pe->plain_len;
 		}
@@ -730,6 +845,92 @@ static int take_lock(const char *dir, int *fd_out)
 	return 0;
 }
 
+struct unlock_scan {
+	struct repo *r;
+	const struct repo_secret *secret;
+	uint8_t master[AEAD_KEY_LEN];
+	int found, slots, damaged;
+};
+
+static int unlock_cb(void *arg, const char *key, uint64_t size)
+{
+	struct unlock_scan *u = arg;
+	const char *sid = key + strlen(KEYRING_PREFIX);
+	void *obj;
+	size_t len;
+	int rc;
+
+	(void)size;
+	if (u->found || strlen(sid) != 32)
+		return 0;
+	u->slots++;
+	rc = u->r->be->ops->get(u->r->be->ctx, key, &obj, &len);
+	if (rc)
+		return rc == -ENOENT ? 0 : rc;
+	rc = keyring_slot_unwrap(u->r->id_hex, sid, obj, len, u->secret, u->master);
+	free(obj);
+	if (rc == 0) {
+		u->found = 1;
+		snprintf(u->r->key_slot, sizeof(u->r->key_slot), "%s", sid);
+	} else if (rc == -EBADMSG) {
+		u->damaged++;
+		log_error("repo", "key slot %s is damaged", key);
+	} else if (rc != -EKEYREJECTED) {
+		return rc;
+	}
+	return 0;
+}
+
+/* Find the key slot the secret opens and derive the subkeys. */
+static int unlock(struct repo *r, const struct repo_secret *secret)
+{
+	struct unlock_scan u = { .r = r, .secret = secret };
+	int rc;
+
+	if (!secret || (!secret->password && !secret->raw_key))
+		return -ENOKEY;
+	rc = r->be->ops->list(r->be->ctx, KEYRING_PREFIX, unlock_cb, &u);
+	if (rc)
+		goto out_wipe;
+	if (!u.found) {
+		rc = u.slots == u.damaged && u.slots ? -EBADMSG : -EKEYREJECTED;
+		goto out_wipe;
+	}
+	rc = aead_derive(u.master, r->id, &r->keys);
+	if (rc)
+		goto out_wipe;
+	memcpy(r->master, u.master, sizeof(r->master));
+	r->k = &r->keys;
+out_wipe:
+	OPENSSL_cleanse(u.master, sizeof(u.master));
+	return rc;
+}
+
+/* S3: wrap the backend with the local cache of packs and index segments. */
+static int add_disk_cache(struct repo *r, const struct repo_open_opts *o)
+{
+	char dir[PATH_MAX];
+
+	if (!o || (!o->cache_dir && !o->state_root))
+		return 0;
+	if (o->cache_dir)
+		snprintf(dir, sizeof(dir), "%s", o->cache_dir);
+	else if ((size_t)snprintf(dir, sizeof(dir), "%s/%s/cache", o->state_root, r->id_hex) >= sizeof(dir))
+		return -ENAMETOOLONG;
+	return backend_cache_open(r->be, dir, o->disk_cache_bytes, &r->be);
+}
+
+static unsigned lease_ttl(const struct repo_open_opts *o)
+{
+	const char *e = getenv("CAIRN_LEASE_TTL");
+
+	if (o && o->lease_ttl_s)
+		return o->lease_ttl_s;
+	if (e && atoi(e) > 0)
+		return (unsigned)atoi(e);
+	return 60;
+}
+
 int repo_open(const char *url, const struct repo_open_opts *o, struct repo **out)
 {
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
@@ -740,8 +941,6 @@ int repo_open(const char *url, const struct repo_open_opts *o, struct repo **out
 
 	if (!url || !*url)
 		return -EINVAL;
-	if (is_s3(url))
-		return -EPROTONOSUPPORT;
 	r = calloc(1, sizeof(*r));
 	if (!r)
 		return -ENOMEM;
@@ -751,7 +950,7 @@ int repo_open(const char *url, const struct repo_open_opts *o, struct repo **out
 	pthread_mutex_init(&r->lock, NULL);
 	pthread_cond_init(&r->written, NULL);
 	pthread_cond_init(&r->work, NULL);
-	rc = backend_local_open(url, 0, &r->be);
+	rc = open_backend(url, 0, o ? o->s3_endpoint : NULL, &r->be);
 	if (rc)
 		goto out_free_repo;
 	rc = r->be->ops->get(r->be->ctx, "config", &cfg, &cfg_len);
@@ -761,8 +960,23 @@ int repo_open(const char *url, const struct repo_open_opts *o, struct repo **out
 	free(cfg);
 	if (rc)
 		goto out_close_backend;
+	if (r->encrypted) {
+		rc = unlock(r, o ? o->secret : NULL);
+		if (rc)
+			goto out_close_backend;
+	}
+	if (is_s3(url)) {
+		rc = add_disk_cache(r, o);
+		if (rc) {
+			r->be = NULL; /* closed by backend_cache_open */
+			goto out_close_backend;
+		}
+	}
 	if (!r->read_only) {
-		rc = take_lock(url, &r->lock_fd);
+		if (is_s3(url))
+			rc = lease_acquire(r->be, lease_ttl(o), &r->lease);
+		else
+			rc = take_lock(url, &r->lock_fd);
 		if (rc)
 			goto out_close_backend;
 	}
@@ -799,9 +1013,12 @@ out_destroy_cache:
 out_unlock:
 	if (r->lock_fd >= 0)
 		close(r->lock_fd);
+	lease_release(r->lease);
 out_close_backend:
 	backend_close(r->be);
 out_free_repo:
+	OPENSSL_cleanse(&r->keys, sizeof(r->keys));
+	OPENSSL_cleanse(r->master, sizeof(r->master));
 	pthread_cond_destroy(&r->work);
 	pthread_cond_destroy(&r->written);
 	pthread_mutex_destroy(&r->lock);
@@ -841,7 +1058,10 @@ void repo_close(struct repo *r)
 	chunk_cache_destroy(r->cache);
 	if (r->lock_fd >= 0)
 		close(r->lock_fd);
+	lease_release(r->lease);
 	backend_close(r->be);
+	OPENSSL_cleanse(&r->keys, sizeof(r->keys));
+	OPENSSL_cleanse(r->master, sizeof(r->master));
 	pthread_cond_destroy(&r->work);
 	pthread_cond_destroy(&r->written);
 	pthread_mutex_destroy(&r->lock);
@@ -858,6 +1078,117 @@ uint32_t repo_default_chunk_size(const struct repo *r)
 	return r->chunk_size;
 }
 
+int repo_encrypted(const struct repo *r)
+{
+	return r->encrypted;
+}
+
+struct backend *repo_backend(struct repo *r)
+{
+	return r->be;
+}
+
+const struct aead_keys *repo_aead_keys(const struct repo *r)
+{
+	return r->k;
+}
+
+const char *repo_key_current(const struct repo *r)
+{
+	return r->key_slot;
+}
+
+int repo_key_add(struct repo *r, const struct repo_secret *s, char *id_out)
+{
+	uint8_t slot[KEYRING_SLOT_LEN], sid[16];
+	char sid_hex[33], key[64];
+	int rc;
+
+	if (!r->encrypted)
+		return -EINVAL;
+	rc = util_random(sid, sizeof(sid));
+	if (rc)
+		return rc;
+	util_hex(sid, sizeof(sid), sid_hex);
+	rc = keyring_slot_make(r->id_hex, sid_hex, r->master, s, slot);
+	if (rc)
+		return rc;
+	snprintf(key, sizeof(key), KEYRING_PREFIX "%s", sid_hex);
+	rc = r->be->ops->put(r->be->ctx, key, slot, sizeof(slot), BACKEND_PUT_EXCL);
+	if (rc == 0 && id_out)
+		memcpy(id_out, sid_hex, sizeof(sid_hex));
+	return rc;
+}
+
+struct key_walk {
+	struct repo *r;
+	int (*cb)(void *arg, const struct repo_key_info *ki);
+	void *arg;
+	const char *skip;   /* count only: slot id not to count */
+	int sound;          /* sound slots other than skip */
+	int err;
+};
+
+static int key_walk_cb(void *arg, const char *key, uint64_t size)
+{
+	struct key_walk *w = arg;
+	struct repo_key_info ki;
+	const char *sid = key + strlen(KEYRING_PREFIX);
+	void *obj;
+	size_t len;
+	int rc;
+
+	(void)size;
+	if (strlen(sid) != 32)
+		return 0;
+	rc = w->r->be->ops->get(w->r->be->ctx, key, &obj, &len);
+	if (rc) {
+		w->err = rc;
+		return rc == -ENOENT ? 0 : rc;
+	}
+	memset(&ki, 0, sizeof(ki));
+	if (keyring_slot_parse(obj, len, &ki))
+		ki.damaged = 1, ki.kind = "damaged";
+	free(obj);
+	snprintf(ki.id, sizeof(ki.id), "%s", sid);
+	ki.current = !strcmp(sid, w->r->key_slot);
+	if (!ki.damaged && (!w->skip || strcmp(sid, w->skip)))
+		w->sound++;
+	return w->cb ? w->cb(w->arg, &ki) : 0;
+}
+
+int repo_key_list(struct repo *r, int (*cb)(void *arg, const struct repo_key_info *ki), void *arg)
+{
+	struct key_walk w = { .r = r, .cb = cb, .arg = arg };
+
+	if (!r->encrypted)
+		return -EINVAL;
+	return r->be->ops->list(r->be->ctx, KEYRING_PREFIX, key_walk_cb, &w);
+}
+
+int repo_key_remove(struct repo *r, const char *id)
+{
+	struct key_walk w = { .r = r, .skip = id };
+	char key[64];
+	uint64_t size;
+	int rc;
+
+	if (!r->encrypted)
+		return -EINVAL;
+	if (!id || strlen(id) != 32 || strchr(id, '/'))
+		return -ENOENT;
+	snprintf(key, sizeof(key), KEYRING_PREFIX "%s", id);
+	rc = r->be->ops->stat(r->be->ctx, key, &size);
+	if (rc)
+		return rc;
+	rc = r->be->ops->list(r->be->ctx, KEYRING_PREFIX, key_walk_cb, &w);
+	if (rc)
+		return rc;
+	if (w.sound == 0)
+		return -EBUSY;
+	return r->be->ops->del(r->be->ctx, key);
+}
+
 /* ---- metadata objects ---- */
 
 static int meta_key(const char *key, char *out, size_t cap)
@@ -869,9 +1200,56 @@ static int meta_key(const char *key, char *out, size_t cap)
 	return 0;
 }
 
+/* The stored form of a metadata object's content (see the top of this file). */
+static int meta_wrap(struct repo *r, const char *k, const void *data, size_t len, void **out,
+		     size_t *out_len)
+{
+	uint8_t *b;
+
+	if (r->k)
+		return aead_seal_object(r->k->meta, k, data, len, out, out_len);
+	b = malloc(META_HDR_LEN + len);
+	if (!b)
+		return -ENOMEM;
+	memcpy(b, META_MAGIC, 8);
+	le_put64(b + 8, XXH3_64bits(data, len));
+	if (len)
+		memcpy(b + META_HDR_LEN, data, len);
+	*out = b;
+	*out_len = META_HDR_LEN + len;
+	return 0;
+}
+
+static int meta_unwrap(struct repo *r, const char *k, void *stored, size_t len, void **out,
+		       size_t *out_len)
+{
+	uint8_t *b = stored, *p;
+
+	if (r->k)
+		return aead_open_object(r->k->meta, k, stored, len, out, out_len);
+	if (r->version < 2) {
+		*out = stored;
+		*out_len = len;
+		return 1; /* stored is the content */
+	}
+	if (len < META_HDR_LEN || memcmp(b, META_MAGIC, 8) != 0 ||
+	    le_get64(b + 8) != XXH3_64bits(b + META_HDR_LEN, len - META_HDR_LEN))
+		return -EBADMSG;
+	p = malloc(len - META_HDR_LEN + 1);
+	if (!p)
+		return -ENOMEM;
+	memcpy(p, b + META_HDR_LEN, len - META_HDR_LEN);
+	p[len - META_HDR_LEN] = 0;
+	*out = p;
+	*out_len = len - META_HDR_LEN;
+	return 0;
+}
+
 int repo_meta_put(struct repo *r, const char *key, const void *data, size_t len, int excl)
 {
 	char k[PATH_MAX];
+	void *obj;
+	size_t obj_len;
 	int rc;
 
 	if (r->read_only)
@@ -879,17 +1257,35 @@ int repo_meta_put(struct repo *r, const char *key, const void *data, size_t len,
 	rc = meta_key(key, k, sizeof(k));
 	if (rc)
 		return rc;
-	return r->be->ops->put(r->be->ctx, k, data, len, excl ? BACKEND_PUT_EXCL : 0);
+	if (r->version < 2)
+		return r->be->ops->put(r->be->ctx, k, data, len, excl ? BACKEND_PUT_EXCL : 0);
+	rc = meta_wrap(r, k, data, len, &obj, &obj_len);
+	if (rc)
+		return rc;
+	rc = r->be->ops->put(r->be->ctx, k, obj, obj_len, excl ? BACKEND_PUT_EXCL : 0);
+	free(obj);
+	return rc;
 }
 
 int repo_meta_get(struct repo *r, const char *key, void **data, size_t *len)
 {
 	char k[PATH_MAX];
+	void *obj;
+	size_t obj_len;
 	int rc = meta_key(key, k, sizeof(k));
 
 	if (rc)
 		return rc;
-	return r->be->ops->get(r->be->ctx, k, data, len);
+	rc = r->be->ops->get(r->be->ctx, k, &obj, &obj_len);
+	if (rc)
+		return rc;
+	rc = meta_unwrap(r, k, obj, obj_len, data, len);
+	if (rc == 1)
+		return 0;
+	free(obj);
+	if (rc == -EBADMSG)
+		log_error("repo", "metadata object %s is damaged", k);
+	return rc;
 }
 
 int repo_meta_del(struct repo *r, const char *key)
@@ -932,6 +1328,7 @@ void repo_get_stats(struct repo *r, struct repo_stats *st)
 	memset(st, 0, sizeof(*st));
 	pthread_mutex_lock(&r->lock);
 	st->chunks = r->chunks;
+	st->tree_chunks = r->tree_chunks;
 	st->stored_bytes = r->stored_bytes;
 	st->plain_bytes = r->plain_bytes;
 	st->packs = r->packs;

@@ -2,13 +2,15 @@
  *
  * A repository lives on a backend and holds:
  *   config                     repository header: magic, version, id, defaults (repo.c)
+ *   keys/<32 hex>              key slots of an encrypted repository (keyring.c)
  *   lock                       (local backend only) flock'd by the one writer
+ *   lease/<32 hex>             (S3 only) the writer lease (lease.c)
  *   packs/<2 hex>/<32 hex>     packs of chunks, about 16 MiB each (pack.c)
  *   index/<32 hex>             one index segment per pack (index.c)
  *   meta/<path>                small metadata objects: volume heads etc. (opaque here)
  *
  * Chunks are identified by a 32-byte id: SHA-256 of the plaintext in a plain
- * repository (HMAC-SHA256 under the id key once encryption lands). The all-zero
+ * repository, HMAC-SHA256 under the id key in an encrypted one. The all-zero
  * chunk has the reserved null id (32 zero bytes) and is never stored.
  *
  * Crash order: a pack is written (fsync'd) before its index segment, and both before
@@ -56,20 +58,42 @@ static inline int chunk_id_is_null(const struct chunk_id *id)
 
 struct repo;
 
+/* What unlocks an encrypted repository: a password, or the 32 bytes of a key file. */
+struct repo_secret {
+	const char *password;      /* NULL: none */
+	size_t password_len;
+	const uint8_t *raw_key;    /* 32 bytes, or NULL */
+};
+
 struct repo_create_opts {
 	uint32_t chunk_size; /* default chunk size of new volumes; 0 = 64 KiB */
+	int encrypt;         /* AES-256-GCM; needs secret */
+	const struct repo_secret *secret; /* the first key slot's secret */
+	const char *s3_endpoint; /* for s3:// urls: "http://127.0.0.1:9000"; NULL = AWS */
 };
 
 struct repo_open_opts {
 	int read_only;             /* no lock, no writes */
 	size_t cache_bytes;        /* decoded-chunk cache; 0 = default 256 MiB */
+	const struct repo_secret *secret; /* needed by an encrypted repository */
+	const char *s3_endpoint;   /* for s3:// urls, as in repo_create_opts */
+	/* S3 only: local cache of packs and index segments, so reads of recent data do not
+	 * go to S3. cache_dir wins; else <state_root>/<repo id>/cache; neither: no cache. */
+	const char *cache_dir;
+	const char *state_root;
+	uint64_t disk_cache_bytes; /* bound of that cache; 0 = 4 GiB */
+	unsigned lease_ttl_s;      /* S3 writer lease lifetime; 0 = 60 s ($CAIRN_LEASE_TTL) */
 };
 
-/* Create a new repository at url (a directory path for now). -EEXIST if one is there. */
+/* Create a new repository at url (a directory path or s3://bucket/prefix; a missing
+ * directory or bucket is created). -EEXIST if one is there; -ENOKEY if encrypt without
+ * a secret. */
 int repo_create(const char *url, const struct repo_create_opts *o);
 /* Open an existing repository. -ENOENT if there is none at url; -EBUSY if another
- * writer holds the lock (unless read_only); -EPROTO if the config is not cairn's or its
- * version is newer than this binary knows. */
+ * writer holds the lock or a fresh S3 lease (unless read_only); -EPROTO if the config
+ * is not cairn's or its version is newer than this binary knows; -ENOKEY when the
+ * repository is encrypted and no secret was given; -EKEYREJECTED when no key slot
+ * opens with the secret (nothing is changed). */
 int repo_open(const char *url, const struct repo_open_opts *o, struct repo **out);
 /* Flush (repo_flush) and close. */
 void repo_close(struct repo *r);
@@ -77,6 +101,34 @@ void repo_close(struct repo *r);
 /* 16-byte random repository id as 32 hex chars (NUL-terminated, 33 bytes). */
 const char *repo_id_hex(const struct repo *r);
 uint32_t repo_default_chunk_size(const struct repo *r);
+/* 1 if the repository is encrypted. */
+int repo_encrypted(const struct repo *r);
+
+/* ---- key slots (encrypted repositories) ----
+ * Slots are independent objects: they may be added and removed through a read-only
+ * open, even while a writer holds the repository. */
+struct repo_key_info {
+	char id[33];               /* slot id, 32 hex */
+	const char *kind;          /* "password" or "key-file" */
+	uint64_t created_ns;
+	unsigned scrypt_log2_n, scrypt_r, scrypt_p;
+	int current;               /* this open used it */
+	int damaged;               /* checksum failed */
+};
+/* Add a slot for secret; its id goes to id_out (33 bytes). -EINVAL if not encrypted. */
+int repo_key_add(struct repo *r, const struct repo_secret *s, char *id_out);
+/* Call cb for every slot, in id order. */
+int repo_key_list(struct repo *r, int (*cb)(void *arg, const struct repo_key_info *ki), void *arg);
+/* Remove slot id: -ENOENT if none, -EBUSY if it is the last sound one. */
+int repo_key_remove(struct repo *r, const char *id);
+/* Id of the slot this open used ("" if plain). */
+const char *repo_key_current(const struct repo *r);
+
+/* For stores/ internals that walk the objects (check, gc): the repository's backend
+ * and its keys (NULL when plain). */
+struct aead_keys;
+struct backend *repo_backend(struct repo *r);
+const struct aead_keys *repo_aead_keys(const struct repo *r);
 
 /* Store a chunk of len bytes (len <= CHUNK_SIZE_MAX): compute its id, and unless it is
  * already present (dedup) or all zero (null id), compress and append it to the open
@@ -90,6 +142,9 @@ int repo_chunk_put(struct repo *r, enum chunk_kind kind, const void *data, size_
 int repo_chunk_get(struct repo *r, const struct chunk_id *id, void *buf, size_t cap, size_t *len);
 /* 1 if present, 0 if not. */
 int repo_chunk_has(struct repo *r, const struct chunk_id *id);
+/* Plaintext and stored (record) bytes of a present chunk; -ENOENT if absent. */
+int repo_chunk_stat(struct repo *r, const struct chunk_id *id, uint32_t *plain_len,
+		    uint32_t *rec_len);
 /* Seal the open pack (if any chunks) and write its index segment, both durable. */
 int repo_flush(struct repo *r);
 
@@ -103,6 +158,7 @@ int repo_meta_list(struct repo *r, const char *prefix, backend_list_cb cb, void 
 
 struct repo_stats {
 	uint64_t chunks;        /* unique chunks stored */
+	uint64_t tree_chunks;   /* of which block-map nodes */
 	uint64_t stored_bytes;  /* bytes in packs (after compression) */
 	uint64_t plain_bytes;   /* plaintext bytes of unique chunks */
 	uint64_t packs;

@@ -375,6 +375,15 @@ int blockmap_flush(struct blockmap *bm, struct chunk_id *root_out)
 	return ret;
 }
 
+void blockmap_reset(struct blockmap *bm, const struct chunk_id *root)
+{
+	pthread_mutex_lock(&bm->lock);
+	node_free(bm->root);
+	bm->root = NULL;
+	bm->root_id = *root;
+	pthread_mutex_unlock(&bm->lock);
+}
+
 int blockmap_dirty(struct blockmap *bm)
 {
 	int d;

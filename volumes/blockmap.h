@@ -37,6 +37,8 @@ int blockmap_set(struct blockmap *bm, uint64_t chunk, const struct chunk_id *id)
 int blockmap_zero_range(struct blockmap *bm, uint64_t first, uint64_t count);
 /* Store every changed node, children first, and return the root id. */
 int blockmap_flush(struct blockmap *bm, struct chunk_id *root_out);
+/* Forget every node and changes: the map is now exactly root (a restore). */
+void blockmap_reset(struct blockmap *bm, const struct chunk_id *root);
 /* 1 if there are changes not yet flushed. */
 int blockmap_dirty(struct blockmap *bm);
 

@@ -11,7 +11,8 @@
  *   24  u64  first_seq   seq of the first record in this file (== the name)
  *   32  u64  prev_hash   hash of the record just before first_seq (0 at the start of
  *                        a chain), so a kept segment verifies on its own
- *   40  u64  created_ns  wall clock when the segment was started
+ *   40  u64  created_ns  wall clock when the segment was started (<= the time of its
+ *                        first record: retention and time lookups use it)
  *   48  u64  reserved    0
  *   56  u64  hash        XXH3_64bits(bytes 0..55)
  *
@@ -74,6 +75,7 @@ struct segment {
 	uint64_t size;      /* bytes */
 	uint64_t last_hash; /* hash of the last record (prev_hash if none) */
 	uint64_t prev_hash;
+	uint64_t created_ns; /* from the header */
 };
 
 struct journal {
@@ -227,7 +229,7 @@ static long rec_read(int fd, uint64_t pos, uint64_t want_seq, uint64_t prev, uin
 		return -EBADMSG;
 	type = get16(hdr + 6);
 	plen = get32(hdr + 36);
-	if (type < JOURNAL_WRITE || type > JOURNAL_CHECKPOINT || plen > MAX_PAYLOAD ||
+	if (type < JOURNAL_WRITE || type > JOURNAL_RESTORE || plen > MAX_PAYLOAD ||
 	    get64(hdr + 8) != want_seq || get64(hdr + 40) != prev)
 		return -EBADMSG;
 	if (type == JOURNAL_WRITE && plen != get32(hdr + 32))
@@ -306,6 +308,7 @@ static int scan(struct journal *j)
 			goto out_free_buf;
 		}
 		s.prev_hash = hash = get64(hdr + 32);
+		s.created_ns = get64(hdr + 40);
 		seq = firsts[i];
 		for (;;) {
 			uint64_t h;
@@ -374,6 +377,7 @@ static int start_segment(struct journal *j, uint64_t first, uint64_t prev_hash)
 	if (fd < 0)
 		return -errno;
 	seg_header_encode(hdr, j->volid, first, prev_hash);
+	s.created_ns = get64(hdr + 40);
 	ret = util_pwrite_all(fd, hdr, SEG_HDR_LEN, 0);
 	if (ret)
 		goto out_unlink;
@@ -635,6 +639,46 @@ int journal_delete_before(struct journal *j, uint64_t seq)
 	return ret;
 }
 
+int journal_delete_expired(struct journal *j, uint64_t seq, uint64_t before_ns)
+{
+	unsigned k = 0;
+	char path[4096];
+	int ret = 0;
+
+	pthread_mutex_lock(&j->lock);
+	/* the next segment's start time bounds every record time of this one */
+	while (k + 1 < j->nsegs && j->segs[k + 1].first_seq <= seq &&
+	       j->segs[k + 1].created_ns < before_ns) {
+		seg_path(j->dir, j->segs[k].first_seq, path, sizeof(path));
+		if (unlink(path) && errno != ENOENT) {
+			ret = -errno;
+			break;
+		}
+		j->total_bytes -= j->segs[k].size;
+		k++;
+	}
+	if (k) {
+		memmove(j->segs, j->segs + k, (j->nsegs - k) * sizeof(*j->segs));
+		j->nsegs -= k;
+	}
+	pthread_mutex_unlock(&j->lock);
+	return ret;
+}
+
+uint64_t journal_bytes_since(struct journal *j, uint64_t seq)
+{
+	uint64_t v = 0;
+
+	pthread_mutex_lock(&j->lock);
+	for (unsigned k = j->nsegs; k-- > 0;) {
+		v += j->segs[k].size;
+		if (j->segs[k].first_seq <= seq)
+			break;
+	}
+	pthread_mutex_unlock(&j->lock);
+	return v;
+}
+
 uint64_t journal_next_seq(struct journal *j)
 {
 	uint64_t v;
@@ -776,4 +820,221 @@ void journal_iter_close(struct journal_iter *it)
 	free(it->buf);
 	free(it->segs);
 	free(it);
+}
+
+/* ---- read-only access ---- */
+
+#define SCAN_BUF (MAX_PAYLOAD + REC_HDR_LEN + REC_TAIL_LEN + (1u << 20))
+
+struct rbuf {
+	int fd;
+	uint8_t *buf;
+	uint64_t base;
+	size_t len;
+};
+
+/* Pointer to need bytes at pos, refilling the window; NULL at end of file or on error. */
+static const uint8_t *rb_get(struct rbuf *rb, uint64_t pos, size_t need)
+{
+	ssize_t n;
+
+	if (pos >= rb->base && pos + need <= rb->base + rb->len)
+		return rb->buf + (pos - rb->base);
+	n = pread(rb->fd, rb->buf, SCAN_BUF, (off_t)pos);
+	rb->base = pos;
+	rb->len = n > 0 ? (size_t)n : 0;
+	return rb->len >= need ? rb->buf : NULL;
+}
+
+int journal_segment_open(const char *dir, uint64_t seg_first)
+{
+	char path[4096];
+	int fd;
+
+	seg_path(dir, seg_first, path, sizeof(path));
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
+int journal_scan(const char *dir, uint64_t from, journal_scan_cb cb, void *arg,
+		 uint64_t *end_out)
+{
+	struct rbuf rb = { .fd = -1 };
+	uint64_t *firsts = NULL, end = 0, last_hash = 0;
+	unsigned n = 0, lo, hi, i;
+	int ret, stop = 0, more;
+
+	ret = list_segments(dir, &firsts, &n);
+	if (ret)
+		return ret;
+	if (!n) {
+		ret = -ENOENT;
+		goto out_free;
+	}
+	/* the last segment whose first seq is <= from */
+	lo = 0;
+	hi = n;
+	while (hi - lo > 1) {
+		unsigned mid = (lo + hi) / 2;
+
+		if (firsts[mid] <= from)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	rb.buf = malloc(SCAN_BUF);
+	if (!rb.buf) {
+		ret = -ENOMEM;
+		goto out_free;
+	}
+	end = firsts[lo];
+	for (i = lo; i < n && !stop; i++) {
+		const uint8_t *h;
+		uint64_t pos = SEG_HDR_LEN, seq = firsts[i], hash;
+
+		rb.fd = journal_segment_open(dir, firsts[i]);
+		if (rb.fd < 0)
+			break; /* removed by retention meanwhile: the history ends here */
+		rb.base = rb.len = 0;
+		h = rb_get(&rb, 0, SEG_HDR_LEN);
+		if (!h || seg_header_check(h, firsts[i]) ||
+		    (i > lo && (get64(h + 32) != last_hash || firsts[i] < end))) {
+			close(rb.fd);
+			break;
+		}
+		hash = get64(h + 32);
+		for (;;) {
+			const uint8_t *r = rb_get(&rb, pos, REC_HDR_LEN);
+			struct journal_rec rec;
+			uint32_t plen;
+			uint16_t type;
+			XXH3_state_t st;
+
+			if (!r || get32(r) != REC_MAGIC || get16(r + 4) != JVERSION)
+				break;
+			type = get16(r + 6);
+			plen = get32(r + 36);
+			if (type < JOURNAL_WRITE || type > JOURNAL_RESTORE || plen > MAX_PAYLOAD ||
+			    get64(r + 8) != seq || get64(r + 40) != hash ||
+			    (type == JOURNAL_WRITE && plen != get32(r + 32)))
+				break;
+			r = rb_get(&rb, pos, REC_HDR_LEN + (size_t)plen + REC_TAIL_LEN);
+			if (!r)
+				break;
+			XXH3_64bits_reset_withSeed(&st, hash);
+			XXH3_64bits_update(&st, r, REC_HDR_LEN + (size_t)plen);
+			if (get64(r + REC_HDR_LEN + plen) != XXH3_64bits_digest(&st))
+				break;
+			hash = get64(r + REC_HDR_LEN + plen);
+			if (seq >= from) {
+				rec.type = type;
+				rec.seq = seq;
+				rec.time_ns = get64(r + 16);
+				rec.offset = get64(r + 24);
+				rec.length = get32(r + 32);
+				rec.payload_len = plen;
+				rec.payload = r + REC_HDR_LEN;
+				ret = cb ? cb(arg, &rec, firsts[i], pos) : 0;
+				if (ret) {
+					stop = 1;
+					end = seq;
+					break;
+				}
+			}
+			pos += REC_HDR_LEN + (uint64_t)plen + REC_TAIL_LEN;
+			seq++;
+		}
+		more = !stop && rb_get(&rb, pos, 1) != NULL;
+		close(rb.fd);
+		if (stop)
+			break;
+		end = seq;
+		last_hash = hash;
+		if (more)
+			break; /* a bad record inside: a torn tail, nothing after it counts */
+	}
+	ret = 0;
+	if (end_out)
+		*end_out = end;
+	free(rb.buf);
+out_free:
+	free(firsts);
+	return ret;
+}
+
+static int seg_created(const char *dir, uint64_t first, uint64_t *ns)
+{
+	uint8_t h[SEG_HDR_LEN];
+	int fd = journal_segment_open(dir, first), ret = 0;
+
+	if (fd < 0)
+		return fd;
+	if (pread(fd, h, SEG_HDR_LEN, 0) != SEG_HDR_LEN || seg_header_check(h, first))
+		ret = -EBADMSG;
+	else
+		*ns = get64(h + 40);
+	close(fd);
+	return ret;
+}
+
+int journal_seek_time(const char *dir, uint64_t t_ns, uint64_t *seq_out)
+{
+	uint64_t *firsts = NULL, ns;
+	unsigned n = 0, lo, hi;
+	int ret;
+
+	ret = list_segments(dir, &firsts, &n);
+	if (ret)
+		return ret;
+	if (!n) {
+		free(firsts);
+		return -ENOENT;
+	}
+	lo = 0;
+	hi = n;
+	while (hi - lo > 1) {
+		unsigned mid = (lo + hi) / 2;
+
+		if (seg_created(dir, firsts[mid], &ns) == 0 && ns <= t_ns)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	*seq_out = firsts[lo];
+	free(firsts);
+	return 0;
+}
+
+static int first_rec_cb(void *arg, const struct journal_rec *rec, uint64_t seg_first,
+			uint64_t rec_pos)
+{
+	(void)seg_first;
+	(void)rec_pos;
+	*(uint64_t *)arg = rec->time_ns;
+	return 1;
+}
+
+int journal_span(const char *dir, struct journal_span *out)
+{
+	uint64_t *firsts = NULL;
+	unsigned n = 0;
+	char path[4096];
+	int ret;
+
+	memset(out, 0, sizeof(*out));
+	ret = list_segments(dir, &firsts, &n);
+	if (ret)
+		return ret;
+	if (!n) {
+		free(firsts);
+		return -ENOENT;
+	}
+	out->first_seq = firsts[0];
+	out->segments = n;
+	for (unsigned i = 0; i < n; i++) {
+		seg_path(dir, firsts[i], path, sizeof(path));
+		out->bytes += file_size(path);
+	}
+	free(firsts);
+	return journal_scan(dir, out->first_seq, first_rec_cb, &out->first_time_ns, NULL);
 }

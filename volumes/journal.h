@@ -22,7 +22,13 @@ enum journal_type {
 	JOURNAL_FLUSH = 3,      /* no range, no payload: a SYNCHRONIZE CACHE was asked */
 	JOURNAL_MARK = 4,       /* payload = a user label (UTF-8, no NUL) */
 	JOURNAL_CHECKPOINT = 5, /* offset = ckpt seq; payload = the 32-byte map root id */
+	JOURNAL_RESTORE = 6,    /* no range; payload = the 32-byte map root id the volume was
+				 * rolled back to: the state after it is that map, exactly */
 };
+
+/* Bytes of a record before its payload (the payload of the record at file offset pos
+ * starts at pos + JOURNAL_REC_HDR). */
+#define JOURNAL_REC_HDR 48
 
 #define JOURNAL_SEGMENT_DEFAULT (64ull << 20)
 #define JOURNAL_SEGMENT_MIN (64ull << 10)
@@ -60,6 +66,11 @@ int journal_sync(struct journal *j, uint64_t upto);
 
 /* Delete whole segments whose records all have seq < seq (never the active one). */
 int journal_delete_before(struct journal *j, uint64_t seq);
+/* Retention: delete whole segments whose records all have seq < seq and were all
+ * appended before before_ns (wall clock), never the active one. */
+int journal_delete_expired(struct journal *j, uint64_t seq, uint64_t before_ns);
+/* Bytes of the segments holding records with seq >= seq (the unfolded tail). */
+uint64_t journal_bytes_since(struct journal *j, uint64_t seq);
 
 uint64_t journal_next_seq(struct journal *j);
 /* Seq of the oldest record kept (== next seq when there is none). */
@@ -76,5 +87,33 @@ int journal_iter_open(struct journal *j, uint64_t from, struct journal_iter **ou
 /* 1 and *rec filled, 0 at the end, or a negative errno. */
 int journal_iter_next(struct journal_iter *it, struct journal_rec *rec);
 void journal_iter_close(struct journal_iter *it);
+
+/* ---- read-only access to a journal directory (points in time) ----
+ * These never modify the directory and may run in any process while a writer appends:
+ * a record that is being appended (or torn) simply ends the scan. */
+
+/* Call cb for every record with seq >= from, in order, each verified (magic, seq,
+ * chain, XXH3), starting at the segment that holds from (found by its name, so
+ * nothing before it is read). cb gets the record (payload valid during the call), the
+ * first seq of its segment and the record's file offset; a non-zero return stops the
+ * scan. *end_out (may be NULL) gets the seq after the last record read. -ENOENT if
+ * the directory holds no segment. */
+typedef int (*journal_scan_cb)(void *arg, const struct journal_rec *rec, uint64_t seg_first,
+			       uint64_t rec_pos);
+int journal_scan(const char *dir, uint64_t from, journal_scan_cb cb, void *arg,
+		 uint64_t *end_out);
+/* The first seq of the newest segment started at or before t_ns (the oldest segment
+ * when none was): a scan from there finds the first record newer than t_ns. */
+int journal_seek_time(const char *dir, uint64_t t_ns, uint64_t *seq_out);
+/* What a journal directory holds: first seq kept, its time, segments, bytes. */
+struct journal_span {
+	uint64_t first_seq;
+	uint64_t first_time_ns;  /* of the first record (0 if none) */
+	unsigned segments;
+	uint64_t bytes;
+};
+int journal_span(const char *dir, struct journal_span *out);
+/* Open segment seg_first of dir read-only; returns an fd or a negative errno. */
+int journal_segment_open(const char *dir, uint64_t seg_first);
 
 #endif

@@ -18,7 +18,16 @@
  *     whole-chunk zero changes the map entry of a chunk, under olock.
  * Hence the checkpoint seq S = min(first_seq over entries, applied_next), and a read
  * that finds the same map id before and after fetching the base chunk saw a
- * consistent base.
+ * consistent base. A checkpoint also records hi = applied_next (under the gate, so no
+ * fold changes the map meanwhile): the stored map holds no record >= hi, which makes
+ * it the base of every point in time >= hi (history.h).
+ *
+ * History: the journal is the CDP log. Checkpoints are also kept as history
+ * checkpoints (every HIST_EVERY_NS or HIST_EVERY_RECS records, and at every cut), and
+ * journal segments are deleted only when they are older than the retention window
+ * (and below the newest history checkpoint older than it). A restore (paused folds,
+ * under wlock, gate and olock) appends a RESTORE record and resets the overlay and the
+ * map to the restored root; replay does the same when it meets one.
  */
 #include "volume.h"
 
@@ -32,9 +41,11 @@
 
 #include "blockmap.h"
 #include "bufpool.h"
+#include "history.h"
 #include "journal.h"
 #include "log.h"
 #include "overlay.h"
+#include "point.h"
 #include "util.h"
 #include "volume_head.h"
 
@@ -45,6 +56,10 @@
 #define OVERLAY_DEFAULT (256ull << 20)
 #define JOURNAL_MAX_DEFAULT (1ull << 30)
 #define PICK_SCAN 64
+#define HIST_EVERY_NS (30ull * 1000 * 1000 * 1000)
+#define HIST_EVERY_RECS 50000ull
+#define RETAIN_DEFAULT_NS (24ull * 3600 * 1000 * 1000 * 1000)
+#define RETAIN_CHECK_NS (10ull * 1000 * 1000 * 1000)
 
 struct folder {
 	struct volume *v;
@@ -87,6 +102,12 @@ struct volume {
 	int stop;
 	int fold_err;
 	uint64_t folds_at_ckpt;
+	unsigned paused;             /* folds may not start (restore) */
+	unsigned folding_now;        /* folds in progress */
+	uint64_t hist_ns, hist_hi;   /* the last history checkpoint (ckpt_lock) */
+	uint64_t retain_ns;          /* keep every write this long */
+	uint64_t retain_checked_ns;  /* last retention pass (ckpt_lock) */
+	char state_dir[4096];
 
 	uint64_t writes, reads, flushes, folds; /* atomics */
 
@@ -210,12 +231,17 @@ static void set_applied(struct volume *v, uint64_t seq)
 }
 
 /* Writers wait while the journal holds more than journal_max and could shrink. */
+static uint64_t unfolded_bytes(struct volume *v)
+{
+	return journal_bytes_since(v->j, __atomic_load_n(&v->info.ckpt_seq, __ATOMIC_RELAXED));
+}
+
 static void wait_journal_space(struct volume *v)
 {
-	if (journal_bytes(v->j) <= v->journal_max)
+	if (unfolded_bytes(v) <= v->journal_max)
 		return;
 	pthread_mutex_lock(&v->olock);
-	while (!v->stop && journal_bytes(v->j) > v->journal_max && journal_segments(v->j) > 1) {
+	while (!v->stop && unfolded_bytes(v) > v->journal_max && journal_segments(v->j) > 1) {
 		struct timespec ts;
 
 		v->journal_full = 1;
@@ -235,6 +261,8 @@ static struct overlay_entry *pick(struct volume *v)
 	uint64_t now = util_mono_ns();
 	unsigned scanned = 0;
 
+	if (v->paused)
+		return NULL;
 	for (struct overlay_entry *e = overlay_oldest(v->ov); e; e = overlay_younger(e)) {
 		if (e->folding)
 			continue;
@@ -300,6 +328,7 @@ static void *fold_main(void *arg)
 			continue;
 		}
 		e->folding = 1;
+		v->folding_now++;
 		c = e->chunk;
 		last = e->last_seq;
 		full = overlay_full(v->ov, e);
@@ -314,6 +343,7 @@ static void *fold_main(void *arg)
 		e = overlay_find(v->ov, c);
 		if (!ret)
 			ret = blockmap_set(v->bm, c, &id);
+		v->folding_now--;
 		if (ret) {
 			struct timespec ts;
 
@@ -347,12 +377,96 @@ static void *fold_main(void *arg)
 
 /* ---- checkpoints ---- */
 
+/* Record the current head as a history checkpoint. Caller holds ckpt_lock. */
+static int hist_record(struct volume *v)
+{
+	uint64_t now = util_now_ns();
+	int ret;
+
+	if (v->hist_hi == v->head.hi && v->hist_ns)
+		return 0;
+	ret = history_ckpt_put(v->cs, v->info.id, &v->head.root, v->head.info.ckpt_seq,
+			       v->head.hi, now);
+	if (ret) {
+		log_warn("volume", "%s: cannot record a history checkpoint: %s", v->info.name,
+			 strerror(-ret));
+		return ret;
+	}
+	v->hist_ns = now;
+	v->hist_hi = v->head.hi;
+	return 0;
+}
+
+static int materialize_cb(void *arg, const struct history_snap *sn)
+{
+	struct volume *v = ((void **)arg)[0];
+	uint64_t below = *(uint64_t *)((void **)arg)[1];
+	struct history_snap m = *sn;
+	struct point *p;
+	int ret;
+
+	if (sn->materialized || sn->seq >= below)
+		return 0;
+	{
+		char point[VOLUME_NAME_MAX + HISTORY_SNAP_MAX + 2];
+		struct point_plan plan;
+
+		snprintf(point, sizeof(point), "%s@%s", v->info.name, sn->name);
+		ret = history_resolve(v->cs, v->state_dir, point, 0, &plan);
+		if (!ret)
+			ret = point_open(v->cs, v->state_dir, &plan, &p);
+	}
+	if (!ret) {
+		ret = point_materialize(p, &m.root);
+		point_close(p);
+	}
+	if (!ret) {
+		m.materialized = 1;
+		ret = history_snap_put(v->cs, v->info.id, &m, 0);
+	}
+	if (ret)
+		log_warn("volume", "%s: cannot materialize snapshot %s: %s", v->info.name,
+			 sn->name, strerror(-ret));
+	return ret;
+}
+
+/* Retention: fold away journal segments older than the window. Lazy snapshots whose
+ * records would go are materialized first. Caller holds ckpt_lock. */
+static int retention(struct volume *v)
+{
+	struct history_ckpt b;
+	uint64_t now = util_now_ns(), below;
+	void *arg[2];
+	int ret;
+
+	if (now - v->retain_checked_ns < RETAIN_CHECK_NS || now < v->retain_ns)
+		return 0;
+	v->retain_checked_ns = now;
+	if (journal_segments(v->j) < 2)
+		return 0;
+	ret = history_ckpt_expire(v->cs, v->info.id, now - v->retain_ns, &b);
+	if (ret == -ENOENT)
+		return 0;
+	if (ret)
+		return ret;
+	below = MIN(b.ckpt_seq, v->head.info.ckpt_seq);
+	arg[0] = v;
+	arg[1] = &below;
+	ret = history_snap_list(v->cs, v->info.id, materialize_cb, arg);
+	if (ret)
+		return ret;
+	ret = journal_delete_expired(v->j, below, now - v->retain_ns);
+	if (!ret)
+		ret = history_mark_expire(v->cs, v->info.id, journal_first_seq(v->j));
+	return ret;
+}
+
 /* Fold every record applied so far (when force), store the map, write a head, and
  * drop the journal segments it makes unnecessary. */
 static int checkpoint(struct volume *v, int force)
 {
 	struct chunk_id root;
-	uint64_t s, next, folds;
+	uint64_t s, next, folds, hi;
 	int ret = 0;
 
 	pthread_mutex_lock(&v->ckpt_lock);
@@ -386,6 +500,7 @@ static int checkpoint(struct volume *v, int force)
 	s = overlay_min_first_seq(v->ov, v->applied_next);
 	if (s > v->applied_next)
 		s = v->applied_next;
+	hi = v->applied_next;
 	folds = v->folds;
 	pthread_mutex_unlock(&v->olock);
 	next = journal_next_seq(v->j);
@@ -394,8 +509,10 @@ static int checkpoint(struct volume *v, int force)
 	if (ret)
 		goto out_unlock;
 	if (!memcmp(&root, &v->head.root, sizeof(root)) && s == v->head.info.ckpt_seq &&
-	    next == v->head.next_seq)
+	    next == v->head.next_seq) {
+		ret = retention(v);
 		goto out_unlock;
+	}
 	ret = v->cs->ops->flush(v->cs->ctx);
 	if (ret)
 		goto out_unlock;
@@ -403,6 +520,7 @@ static int checkpoint(struct volume *v, int force)
 	v->head.root = root;
 	v->head.info.ckpt_seq = s;
 	v->head.next_seq = next;
+	v->head.hi = hi;
 	ret = volume_head_put(v->cs, &v->head);
 	if (ret) {
 		log_error("volume", "%s: cannot write a checkpoint head: %s", v->info.name,
@@ -411,7 +529,10 @@ static int checkpoint(struct volume *v, int force)
 	}
 	__atomic_store_n(&v->info.ckpt_seq, s, __ATOMIC_RELAXED);
 	v->folds_at_ckpt = folds;
-	ret = journal_delete_before(v->j, s);
+	if (util_now_ns() - v->hist_ns >= HIST_EVERY_NS || hi - v->hist_hi >= HIST_EVERY_RECS)
+		ret = hist_record(v);
+	if (!ret)
+		ret = retention(v);
 	pthread_mutex_lock(&v->olock);
 	v->journal_full = 0;
 	pthread_cond_broadcast(&v->space_cond);
@@ -434,7 +555,7 @@ static void *ckpt_main(void *arg)
 		pthread_cond_timedwait(&v->ckpt_cond, &v->olock, &ts);
 		if (v->stop)
 			break;
-		full = v->journal_full || journal_bytes(v->j) > v->journal_max / 2;
+		full = v->journal_full || unfolded_bytes(v) > v->journal_max / 2;
 		due = full || __atomic_load_n(&v->folds, __ATOMIC_RELAXED) != v->folds_at_ckpt;
 		pthread_mutex_unlock(&v->olock);
 		if (due) {
@@ -493,6 +614,32 @@ static void destroy(struct volume *v)
 	free(v);
 }
 
+/* Make the volume's state exactly the map root (a restore): drop every overlay entry
+ * and reset the map. Folds are paused and drained first. Caller holds wlock. */
+static int reset_to(struct volume *v, const struct chunk_id *root, uint64_t seq)
+{
+	struct overlay_entry *e, *nx;
+
+	pthread_mutex_lock(&v->olock);
+	v->paused++;
+	while (v->folding_now)
+		pthread_cond_wait(&v->folded_cond, &v->olock);
+	pthread_mutex_unlock(&v->olock);
+	pthread_rwlock_wrlock(&v->gate);
+	pthread_mutex_lock(&v->olock);
+	for (e = overlay_oldest(v->ov); e; e = nx) {
+		nx = overlay_younger(e);
+		overlay_remove(v->ov, e);
+	}
+	blockmap_reset(v->bm, root);
+	v->applied_next = seq + 1;
+	v->paused--;
+	pthread_cond_broadcast(&v->space_cond);
+	pthread_mutex_unlock(&v->olock);
+	pthread_rwlock_unlock(&v->gate);
+	return 0;
+}
+
 static int replay(struct volume *v)
 {
 	struct journal_iter *it;
@@ -518,6 +665,12 @@ static int replay(struct volume *v)
 			apply_write(v, r.offset, r.payload, r.length, r.seq);
 		else if (r.type == JOURNAL_ZERO)
 			apply_zero(v, r.offset, r.length, r.seq);
+		else if (r.type == JOURNAL_RESTORE && r.payload_len == CHUNK_ID_LEN) {
+			struct chunk_id root;
+
+			memcpy(root.b, r.payload, CHUNK_ID_LEN);
+			reset_to(v, &root, r.seq);
+		}
 		set_applied(v, r.seq);
 		n++;
 	}
@@ -612,6 +765,8 @@ int volume_open(struct chunk_store *cs, const char *name, const struct volume_op
 		goto out_destroy;
 	v->applied_next = v->head.info.ckpt_seq;
 	v->force_below = 0;
+	snprintf(v->state_dir, sizeof(v->state_dir), "%s", o->state_dir);
+	v->retain_ns = o->retain_ns ? o->retain_ns : RETAIN_DEFAULT_NS;
 	for (int i = 0; i < NFOLDERS; i++) {
 		struct folder *f = &v->folders[i];
 
@@ -659,6 +814,10 @@ int volume_close(struct volume *v)
 		if (ret)
 			log_error("volume", "%s: final checkpoint failed: %s; the journal keeps "
 				  "the unfolded writes", v->info.name, strerror(-ret));
+		pthread_mutex_lock(&v->ckpt_lock);
+		if (!ret)
+			ret = hist_record(v);
+		pthread_mutex_unlock(&v->ckpt_lock);
 		stop_threads(v);
 	}
 	destroy(v);
@@ -869,6 +1028,7 @@ void volume_get_stats(struct volume *v, struct volume_stats *st)
 	if (!v->read_only) {
 		st->next_seq = journal_next_seq(v->j);
 		st->journal_bytes = journal_bytes(v->j);
+		st->unfolded_bytes = unfolded_bytes(v);
 		pthread_mutex_lock(&v->olock);
 		st->overlay_chunks = overlay_count(v->ov);
 		pthread_mutex_unlock(&v->olock);
@@ -877,4 +1037,83 @@ void volume_get_stats(struct volume *v, struct volume_stats *st)
 	st->reads = __atomic_load_n(&v->reads, __ATOMIC_RELAXED);
 	st->flushes = __atomic_load_n(&v->flushes, __ATOMIC_RELAXED);
 	st->folds = __atomic_load_n(&v->folds, __ATOMIC_RELAXED);
+}
+
+/* ---- history ---- */
+
+int volume_cut(struct volume *v, uint64_t *seq_out)
+{
+	uint64_t next;
+	int ret;
+
+	if (v->read_only)
+		return -EROFS;
+	pthread_mutex_lock(&v->wlock);
+	next = journal_next_seq(v->j);
+	pthread_mutex_unlock(&v->wlock);
+	ret = next > 1 ? journal_sync(v->j, next - 1) : 0;
+	if (ret)
+		return ret;
+	/* the current head (written before the cut, so its hi <= next) becomes a base */
+	pthread_mutex_lock(&v->ckpt_lock);
+	ret = hist_record(v);
+	pthread_mutex_unlock(&v->ckpt_lock);
+	if (!ret)
+		*seq_out = next;
+	return ret;
+}
+
+int volume_mark(struct volume *v, const char *label, uint64_t *seq_out)
+{
+	struct history_mark m = { 0 };
+	uint64_t seq;
+	int ret;
+
+	if (v->read_only)
+		return -EROFS;
+	if (!history_label_valid(label))
+		return -EINVAL;
+	pthread_mutex_lock(&v->wlock);
+	ret = journal_append(v->j, JOURNAL_MARK, 0, 0, label, (uint32_t)strlen(label), &seq);
+	if (!ret)
+		set_applied(v, seq);
+	pthread_mutex_unlock(&v->wlock);
+	if (!ret)
+		ret = journal_sync(v->j, seq);
+	if (ret)
+		return ret;
+	m.seq = seq;
+	m.time_ns = util_now_ns();
+	snprintf(m.label, sizeof(m.label), "%s", label);
+	ret = history_mark_put(v->cs, v->info.id, &m);
+	if (!ret && seq_out)
+		*seq_out = seq;
+	return ret;
+}
+
+int volume_restore(struct volume *v, const struct chunk_id *root, uint64_t *seq_out)
+{
+	uint64_t seq;
+	int ret;
+
+	if (v->read_only)
+		return -EROFS;
+	pthread_mutex_lock(&v->wlock);
+	ret = journal_append(v->j, JOURNAL_RESTORE, 0, 0, root, CHUNK_ID_LEN, &seq);
+	if (!ret)
+		ret = journal_sync(v->j, seq);
+	if (!ret)
+		ret = reset_to(v, root, seq);
+	pthread_mutex_unlock(&v->wlock);
+	if (ret)
+		return ret;
+	ret = checkpoint(v, 0);
+	if (!ret && seq_out)
+		*seq_out = seq;
+	return ret;
+}
+
+const char *volume_state_dir(const struct volume *v)
+{
+	return v->state_dir[0] ? v->state_dir : NULL;
 }

@@ -48,6 +48,11 @@ int volume_name_valid(const char *name);
  * in [CHUNK_SIZE_MIN, CHUNK_SIZE_MAX]. chunk_size 0 = CHUNK_SIZE_DEFAULT. */
 int volume_create(struct chunk_store *cs, const char *name, uint64_t size, uint32_t chunk_size,
 		  struct volume_info *info_out);
+/* Create volume name whose block map starts as root (a clone of a materialized
+ * point, sharing every chunk): O(1). Same errors as volume_create. */
+int volume_create_from(struct chunk_store *cs, const char *name, uint64_t size,
+		       uint32_t chunk_size, const struct chunk_id *root,
+		       struct volume_info *info_out);
 /* Call cb for every live volume, ordered by name. A non-zero return from cb stops it. */
 int volume_list(struct chunk_store *cs, int (*cb)(void *arg, const struct volume_info *vi),
 		void *arg);
@@ -62,6 +67,7 @@ struct volume_open_opts {
 	uint64_t journal_max;      /* unfolded journal bytes before writers wait; 0 = 1 GiB */
 	uint64_t segment_bytes;    /* journal segment size; 0 = 64 MiB */
 	int read_only;             /* no journal, no folding: reads of the stored map only */
+	uint64_t retain_ns;        /* keep every write this long (CDP window); 0 = 24 h */
 };
 
 struct volume;
@@ -89,8 +95,27 @@ struct volume_stats {
 	uint64_t ckpt_seq;         /* folded into the stored map up to here */
 	uint64_t overlay_chunks;   /* chunks with unfolded data in RAM */
 	uint64_t journal_bytes;    /* bytes of journal on disk */
+	uint64_t unfolded_bytes;   /* of it, segments holding unfolded records (backpressure
+				    * keeps this near journal_max; the rest is CDP history) */
 	uint64_t writes, reads, flushes, folds;
 };
 void volume_get_stats(struct volume *v, struct volume_stats *st);
+
+/* ---- history (history.h, point.h) ---- */
+
+/* Cut the history now: *seq_out gets the seq of the next record, so the state at
+ * seq_out holds exactly the writes acknowledged before this call; they are durable on
+ * return, and a base for the point is recorded. O(1): no folding, no data copied. */
+int volume_cut(struct volume *v, uint64_t *seq_out);
+/* Append a MARK record labelled label (history_label_valid, else -EINVAL), durable on
+ * return, and record it for `cdp list`. */
+int volume_mark(struct volume *v, const char *label, uint64_t *seq_out);
+/* Roll the volume back to the map root (a materialized point): appends a RESTORE
+ * record (*seq_out gets its seq), so the writes it undoes stay in the history and the
+ * state before it remains a point (seq:*seq_out). Writers wait meanwhile; O(1) in the
+ * volume size. */
+int volume_restore(struct volume *v, const struct chunk_id *root, uint64_t *seq_out);
+/* The state directory the volume was opened with (NULL if read-only). */
+const char *volume_state_dir(const struct volume *v);
 
 #endif

@@ -10,6 +10,7 @@
  *   "root"        64 hex chars: block map root id (all zeros: an empty map)
  *   "ckpt_seq"    every journal record with seq < ckpt_seq is in the map
  *   "next_seq"    the first journal seq not used when this head was written
+ *   "hi"          no record with seq >= hi is in the map (absent in old heads: next_seq)
  *   "version"     equal to the key's version
  *   "deleted"     true in a tombstone
  * Checksum: the repository stores metadata objects whole and verifies them on read;
@@ -26,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "history.h"
 #include "log.h"
 #include "util.h"
 
@@ -84,6 +86,7 @@ int volume_head_put(struct chunk_store *cs, const struct volume_head *h)
 	json_object_object_add(o, "root", json_object_new_string(root));
 	json_object_object_add(o, "ckpt_seq", json_object_new_uint64(h->info.ckpt_seq));
 	json_object_object_add(o, "next_seq", json_object_new_uint64(h->next_seq));
+	json_object_object_add(o, "hi", json_object_new_uint64(h->hi ? h->hi : h->next_seq));
 	json_object_object_add(o, "version", json_object_new_uint64(h->version));
 	json_object_object_add(o, "deleted", json_object_new_boolean(h->deleted));
 	s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY);
@@ -157,6 +160,8 @@ static int head_parse(const void *data, size_t len, struct volume_head *h)
 	    get_u64(o, "version", &h->version))
 		goto out_put;
 	h->info.chunk_size = (uint32_t)cs;
+	if (get_u64(o, "hi", &h->hi) || h->hi < h->info.ckpt_seq)
+		h->hi = h->next_seq;
 	if (json_object_object_get_ex(o, "deleted", &x))
 		h->deleted = json_object_get_boolean(x);
 	ret = 0;
@@ -362,6 +367,13 @@ void volume_head_release(struct chunk_store *cs, const char *volid)
 int volume_create(struct chunk_store *cs, const char *name, uint64_t size, uint32_t chunk_size,
 		  struct volume_info *info_out)
 {
+	return volume_create_from(cs, name, size, chunk_size, NULL, info_out);
+}
+
+int volume_create_from(struct chunk_store *cs, const char *name, uint64_t size,
+		       uint32_t chunk_size, const struct chunk_id *root,
+		       struct volume_info *info_out)
+{
 	struct volume_head h = { 0 }, other;
 	uint8_t rnd[16];
 	int ret;
@@ -390,8 +402,14 @@ int volume_create(struct chunk_store *cs, const char *name, uint64_t size, uint3
 	h.info.created_ns = util_now_ns();
 	h.info.ckpt_seq = 1;
 	h.next_seq = 1;
+	h.hi = 1;
 	h.version = 1;
-	ret = volume_head_put(cs, &h);
+	if (root)
+		h.root = *root;
+	/* the first point of its history: the empty map (or the clone's source) at seq 1 */
+	ret = history_ckpt_put(cs, h.info.id, &h.root, 1, 1, h.info.created_ns);
+	if (!ret)
+		ret = volume_head_put(cs, &h);
 	if (!ret && info_out)
 		*info_out = h.info;
 out_unlock:
@@ -414,7 +432,8 @@ int volume_list(struct chunk_store *cs, int (*cb)(void *arg, const struct volume
 
 	if (ret)
 		return ret;
-	qsort(hs, n, sizeof(*hs), cmp_name);
+	if (n)
+		qsort(hs, n, sizeof(*hs), cmp_name);
 	for (unsigned i = 0; i < n && !ret; i++)
 		if (!hs[i].deleted)
 			ret = cb(arg, &hs[i].info);

@@ -17,6 +17,7 @@ struct volume_head {
 	struct volume_info info;
 	struct chunk_id root;  /* block map root */
 	uint64_t next_seq;     /* first journal seq not yet used when written */
+	uint64_t hi;           /* the map holds no record with seq >= hi (ckpt_seq <= hi) */
 	uint64_t version;
 	int deleted;
 };

@@ -86,8 +86,9 @@ kill9_daemon() {
 
 url() { echo "iscsi://127.0.0.1:$PORT/$IQN:$1/0"; }
 
-# cached_image NAME SIZE DIR...: an ext4 image of SIZE made with mkfs.ext4 -d from the
-# given real directory trees, built once per test run (tests/out/cache) and copied.
+# cached_image NAME SIZE DIR...: an ext4 image of SIZE made with mkfs.ext4 -d from copies
+# of the given real directory trees, built once per test run (tests/out/cache). The copies
+# stay in $(image_src NAME), so comparisons do not depend on the live /usr.
 cached_image() {
 	local name=$1 size=$2; shift 2
 	local cache=$ROOT/tests/out/cache
@@ -98,10 +99,11 @@ cached_image() {
 		for d in "$@"; do cp -a "$d" "$src/" 2>/dev/null || true; done
 		mkfs.ext4 -q -F -N 100000 -E lazy_itable_init=0,lazy_journal_init=0 -d "$src" "$cache/$name.img.tmp" "$size" >/dev/null || fail "mkfs.ext4 -d could not build the $name image"
 		mv "$cache/$name.img.tmp" "$cache/$name.img"
-		rm -rf "$src"
 	fi
 	echo "$cache/$name.img"
 }
+
+image_src() { echo "$ROOT/tests/out/cache/$1.src"; }
 
 # same_tree IMG DIR...: loop-mount IMG read-only and compare it with the trees
 same_tree() {

@@ -18,7 +18,7 @@ log "read it back and loop-mount it"
 qemu-img convert -f raw -O raw "$(url disk)" "$T/back.img"
 truncate -s 512M "$T/back.img"
 cmp "$IMG" "$T/back.img" || fail "read-back differs"
-same_tree "$T/back.img" /usr/include /usr/share/doc
+same_tree "$T/back.img" "$(image_src usr-doc)/include" "$(image_src usr-doc)/doc"
 
 log "clean restart"
 stop_daemon

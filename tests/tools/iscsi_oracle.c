@@ -3,6 +3,8 @@
  *
  *   iscsi_oracle write URL --oracle F --seed S [--start LBA] [--blocks N] [--count C]
  *   iscsi_oracle verify URL --oracle F [--strict]
+ *   iscsi_oracle check-image IMG --oracle F (--writes K | --seq-base B --seq N)
+ *   iscsi_oracle pick-times --oracle F [--count C]
  *
  * Sector content (512 bytes) written by write number idx at lba:
  *   0   8  magic "CRNORCL1"
@@ -14,8 +16,10 @@
  *
  * Oracle log (text, one line per event, appended and fsync'd before the next IO):
  *   S seed start blocks      header
- *   I idx lba n fua          write idx is about to be sent
- *   A idx                    write idx was acknowledged (GOOD)
+ *   I idx lba n fua t kind   write idx is about to be sent (t: wall clock ns; kind 0 =
+ *                            WRITE, 1 = UNMAP, 2 = WRITE SAME of a zero block: the
+ *                            range reads as zeros; with --mix about 1 op in 5 is 1 or 2)
+ *   A idx t                  write idx was acknowledged (GOOD) at wall clock t (ns)
  *   F idx                    SYNCHRONIZE CACHE acknowledged after write idx: every
  *                            write acknowledged so far is durable
  * A FUA write is durable on its own once acknowledged.
@@ -26,11 +30,20 @@
  * write covering it or the one in flight. Exit 0 when all sectors match, 1 on a
  * mismatch (printed), 3 when the target went away during `write` (expected in crash
  * loops), 2 on usage or setup errors.
+ *
+ * check-image: IMG (a raw image of the whole LUN, e.g. `cairn export`) must hold
+ * exactly the first K writes of the log (--writes K), or exactly the writes whose
+ * journal seq is below N when the journal records of this run start at seq B
+ * (--seq-base B --seq N: each acknowledged write, then each F line, is one record, in
+ * log order). pick-times prints C lines "TIME K": an RFC 3339 time between the
+ * acknowledgement of write K-1 and the issue of write K, at which exactly K writes
+ * were done.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,8 +58,18 @@
 struct wrec {
 	uint64_t lba;
 	uint32_t n;
-	int fua, acked, durable;
+	int fua, acked, durable, kind;
+	uint64_t t_issue, t_ack;
+	uint64_t seq_rank;  /* journal order of its record among A and F lines */
 };
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
 
 static uint64_t xs_next(uint64_t *s)
 {
@@ -117,8 +140,9 @@ static void logf_sync(int fd, const char *fmt, ...)
 }
 
 static int do_write(const char *url, const char *oracle, uint32_t seed, uint64_t start,
-		    uint64_t blocks, uint64_t count)
+		    uint64_t blocks, uint64_t count, int mix)
 {
+	static uint8_t zero[SECTOR];
 	uint8_t *buf = malloc(MAX_BLOCKS * SECTOR);
 	uint64_t rng = seed * 2654435761ULL + 7;
 	struct iscsi_context *iscsi;
@@ -137,6 +161,7 @@ static int do_write(const char *url, const char *oracle, uint32_t seed, uint64_t
 		uint32_t n = 1 + (uint32_t)(xs_next(&rng) % (xs_next(&rng) % 4 ? 16 : MAX_BLOCKS));
 		uint64_t lba = start + xs_next(&rng) % (blocks - n + 1);
 		int fua = xs_next(&rng) % 8 == 0;
+		int kind = 0;
 		struct scsi_task *t;
 
 		if (xs_next(&rng) % 4 == 0) /* chunk-aligned starts are common in real IO */
@@ -145,8 +170,22 @@ static int do_write(const char *url, const char *oracle, uint32_t seed, uint64_t
 			n = (uint32_t)(start + blocks - lba);
 		for (uint32_t i = 0; i < n; i++)
 			fill_sector(buf + (size_t)i * SECTOR, seed, (uint32_t)idx, lba + i);
-		logf_sync(fd, "I %" PRIu64 " %" PRIu64 " %u %d\n", idx, lba, n, fua);
-		t = iscsi_write16_sync(iscsi, lun, lba, buf, n * SECTOR, SECTOR, 0, 0, fua, 0, 0);
+		if (mix) {
+			uint64_t r = xs_next(&rng) % 10;
+
+			kind = r == 0 ? 1 : r == 1 ? 2 : 0;
+		}
+		logf_sync(fd, "I %" PRIu64 " %" PRIu64 " %u %d %" PRIu64 " %d\n", idx, lba, n, fua,
+			  now_ns(), kind);
+		if (kind == 1) {
+			struct unmap_list ul = { .lba = lba, .num = n };
+
+			t = iscsi_unmap_sync(iscsi, lun, 0, 0, &ul, 1);
+		} else if (kind == 2) {
+			t = iscsi_writesame16_sync(iscsi, lun, lba, zero, SECTOR, n, 0, 0, 0, 0);
+		} else {
+			t = iscsi_write16_sync(iscsi, lun, lba, buf, n * SECTOR, SECTOR, 0, 0, fua, 0, 0);
+		}
 		if (!t || t->status != SCSI_STATUS_GOOD) {
 			fprintf(stderr, "oracle: write %" PRIu64 " failed: %s\n", idx, iscsi_get_error(iscsi));
 			if (t)
@@ -154,7 +193,7 @@ static int do_write(const char *url, const char *oracle, uint32_t seed, uint64_t
 			goto out_gone;
 		}
 		scsi_free_scsi_task(t);
-		logf_sync(fd, "A %" PRIu64 "\n", idx);
+		logf_sync(fd, "A %" PRIu64 " %" PRIu64 "\n", idx, now_ns());
 		if (xs_next(&rng) % 16 == 0) {
 			t = iscsi_synchronizecache10_sync(iscsi, lun, 0, 0, 0, 0);
 			if (!t || t->status != SCSI_STATUS_GOOD) {
@@ -296,17 +335,157 @@ static int do_verify(const char *url, const char *oracle, int strict)
 	return bad ? 1 : 0;
 }
 
+/* Parse a log for check-image / pick-times. */
+static int load_log(const char *oracle, struct wrec **out, size_t *n_out, uint32_t *seed,
+		    uint64_t *start, uint64_t *blocks)
+{
+	FILE *f = fopen(oracle, "r");
+	struct wrec *w = NULL;
+	size_t nw = 0, capw = 0;
+	uint64_t rank = 0;
+	char line[200];
+
+	if (!f) {
+		perror("oracle: open log");
+		return 2;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		uint64_t a, b, t = 0;
+		unsigned n;
+		int fua, kind = 0;
+
+		if (sscanf(line, "S %u %" SCNu64 " %" SCNu64, seed, start, blocks) == 3)
+			continue;
+		if (sscanf(line, "I %" SCNu64 " %" SCNu64 " %u %d %" SCNu64 " %d", &a, &b, &n, &fua,
+			   &t, &kind) >= 4) {
+			if (nw == capw) {
+				capw = capw ? capw * 2 : 1024;
+				w = realloc(w, capw * sizeof(*w));
+			}
+			w[nw++] = (struct wrec){ .lba = b, .n = n, .fua = fua, .kind = kind, .t_issue = t };
+		} else if (line[0] == 'A' && sscanf(line, "A %" SCNu64 " %" SCNu64, &a, &t) >= 1 && a < nw) {
+			w[a].acked = 1;
+			w[a].t_ack = t;
+			w[a].seq_rank = rank++;
+		} else if (line[0] == 'F') {
+			rank++;
+		}
+	}
+	fclose(f);
+	*out = w;
+	*n_out = nw;
+	return 0;
+}
+
+static int do_check_image(const char *img, const char *oracle, int64_t writes, uint64_t seq_base,
+			  uint64_t seq)
+{
+	struct wrec *w;
+	size_t nw;
+	uint32_t seed = 0;
+	uint64_t start = 0, blocks = 0, bad = 0, included = 0;
+	int64_t *last;
+	uint8_t p[SECTOR], expect[SECTOR];
+	FILE *f;
+
+	if (load_log(oracle, &w, &nw, &seed, &start, &blocks))
+		return 2;
+	last = malloc(blocks * sizeof(*last));
+	for (uint64_t s = 0; s < blocks; s++)
+		last[s] = -1;
+	for (size_t i = 0; i < nw; i++) {
+		int in = writes >= 0 ? (int64_t)i < writes
+				     : w[i].acked && seq_base + w[i].seq_rank < seq;
+		if (!in)
+			continue;
+		included++;
+		for (uint32_t k = 0; k < w[i].n; k++)
+			last[w[i].lba + k - start] = (int64_t)i;
+	}
+	f = fopen(img, "rb");
+	if (!f) {
+		perror("oracle: open image");
+		return 2;
+	}
+	for (uint64_t s = 0; s < blocks; s++) {
+		uint64_t lba = start + s;
+		int64_t x = last[s];
+
+		if (fseeko(f, (off_t)(lba * SECTOR), SEEK_SET) || fread(p, 1, SECTOR, f) != SECTOR) {
+			fprintf(stderr, "oracle: image too short at lba %" PRIu64 "\n", lba);
+			return 1;
+		}
+		if (x < 0 || w[x].kind)
+			memset(expect, 0, SECTOR);
+		else
+			fill_sector(expect, seed, (uint32_t)x, lba);
+		if (memcmp(p, expect, SECTOR) && bad++ < 10) {
+			uint32_t idx = 0;
+
+			if (!memcmp(p, "CRNORCL1", 8))
+				memcpy(&idx, p + 12, 4);
+			fprintf(stderr, "oracle: lba %" PRIu64 ": want %s of op %" PRId64 ", found %s %u\n",
+				lba, x < 0 || w[x].kind ? "zeros" : "data", x,
+				memcmp(p, "CRNORCL1", 8) ? "other" : "data of op", idx);
+		}
+	}
+	fclose(f);
+	printf("oracle: image %s: %" PRIu64 " sectors against %" PRIu64 " of %zu ops, %" PRIu64 " bad\n",
+	       img, blocks, included, nw, bad);
+	free(last);
+	free(w);
+	return bad ? 1 : 0;
+}
+
+static int do_pick_times(const char *oracle, uint64_t count)
+{
+	struct wrec *w;
+	size_t nw, cands = 0;
+	uint32_t seed;
+	uint64_t start, blocks;
+
+	if (load_log(oracle, &w, &nw, &seed, &start, &blocks))
+		return 2;
+	for (size_t k = 1; k < nw; k++)
+		if (w[k - 1].acked && w[k].t_issue > w[k - 1].t_ack + 2000)
+			cands++;
+	for (uint64_t i = 0; i < count && cands; i++) {
+		size_t want = (size_t)((i * 7919 + 13) % cands), seen = 0;
+
+		for (size_t k = 1; k < nw; k++) {
+			if (!(w[k - 1].acked && w[k].t_issue > w[k - 1].t_ack + 2000))
+				continue;
+			if (seen++ == want) {
+				uint64_t t = w[k - 1].t_ack + (w[k].t_issue - w[k - 1].t_ack) / 2;
+				time_t sec = (time_t)(t / 1000000000ull);
+				struct tm tm;
+				char b[64];
+
+				gmtime_r(&sec, &tm);
+				strftime(b, sizeof(b), "%Y-%m-%dT%H:%M:%S", &tm);
+				printf("%s.%09" PRIu64 "Z %zu\n", b, (uint64_t)(t % 1000000000u), k);
+				break;
+			}
+		}
+	}
+	free(w);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	const char *oracle = NULL;
 	uint32_t seed = 1;
-	uint64_t start = 0, blocks = 65536, count = 1000;
-	int strict = 0;
+	uint64_t start = 0, blocks = 65536, count = 1000, seq_base = 0, seq = 0;
+	int64_t writes = -1;
+	int strict = 0, mix = 0;
 
 	if (argc < 3) {
 		fprintf(stderr, "usage: iscsi_oracle write|verify URL --oracle F [--seed S] [--start LBA] [--blocks N] [--count C] [--strict]\n");
 		return 2;
 	}
+	if (!strcmp(argv[1], "pick-times") && !strcmp(argv[2], "--oracle") && argc >= 4)
+		return do_pick_times(argv[3], argc >= 6 && !strcmp(argv[4], "--count") ? strtoull(argv[5], NULL, 0) : 12);
 	for (int i = 3; i < argc; i++) {
 		if (!strcmp(argv[i], "--oracle") && i + 1 < argc) oracle = argv[++i];
 		else if (!strcmp(argv[i], "--seed") && i + 1 < argc) seed = (uint32_t)strtoul(argv[++i], NULL, 0);
@@ -314,6 +493,10 @@ int main(int argc, char **argv)
 		else if (!strcmp(argv[i], "--blocks") && i + 1 < argc) blocks = strtoull(argv[++i], NULL, 0);
 		else if (!strcmp(argv[i], "--count") && i + 1 < argc) count = strtoull(argv[++i], NULL, 0);
 		else if (!strcmp(argv[i], "--strict")) strict = 1;
+		else if (!strcmp(argv[i], "--mix")) mix = 1;
+		else if (!strcmp(argv[i], "--writes") && i + 1 < argc) writes = strtoll(argv[++i], NULL, 0);
+		else if (!strcmp(argv[i], "--seq-base") && i + 1 < argc) seq_base = strtoull(argv[++i], NULL, 0);
+		else if (!strcmp(argv[i], "--seq") && i + 1 < argc) seq = strtoull(argv[++i], NULL, 0);
 		else {
 			fprintf(stderr, "oracle: unknown argument %s\n", argv[i]);
 			return 2;
@@ -321,8 +504,10 @@ int main(int argc, char **argv)
 	}
 	if (!oracle || blocks < MAX_BLOCKS)
 		return 2;
+	if (!strcmp(argv[1], "check-image"))
+		return do_check_image(argv[2], oracle, writes, seq_base, seq);
 	if (!strcmp(argv[1], "write"))
-		return do_write(argv[2], oracle, seed, start, blocks, count);
+		return do_write(argv[2], oracle, seed, start, blocks, count, mix);
 	if (!strcmp(argv[1], "verify"))
 		return do_verify(argv[2], oracle, strict);
 	return 2;

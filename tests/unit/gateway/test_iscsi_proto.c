@@ -198,6 +198,12 @@ static void test_write_read(void)
 	uint32_t got = 0;
 
 	CHECK_EQ(login_normal(fd), 0);
+	/* a new I_T nexus first gets UNIT ATTENTION (POWER ON OR RESET): TEST UNIT READY
+	 * takes it */
+	scsi_cmd(h, ISCSI_FLAG_FINAL, 0, 0x00, 0, 0);
+	CHECK_EQ(send_pdu(fd, h, NULL, 0), 0);
+	len = recv_pdu(fd, r, in, sizeof(in));
+	CHECK_EQ(iscsi_bhs_opcode(r), ISCSI_OP_SCSI_RSP);
 	for (unsigned i = 0; i < sizeof(buf); i++)
 		buf[i] = (uint8_t)(i * 13 + 1);
 	/* WRITE(10) of 16 blocks: 512 bytes immediate, the rest solicited by R2T */

@@ -80,8 +80,16 @@ static struct lun *lun_tab[3];
 static struct scsi_lun_map map = { lun_tab, 3 };
 static uint8_t buf[1 << 20];
 
+static struct scsi_cmd run(const uint8_t *cdb, unsigned len, uint64_t id, uint32_t edtl, uint32_t dout);
+
+/* A fresh RAM LUN 0 (and LUN 2 on the same RAM), as after power on: the POWER ON unit
+ * attention each LUN reports first is consumed here, so tests see plain behaviour. */
 static void setup(int read_only)
 {
+	static const uint8_t tur[6] = { 0 };
+
+	scsi_lun_release(&lun0);
+	scsi_lun_release(&lun2);
 	free(ram.data);
 	memset(&ram, 0, sizeof(ram));
 	ram.size = (uint64_t)NBLOCKS * BS;
@@ -102,6 +110,8 @@ static void setup(int read_only)
 	lun_tab[0] = &lun0;
 	lun_tab[1] = NULL;
 	lun_tab[2] = &lun2;
+	run(tur, 6, 0, 0, 0);
+	run(tur, 6, 2, 0, 0);
 }
 
 /* Run a CDB on LUN id with edtl bytes expected; data-out of dout bytes from buf. */
@@ -242,9 +252,9 @@ static void gateway_scsi_inquiry_vpd(void)
 	c = vpd(0x00);
 	CHECK_EQ(c.status, SAM_STAT_GOOD);
 	CHECK_EQ(buf[1], 0x00);
-	CHECK_EQ(buf[3], 6);
-	CHECK_MEM(buf + 4, "\x00\x80\x83\xb0\xb1\xb2", 6);
-	CHECK_EQ(c.xfer_len, 10);
+	CHECK_EQ(buf[3], 7);
+	CHECK_MEM(buf + 4, "\x00\x80\x83\x86\xb0\xb1\xb2", 7);
+	CHECK_EQ(c.xfer_len, 11);
 
 	c = vpd(0x80);
 	CHECK_EQ(buf[3], 16);
@@ -1079,6 +1089,8 @@ int main(void)
 	RUN(gateway_scsi_mode_sense);
 	RUN(gateway_scsi_mode_select);
 	RUN(gateway_scsi_report_opcodes);
+	scsi_lun_release(&lun0);
+	scsi_lun_release(&lun2);
 	free(ram.data);
 	return check_result();
 }

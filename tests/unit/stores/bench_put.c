@@ -38,9 +38,9 @@ static void *worker(void *arg)
 		} else {
 			struct chunk_id id;
 
-			rc = chunk_codec_id(c, CS, &id);
+			rc = chunk_codec_id(NULL, c, CS, &id);
 			if (!rc)
-				rc = chunk_codec_encode(CHUNK_DATA, &id, c, CS, CODEC_LEVEL_DEFAULT, out, &len);
+				rc = chunk_codec_encode(NULL, CHUNK_DATA, &id, c, CS, CODEC_LEVEL_DEFAULT, out, &len);
 		}
 		if (rc) {
 			fprintf(stderr, "op %d failed on chunk %d: %d\n", mode, i, rc);

@@ -12,16 +12,16 @@ static void test_ids(void)
 	struct chunk_id a, b;
 
 	memset(in, 0, 65536);
-	CHECK_EQ(chunk_codec_id(in, 65536, &a), 0);
+	CHECK_EQ(chunk_codec_id(NULL, in, 65536, &a), 0);
 	CHECK(chunk_id_is_null(&a));
 	in[65535] = 1;
-	CHECK_EQ(chunk_codec_id(in, 65536, &a), 0);
+	CHECK_EQ(chunk_codec_id(NULL, in, 65536, &a), 0);
 	CHECK(!chunk_id_is_null(&a));
 	/* SHA-256("abc") */
 	static const uint8_t abc[32] = { 0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf, 0xea, 0x41, 0x41,
 		0x40, 0xde, 0x5d, 0xae, 0x22, 0x23, 0xb0, 0x03, 0x61, 0xa3, 0x96, 0x17, 0x7a, 0x9c,
 		0xb4, 0x10, 0xff, 0x61, 0xf2, 0x00, 0x15, 0xad };
-	CHECK_EQ(chunk_codec_id("abc", 3, &b), 0);
+	CHECK_EQ(chunk_codec_id(NULL, "abc", 3, &b), 0);
 	CHECK_MEM(b.b, abc, 32);
 }
 
@@ -35,8 +35,8 @@ static void roundtrip_level(size_t len, int compressible, int level)
 		fill_text(in, len, len);
 	else
 		fill_random(in, len, len);
-	CHECK_EQ(chunk_codec_id(in, len, &id), 0);
-	CHECK_EQ(chunk_codec_encode(CHUNK_DATA, &id, in, len, level, rec, &rl), 0);
+	CHECK_EQ(chunk_codec_id(NULL, in, len, &id), 0);
+	CHECK_EQ(chunk_codec_encode(NULL, CHUNK_DATA, &id, in, len, level, rec, &rl), 0);
 	CHECK_EQ(chunk_codec_parse_hdr(rec, &h), 0);
 	CHECK_EQ(h.codec, compressible ? CODEC_LZ4 : CODEC_RAW);
 	CHECK_EQ(h.plain_len, len);
@@ -45,10 +45,10 @@ static void roundtrip_level(size_t len, int compressible, int level)
 	else
 		CHECK_EQ(rl, CODEC_REC_HDR_LEN + len);
 	memset(out, 0xaa, len);
-	CHECK_EQ(chunk_codec_decode(rec, rl, &id, out, len, &pl), 0);
+	CHECK_EQ(chunk_codec_decode(NULL, rec, rl, &id, out, len, &pl), 0);
 	CHECK_EQ(pl, len);
 	CHECK_MEM(out, in, len);
-	CHECK_EQ(chunk_codec_decode(rec, rl, &id, out, len - 1, &pl), -ENOBUFS);
+	CHECK_EQ(chunk_codec_decode(NULL, rec, rl, &id, out, len - 1, &pl), -ENOBUFS);
 }
 
 /* Both efforts (LZ4 fast and LZ4HC) round-trip through the one decoder. */
@@ -65,9 +65,9 @@ static void test_hc_not_bigger(void)
 	size_t fast, hc;
 
 	fill_text(in, 65536, 65536);
-	CHECK_EQ(chunk_codec_id(in, 65536, &id), 0);
-	CHECK_EQ(chunk_codec_encode(CHUNK_DATA, &id, in, 65536, 0, rec, &fast), 0);
-	CHECK_EQ(chunk_codec_encode(CHUNK_DATA, &id, in, 65536, CODEC_LEVEL_DEFAULT, rec, &hc), 0);
+	CHECK_EQ(chunk_codec_id(NULL, in, 65536, &id), 0);
+	CHECK_EQ(chunk_codec_encode(NULL, CHUNK_DATA, &id, in, 65536, 0, rec, &fast), 0);
+	CHECK_EQ(chunk_codec_encode(NULL, CHUNK_DATA, &id, in, 65536, CODEC_LEVEL_DEFAULT, rec, &hc), 0);
 	CHECK(hc <= fast);
 }
 
@@ -93,21 +93,21 @@ static void test_every_flip_detected(void)
 			fill_text(in, 4096, 3);
 		else
 			fill_random(in, 4096, 3);
-		chunk_codec_id(in, 4096, &id);
-		CHECK_EQ(chunk_codec_encode(CHUNK_TREE, &id, in, 4096, 0, rec, &rl), 0);
+		chunk_codec_id(NULL, in, 4096, &id);
+		CHECK_EQ(chunk_codec_encode(NULL, CHUNK_TREE, &id, in, 4096, 0, rec, &rl), 0);
 		for (size_t i = 0; i < rl; i++) {
 			for (int bit = 0; bit < 8; bit += 3) {
 				rec[i] ^= (uint8_t)(1u << bit);
-				if (chunk_codec_decode(rec, rl, &id, out, sizeof(out), &pl) != -EBADMSG)
+				if (chunk_codec_decode(NULL, rec, rl, &id, out, sizeof(out), &pl) != -EBADMSG)
 					undetected++;
 				rec[i] ^= (uint8_t)(1u << bit);
 			}
 		}
-		CHECK_EQ(chunk_codec_decode(rec, rl, &id, out, sizeof(out), &pl), 0);
-		CHECK_EQ(chunk_codec_decode(rec, rl - 1, &id, out, sizeof(out), &pl), -EBADMSG);
+		CHECK_EQ(chunk_codec_decode(NULL, rec, rl, &id, out, sizeof(out), &pl), 0);
+		CHECK_EQ(chunk_codec_decode(NULL, rec, rl - 1, &id, out, sizeof(out), &pl), -EBADMSG);
 		other = id;
 		other.b[0] ^= 1;
-		CHECK_EQ(chunk_codec_decode(rec, rl, &other, out, sizeof(out), &pl), -EBADMSG);
+		CHECK_EQ(chunk_codec_decode(NULL, rec, rl, &other, out, sizeof(out), &pl), -EBADMSG);
 	}
 	CHECK_EQ(undetected, 0);
 }
@@ -118,10 +118,10 @@ static void test_bad_args(void)
 	size_t rl;
 
 	fill_random(in, 4096, 9);
-	chunk_codec_id(in, 4096, &id);
-	CHECK_EQ(chunk_codec_encode((enum chunk_kind)7, &id, in, 4096, 0, rec, &rl), -EINVAL);
-	CHECK_EQ(chunk_codec_encode(CHUNK_DATA, &id, in, 0, 0, rec, &rl), -EINVAL);
-	CHECK_EQ(chunk_codec_encode(CHUNK_DATA, &id, in, CHUNK_SIZE_MAX + 1, 0, rec, &rl), -EINVAL);
+	chunk_codec_id(NULL, in, 4096, &id);
+	CHECK_EQ(chunk_codec_encode(NULL, (enum chunk_kind)7, &id, in, 4096, 0, rec, &rl), -EINVAL);
+	CHECK_EQ(chunk_codec_encode(NULL, CHUNK_DATA, &id, in, 0, 0, rec, &rl), -EINVAL);
+	CHECK_EQ(chunk_codec_encode(NULL, CHUNK_DATA, &id, in, CHUNK_SIZE_MAX + 1, 0, rec, &rl), -EINVAL);
 }
 
 int main(void)

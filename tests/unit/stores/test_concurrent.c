@@ -82,7 +82,7 @@ static int records_cb(void *arg, const char *key, uint64_t size)
 	struct pack_entry *ents;
 	uint32_t n;
 
-	if (pack_read_trailer(be, key, size, &ents, &n) == 0) {
+	if (pack_read_trailer(be, NULL, key, size, &ents, &n) == 0) {
 		*total += n;
 		free(ents);
 	}

@@ -451,8 +451,14 @@ static void test_config(void)
 	r = open_rw(path);
 	CHECK_EQ(repo_default_chunk_size(r), 1u << 20);
 	repo_close(r);
-	CHECK_EQ(repo_create("s3://bucket/prefix", NULL), -EPROTONOSUPPORT);
-	CHECK_EQ(repo_open("s3://bucket/prefix", NULL, &r), -EPROTONOSUPPORT);
+	/* s3:// goes to the S3 backend: with no credentials anywhere, -EACCES */
+	unsetenv("AWS_ACCESS_KEY_ID");
+	unsetenv("AWS_SECRET_ACCESS_KEY");
+	unsetenv("AWS_PROFILE");
+	setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials", 1);
+	CHECK_EQ(repo_create("s3://bucket/prefix", NULL), -EACCES);
+	CHECK_EQ(repo_open("s3://bucket/prefix", NULL, &r), -EACCES);
+	CHECK_EQ(repo_open("s3://", NULL, &r), -EINVAL);
 	drop_repo(dir);
 }
 

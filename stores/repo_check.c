@@ -1,0 +1,329 @@
+/* repo_check.c - the repository check (see repo_check.h). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chunk_codec.h"
+#include "index.h"
+#include "keyring.h"
+#include "pack.h"
+#include "repo_check.h"
+#include "util.h"
+
+struct objs {
+	char **keys;
+	uint64_t *sizes;
+	size_t n, cap;
+};
+
+static int objs_add(void *arg, const char *key, uint64_t size)
+{
+	struct objs *l = arg;
+
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 64;
+		char **k = realloc(l->keys, sizeof(*k) * cap);
+		uint64_t *s;
+
+		if (!k)
+			return -ENOMEM;
+		l->keys = k;
+		s = realloc(l->sizes, sizeof(*s) * cap);
+		if (!s)
+			return -ENOMEM;
+		l->sizes = s;
+		l->cap = cap;
+	}
+	if (!(l->keys[l->n] = strdup(key)))
+		return -ENOMEM;
+	l->sizes[l->n++] = size;
+	return 0;
+}
+
+static void objs_free(struct objs *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->keys[i]);
+	free(l->keys);
+	free(l->sizes);
+	memset(l, 0, sizeof(*l));
+}
+
+static int objs_has(const struct objs *l, const char *key)
+{
+	for (size_t lo = 0, hi = l->n; lo < hi;) {
+		size_t mid = (lo + hi) / 2;
+		int c = strcmp(l->keys[mid], key);
+
+		if (!c)
+			return 1;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return 0;
+}
+
+struct ctx {
+	struct repo *r;
+	struct backend *be;
+	const struct aead_keys *k;
+	const struct repo_check_opts *o;
+	struct repo_check_result *res;
+	uint8_t *rec;
+	uint8_t *plain;
+};
+
+static void damaged(struct ctx *c, const char *object, const char *what)
+{
+	c->res->damaged++;
+	if (c->o->damaged)
+		c->o->damaged(c->o->arg, object, what);
+}
+
+static void progress(struct ctx *c, const char *phase, uint64_t done, uint64_t total)
+{
+	if (c->o->progress)
+		c->o->progress(c->o->arg, phase, done, total);
+}
+
+static int check_keys(struct ctx *c)
+{
+	struct objs l = { 0 };
+	struct repo_key_info ki;
+	int rc;
+
+	rc = c->be->ops->list(c->be->ctx, KEYRING_PREFIX, objs_add, &l);
+	if (rc)
+		goto out_free;
+	if (repo_encrypted(c->r) && l.n == 0)
+		damaged(c, KEYRING_PREFIX, "no key slot at all");
+	for (size_t i = 0; i < l.n; i++) {
+		void *obj;
+		size_t len;
+
+		c->res->keys++;
+		rc = c->be->ops->get(c->be->ctx, l.keys[i], &obj, &len);
+		if (rc)
+			goto out_free;
+		if (keyring_slot_parse(obj, len, &ki))
+			damaged(c, l.keys[i], "key slot checksum or format is wrong");
+		free(obj);
+	}
+	rc = 0;
+out_free:
+	objs_free(&l);
+	return rc;
+}
+
+static int check_meta(struct ctx *c)
+{
+	struct objs l = { 0 };
+	int rc;
+
+	rc = c->be->ops->list(c->be->ctx, "meta/", objs_add, &l);
+	if (rc)
+		goto out_free;
+	for (size_t i = 0; i < l.n; i++) {
+		void *data;
+		size_t len;
+
+		c->res->meta++;
+		progress(c, "metadata", i, l.n);
+		rc = repo_meta_get(c->r, l.keys[i] + 5, &data, &len);
+		if (rc == -EBADMSG) {
+			damaged(c, l.keys[i], "checksum or authentication failed");
+			continue;
+		}
+		if (rc)
+			goto out_free;
+		free(data);
+	}
+	rc = 0;
+out_free:
+	objs_free(&l);
+	return rc;
+}
+
+static int same_entries(const struct pack_entry *a, uint32_t na, const struct pack_entry *b,
+			uint32_t nb)
+{
+	if (na != nb)
+		return 0;
+	for (uint32_t i = 0; i < na; i++)
+		if (memcmp(a[i].id.b, b[i].id.b, CHUNK_ID_LEN) || a[i].kind != b[i].kind ||
+		    a[i].rec_len != b[i].rec_len || a[i].offset != b[i].offset ||
+		    a[i].plain_len != b[i].plain_len)
+			return 0;
+	return 1;
+}
+
+/* Every record of a pack: decode, then recompute the id from the plaintext. */
+static int read_data(struct ctx *c, const char *key, const struct pack_entry *e, uint32_t n)
+{
+	char what[160], hex[2 * CHUNK_ID_LEN + 1];
+	struct chunk_id id;
+	void *obj;
+	size_t len, plain;
+	int rc;
+
+	rc = c->be->ops->get(c->be->ctx, key, &obj, &len);
+	if (rc)
+		return rc;
+	for (uint32_t i = 0; i < n; i++) {
+		c->res->chunks_read++;
+		util_hex(e[i].id.b, 8, hex);
+		if (e[i].offset + e[i].rec_len > len || e[i].rec_len > CODEC_REC_MAX) {
+			snprintf(what, sizeof(what), "record of chunk %s... lies outside the pack", hex);
+			damaged(c, key, what);
+			continue;
+		}
+		memcpy(c->rec, (uint8_t *)obj + e[i].offset, e[i].rec_len);
+		rc = chunk_codec_decode(c->k, c->rec, e[i].rec_len, &e[i].id, c->plain,
+					CHUNK_SIZE_MAX, &plain);
+		if (rc == 0)
+			rc = chunk_codec_id(c->k, c->plain, plain, &id);
+		if (rc == 0 && memcmp(id.b, e[i].id.b, CHUNK_ID_LEN) != 0)
+			rc = -EBADMSG;
+		if (rc) {
+			snprintf(what, sizeof(what), "chunk %s... at offset %llu does not decode to its id (%s)",
+				 hex, (unsigned long long)e[i].offset, strerror(-rc));
+			damaged(c, key, what);
+		}
+	}
+	free(obj);
+	return 0;
+}
+
+static int check_packs(struct ctx *c)
+{
+	struct objs packs = { 0 }, segs = { 0 };
+	uint8_t id[PACK_ID_LEN];
+	char seg_key[PACK_KEY_LEN], pk[PACK_KEY_LEN];
+	int rc;
+
+	rc = c->be->ops->list(c->be->ctx, "packs/", objs_add, &packs);
+	if (!rc)
+		rc = c->be->ops->list(c->be->ctx, "index/", objs_add, &segs);
+	if (rc)
+		goto out_free;
+	for (size_t i = 0; i < packs.n; i++) {
+		struct pack_entry *te = NULL, *se = NULL;
+		uint32_t tn = 0, sn = 0;
+		const char *key = packs.keys[i];
+
+		progress(c, "packs", i, packs.n);
+		if (pack_id_from_key(key, id)) {
+			damaged(c, key, "stray object under packs/ (not a pack name)");
+			continue;
+		}
+		c->res->packs++;
+		rc = pack_read_trailer(c->be, c->k, key, packs.sizes[i], &te, &tn);
+		if (rc == -EBADMSG || rc == -ENODATA) {
+			damaged(c, key, "pack header, footer or trailer is damaged");
+		} else if (rc) {
+			goto out_free;
+		}
+		index_segment_key(id, seg_key);
+		if (objs_has(&segs, seg_key)) {
+			void *seg;
+			size_t len;
+
+			c->res->segments++;
+			rc = c->be->ops->get(c->be->ctx, seg_key, &seg, &len);
+			if (rc) {
+				free(te);
+				goto out_free;
+			}
+			rc = index_segment_decode(c->k, seg, len, id, &se, &sn);
+			free(seg);
+			if (rc == -EBADMSG)
+				damaged(c, seg_key, "index segment is damaged");
+			else if (rc) {
+				free(te);
+				goto out_free;
+			} else if (te && !same_entries(te, tn, se, sn))
+				damaged(c, seg_key, "index segment does not match its pack's trailer");
+		} else if (te) {
+			/* not damage: the writer crashed between the two, open rebuilds it */
+			if (c->o->damaged)
+				c->o->damaged(c->o->arg, seg_key, "note: missing, rebuilt from the pack at the next open");
+		}
+		rc = 0;
+		if (c->o->read_data && (te || se))
+			rc = read_data(c, key, te ? te : se, te ? tn : sn);
+		free(te);
+		free(se);
+		if (rc)
+			goto out_free;
+	}
+	progress(c, "packs", packs.n, packs.n);
+	for (size_t i = 0; i < segs.n; i++) {
+		if (strlen(segs.keys[i]) != 6 + 2 * PACK_ID_LEN ||
+		    util_unhex(segs.keys[i] + 6, id, PACK_ID_LEN)) {
+			damaged(c, segs.keys[i], "stray object under index/");
+			continue;
+		}
+		pack_key(id, pk);
+		if (!objs_has(&packs, pk))
+			damaged(c, segs.keys[i], "index segment of a pack that does not exist");
+	}
+	rc = 0;
+out_free:
+	objs_free(&packs);
+	objs_free(&segs);
+	return rc;
+}
+
+static int ref_cb(void *arg, const char *root, const struct chunk_id *id)
+{
+	struct ctx *c = arg;
+	char what[160], hex[2 * CHUNK_ID_LEN + 1];
+
+	c->res->refs++;
+	if (!repo_chunk_has(c->r, id)) {
+		util_hex(id->b, CHUNK_ID_LEN, hex);
+		snprintf(what, sizeof(what), "references chunk %s, which no pack holds", hex);
+		damaged(c, root, what);
+	}
+	return 0;
+}
+
+static void bad_cb(void *arg, const char *object, const char *what)
+{
+	damaged(arg, object, what);
+}
+
+int repo_check(struct repo *r, const struct repo_check_opts *o, struct repo_check_result *res)
+{
+	struct ctx c = { .r = r, .be = repo_backend(r), .k = repo_aead_keys(r), .o = o, .res = res };
+	int rc;
+
+	memset(res, 0, sizeof(*res));
+	c.rec = malloc(CODEC_REC_MAX);
+	c.plain = malloc(CHUNK_SIZE_MAX);
+	if (!c.rec || !c.plain) {
+		rc = -ENOMEM;
+		goto out_free;
+	}
+	rc = check_keys(&c);
+	if (!rc)
+		rc = check_meta(&c);
+	if (!rc)
+		rc = check_packs(&c);
+	if (!rc && o->walker) {
+		struct repo_walk_cbs cb = { .ref = ref_cb, .bad = bad_cb, .arg = &c };
+		struct chunk_store cs;
+
+		progress(&c, "references", 0, 1);
+		repo_chunk_store(r, &cs);
+		rc = o->walker->walk(o->walker->ctx, &cs, &cb);
+		progress(&c, "references", 1, 1);
+	}
+out_free:
+	free(c.rec);
+	free(c.plain);
+	return rc;
+}

@@ -1,0 +1,98 @@
+#!/bin/bash
+# cairn check on a plain and an encrypted repository (the same function for both): a
+# clean repository passes; a byte flipped in a pack trailer, an index segment, a key
+# slot or a metadata object is named by check (exit 1); a byte flipped inside a chunk's
+# payload is found by check --read-data, and an iSCSI read of it fails (MEDIUM ERROR)
+# instead of returning wrong data.
+source "$(dirname "$0")/lib.sh"
+IMG=$(cached_image usr-doc 512M /usr/include /usr/share/doc)
+printf 'check password\n' >"$T/pw"
+
+# flip FILE OFFSET: xor one byte (negative OFFSET counts from the end)
+flip() {
+	python3 - "$1" "$2" <<'PY'
+import sys
+p, off = sys.argv[1], int(sys.argv[2])
+b = bytearray(open(p, 'rb').read())
+b[off] ^= 0x5a
+open(p, 'wb').write(bytes(b))
+PY
+}
+
+# damaged_is NAME REPO REGEX [check args]: check fails and names the object
+damaged_is() {
+	local name=$1 repo=$2 re=$3; shift 3
+	local rc=0
+	"$CAIRN" check -r "$repo" "$@" >"$T/check.out" 2>"$T/check.err" || rc=$?
+	[ $rc -ne 0 ] || { cat "$T/check.out"; fail "[$name] check passed a damaged repository"; }
+	grep -Eq "^damaged: $re" "$T/check.out" || { cat "$T/check.out" "$T/check.err"; fail "[$name] check did not name $re"; }
+	grep -q "damaged object" "$T/check.err" || fail "[$name] no summary sentence on stderr"
+	echo "  ok: $(grep "^damaged: " "$T/check.out" | head -1)"
+}
+
+# first_file DIR: the first object file under DIR
+first_file() { find "$1" -type f ! -name '.*' | sort | head -1; }
+
+run() {
+	local name=$1 repo=$2; shift 2
+	log "[$name] init $*, write an image through iSCSI"
+	"$CAIRN" init -r "$repo" "$@" >/dev/null
+	"$CAIRN" volume create disk --size 512M -r "$repo" >/dev/null
+	start_daemon "$repo" "$T/state-$name"
+	qemu-img convert -n -f raw -O raw "$IMG" "$(url disk)"
+	log "[$name] check while the daemon serves"
+	"$CAIRN" check -r "$repo" >/dev/null 2>&1 || fail "[$name] check fails while serving"
+	stop_daemon
+
+	log "[$name] a clean repository passes, with and without --read-data"
+	"$CAIRN" check -r "$repo" | tail -1 | grep -q "no damage found" || fail "[$name] clean check"
+	"$CAIRN" check -r "$repo" --read-data >"$T/rd.out" || { cat "$T/rd.out"; fail "[$name] clean check --read-data"; }
+	grep -Eq "^[1-9][0-9]* chunk\(s\) read and verified" "$T/rd.out" || fail "[$name] --read-data read no chunk"
+	grep -Eq "[1-9][0-9]* chunk reference" "$T/rd.out" || fail "[$name] no chunk reference walked"
+
+	local pack seg meta key
+	pack=$(find "$repo/packs" -type f ! -name '.*' -size +1M | sort | head -1)
+	seg=$(first_file "$repo/index")
+	meta=$(find "$repo/meta/volumes" -type f -name "head.*" | sort | head -1)
+
+	log "[$name] a flipped byte in a pack trailer"
+	cp "$pack" "$T/save"; flip "$pack" -40
+	damaged_is "$name" "$repo" "packs/.*(trailer|footer)"
+	cp "$T/save" "$pack"
+
+	log "[$name] a flipped byte in an index segment"
+	cp "$seg" "$T/save"; flip "$seg" 40
+	damaged_is "$name" "$repo" "index/[0-9a-f]{32}: index segment is damaged"
+	cp "$T/save" "$seg"
+
+	log "[$name] a flipped byte in a metadata object (volume head)"
+	cp "$meta" "$T/save"; flip "$meta" 20
+	damaged_is "$name" "$repo" "meta/volumes/"
+	cp "$T/save" "$meta"
+
+	if [ -d "$repo/keys" ]; then
+		log "[$name] a flipped byte in a key slot (the password opens another)"
+		"$CAIRN" key add -r "$repo" --new-password-file "$T/pw" >/dev/null
+		key=$(first_file "$repo/keys")
+		cp "$key" "$T/save"; flip "$key" 90
+		damaged_is "$name" "$repo" "keys/[0-9a-f]{32}: key slot"
+		cp "$T/save" "$key"
+	fi
+
+	log "[$name] a flipped byte inside a chunk's payload: --read-data finds it, reads fail"
+	cp "$pack" "$T/save"; flip "$pack" $((32 + 72 + 100))
+	"$CAIRN" check -r "$repo" >/dev/null 2>&1 || fail "[$name] structure check should not read payloads"
+	damaged_is "$name" "$repo" "packs/.*: chunk [0-9a-f]+\.\.\. at offset 32 does not decode" --read-data
+	start_daemon "$repo" "$T/state-$name"
+	rc=0
+	qemu-img convert -f raw -O raw "$(url disk)" "$T/back-$name.img" 2>"$T/qemu.err" || rc=$?
+	[ $rc -ne 0 ] || fail "[$name] reading a damaged chunk returned data"
+	grep -qi "error" "$T/qemu.err" || fail "[$name] no read error reported"
+	echo "  ok: the read failed: $(head -1 "$T/qemu.err")"
+	stop_daemon
+	cp "$T/save" "$pack"
+	"$CAIRN" check -r "$repo" --read-data >/dev/null || fail "[$name] restored repository fails check"
+}
+
+run plain "$T/plain"
+CAIRN_PASSWORD_FILE=$T/pw run encrypted "$T/enc" --encrypt

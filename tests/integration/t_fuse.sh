@@ -1,0 +1,92 @@
+#!/bin/bash
+# The history view (cairn mount): a real ext4 image and a GPT-partitioned disk go in
+# through iSCSI; under the FUSE mount, current/disk.img and current/part1.img loop-mount
+# read-only with the same trees; writes get EROFS; a damaged chunk is EIO for its range,
+# not wrong data; Ctrl-C/SIGTERM and fusermount3 -u unmount cleanly; a stale mount point
+# gets a clear error.
+source "$(dirname "$0")/lib.sh"
+R=$T/repo
+IMG=$(cached_image usr-doc 512M /usr/include /usr/share/doc)
+
+log "a GPT disk with one ext4 partition at 1 MiB"
+mkdir -p "$T/gsrc" && cp -a /usr/include/linux "$T/gsrc/"
+truncate -s 300M "$T/gpt.img"
+printf 'label: gpt\n,250M\n' | sfdisk -q "$T/gpt.img"
+mkfs.ext4 -q -F -E offset=1048576 -d "$T/gsrc" "$T/gpt.img" 250M >/dev/null
+
+"$CAIRN" init -r "$R" >/dev/null
+"$CAIRN" volume create disk --size 512M -r "$R" >/dev/null
+"$CAIRN" volume create gpt --size 300M -r "$R" >/dev/null
+start_daemon "$R" "$T/state"
+qemu-img convert -n -f raw -O raw "$IMG" "$(url disk)"
+qemu-img convert -n -f raw -O raw "$T/gpt.img" "$(url gpt)"
+stop_daemon                          # folds and checkpoints: "current" is complete
+
+M=$T/mnt.view
+mkdir -p "$M"
+mount_view() {
+	"$CAIRN" mount -r "$R" "$M" >"$T/mount.log" 2>&1 &
+	MPID=$!
+	for _ in $(seq 100); do mountpoint -q "$M" && return 0; sleep 0.1; done
+	cat "$T/mount.log"; fail "cairn mount did not mount"
+}
+mount_view
+
+log "layout"
+[ "$(ls "$M")" = "$(printf 'disk\ngpt')" ] || fail "volumes not listed: $(ls "$M")"
+[ "$(ls "$M/disk")" = "$(printf 'at\ncurrent\nseq\nsnapshots')" ] || fail "volume dir: $(ls "$M/disk")"
+[ "$(ls "$M/disk/current")" = "$(printf 'disk.img\ninfo.json')" ] || fail "plain disk: $(ls "$M/disk/current")"
+[ "$(ls "$M/gpt/current")" = "$(printf 'disk.img\ninfo.json\npart1.img')" ] || fail "GPT disk: $(ls "$M/gpt/current")"
+[ "$(stat -c %s "$M/disk/current/disk.img")" = $((512 << 20)) ] || fail "disk.img size"
+[ "$(stat -c %s "$M/gpt/current/part1.img")" = $((250 << 20)) ] || fail "part1.img size"
+python3 -c "import json,sys; j=json.load(open(sys.argv[1])); assert j['volume']=='gpt' and j['size']==300<<20 and j['partitions']==1, j" \
+	"$M/gpt/current/info.json" || fail "info.json"
+
+log "loop-mount the images read-only and compare the trees"
+cmp "$IMG" "$M/disk/current/disk.img" || fail "disk.img differs from the image written"
+same_tree "$M/disk/current/disk.img" "$(image_src usr-doc)/include" "$(image_src usr-doc)/doc"
+same_tree "$M/gpt/current/part1.img" "$T/gsrc/linux"
+
+log "read-only"
+if echo x 2>/dev/null >>"$M/disk/current/disk.img"; then fail "a write to disk.img succeeded"; fi
+err=$( (echo x >>"$M/disk/current/disk.img") 2>&1 || true)
+echo "$err" | grep -q "Read-only file system" || fail "write did not get EROFS: $err"
+[ ! -e "$M/nosuch" ] || fail "a missing volume exists"
+[ ! -e "$M/disk/seq/abc" ] || fail "seq/abc exists"
+
+log "fusermount3 -u unmounts, and the process exits 0"
+fusermount3 -u "$M"
+wait "$MPID" || fail "cairn mount exited non-zero after fusermount3 -u"
+mountpoint -q "$M" && fail "still mounted"
+
+log "SIGTERM unmounts cleanly"
+mount_view
+kill -TERM "$MPID"
+rc=0; wait "$MPID" || rc=$?
+mountpoint -q "$M" && fail "still mounted after SIGTERM"
+[ $rc = 0 ] || fail "cairn mount exited $rc on SIGTERM"
+
+log "a second mount on a live one is refused; a stale mount point gets a clear error"
+mount_view
+expect_fail "already a FUSE mount point" "$CAIRN" mount -r "$R" "$M"
+kill -9 "$MPID"; wait "$MPID" 2>/dev/null || true
+expect_fail "stale FUSE mount .*fusermount3 -u" "$CAIRN" mount -r "$R" "$M"
+fusermount3 -u "$M" 2>/dev/null || umount -l "$M"
+expect_fail "not an existing directory" "$CAIRN" mount -r "$R" "$T/nodir"
+
+log "a damaged chunk reads as EIO, never as wrong data"
+pack=$(find "$R/packs" -type f -printf '%s %p\n' | sort -n | tail -1 | cut -d' ' -f2)
+python3 - "$pack" <<'PY'
+import os, sys
+p = sys.argv[1]; n = os.path.getsize(p)
+with open(p, "r+b") as f:
+    f.seek(n // 2); b = f.read(1); f.seek(n // 2); f.write(bytes([b[0] ^ 0x5a]))
+PY
+mount_view
+rc=0; cat "$M/disk/current/disk.img" "$M/gpt/current/disk.img" >/dev/null 2>"$T/eio.err" || rc=$?
+cat "$T/eio.err"
+[ $rc != 0 ] && grep -q "Input/output error" "$T/eio.err" || fail "damaged data did not give EIO"
+grep -q "read of .* failed" "$T/mount.log" || fail "the damaged range was not logged"
+fusermount3 -u "$M"
+wait "$MPID" || true
+echo "FUSE view checks passed"
