@@ -44,6 +44,12 @@ enum cli_open_mode {
 	{ "s3-endpoint", required_argument, NULL, CLI_OPT_S3_ENDPOINT }, \
 	{ "key-file", required_argument, NULL, CLI_OPT_KEY_FILE }
 int cli_global_opt(struct cli_globals *g, int c, char *arg);
+/* The default branch of a subcommand's option switch: take a global option, or print
+ * usage on stderr for an unknown one and return non-zero (the caller returns 2). */
+int cli_other_opt(struct cli_globals *g, int c, char *arg, const char *usage);
+/* Parse a chunk size (power of two, CHUNK_SIZE_MIN..CHUNK_SIZE_MAX, e.g. "64K"); prints
+ * the error and returns its exit status on bad input, else 0. */
+int cli_parse_chunk_size(const char *arg, uint32_t *out);
 
 /* Open the repository named by g for a subcommand. On failure prints the message and
  * returns the exit status (> 0); 0 on success. */

@@ -60,10 +60,9 @@ static int parse_common(struct cli_globals *g, int argc, char **argv, const char
 		case 's': *state = optarg; break;
 		case 'h': fputs(usage, stdout); return -1;
 		default:
-			if (cli_global_opt(g, c, optarg) == 0)
-				break;
-			fputs(usage, stderr);
-			return 2;
+			if (cli_other_opt(g, c, optarg, usage))
+				return 2;
+			break;
 		}
 	}
 	if (optind + 2 != argc)

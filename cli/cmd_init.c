@@ -28,16 +28,14 @@ int cmd_init(struct cli_globals *g, int argc, char **argv)
 	};
 	struct repo_create_opts co = { 0 };
 	struct repo_secret secret = { 0 };
-	uint64_t cs;
 	int c, rc;
 
 	while ((c = getopt_long(argc, argv, "r:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
-			if (util_parse_size(optarg, &cs) || cs < CHUNK_SIZE_MIN || cs > CHUNK_SIZE_MAX ||
-			    (cs & (cs - 1)))
-				return cli_fail(MSG_BAD_CHUNK_SIZE, optarg);
-			co.chunk_size = (uint32_t)cs;
+			rc = cli_parse_chunk_size(optarg, &co.chunk_size);
+			if (rc)
+				return rc;
 			break;
 		case 'e':
 			co.encrypt = 1;
@@ -46,10 +44,9 @@ int cmd_init(struct cli_globals *g, int argc, char **argv)
 			fputs(usage, stdout);
 			return 0;
 		default:
-			if (cli_global_opt(g, c, optarg) == 0)
-				break;
-			fputs(usage, stderr);
-			return 2;
+			if (cli_other_opt(g, c, optarg, usage))
+				return 2;
+			break;
 		}
 	}
 	if (optind != argc)

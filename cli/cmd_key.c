@@ -89,10 +89,9 @@ int cmd_key(struct cli_globals *g, int argc, char **argv)
 		case 'j': json = 1; break;
 		case 'h': fputs(usage, stdout); return 0;
 		default:
-			if (cli_global_opt(g, c, optarg) == 0)
-				break;
-			fputs(usage, stderr);
-			return 2;
+			if (cli_other_opt(g, c, optarg, usage))
+				return 2;
+			break;
 		}
 	}
 	if (optind >= argc)

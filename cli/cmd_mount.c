@@ -126,10 +126,9 @@ int cmd_mount(struct cli_globals *g, int argc, char **argv)
 		case 'd': debug = 1; break;
 		case 'h': fputs(usage, stdout); return 0;
 		default:
-			if (cli_global_opt(g, c, optarg) == 0)
-				break;
-			fputs(usage, stderr);
-			return 2;
+			if (cli_other_opt(g, c, optarg, usage))
+				return 2;
+			break;
 		}
 	}
 	if (optind + 1 != argc)

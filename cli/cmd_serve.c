@@ -391,10 +391,9 @@ int cmd_serve(struct cli_globals *g, int argc, char **argv)
 		case 'C': sc.path = optarg; break;
 		case 'h': fputs(usage, stdout); return 0;
 		default:
-			if (cli_global_opt(g, c, optarg) == 0)
-				break;
-			fputs(usage, stderr);
-			return 2;
+			if (cli_other_opt(g, c, optarg, usage))
+				return 2;
+			break;
 		}
 	}
 	if (optind != argc)

@@ -499,10 +499,9 @@ static int parse(struct cli_globals *g, const char *noun, const char *const *ver
 		case 'd': a.discovery = 1; break;
 		case 'h': fputs(usage, stdout); return 0;
 		default:
-			if (cli_global_opt(g, c, optarg) == 0)
-				break;
-			fputs(usage, stderr);
-			return 2;
+			if (cli_other_opt(g, c, optarg, usage))
+				return 2;
+			break;
 		}
 	}
 	if (optind >= argc) {

@@ -199,25 +199,24 @@ int cmd_volume(struct cli_globals *g, int argc, char **argv)
 		{ 0, 0, 0, 0 },
 	};
 	const char *size_arg = NULL, *sub, *state = NULL;
-	uint64_t size = 0, chunk = 0;
+	uint64_t size = 0;
+	uint32_t chunk = 0;
 	int c, json = 0;
 
 	while ((c = getopt_long(argc, argv, "r:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 's': size_arg = optarg; break;
 		case 'c':
-			if (util_parse_size(optarg, &chunk) || chunk < CHUNK_SIZE_MIN ||
-			    chunk > CHUNK_SIZE_MAX || (chunk & (chunk - 1)))
-				return cli_fail(MSG_BAD_CHUNK_SIZE, optarg);
+			if (cli_parse_chunk_size(optarg, &chunk))
+				return 2;
 			break;
 		case 'j': json = 1; break;
 		case 'S': state = optarg; break;
 		case 'h': fputs(usage, stdout); return 0;
 		default:
-			if (cli_global_opt(g, c, optarg) == 0)
-				break;
-			fputs(usage, stderr);
-			return 2;
+			if (cli_other_opt(g, c, optarg, usage))
+				return 2;
+			break;
 		}
 	}
 	if (optind >= argc)
@@ -237,7 +236,7 @@ int cmd_volume(struct cli_globals *g, int argc, char **argv)
 			return cli_fail(MSG_USAGE, "volume create needs --size S (e.g. --size 10G)");
 		if (util_parse_size(size_arg, &size) || size == 0 || size % VOLUME_SECTOR)
 			return cli_fail(MSG_BAD_SIZE, size_arg);
-		return do_create(g, argv[optind], size, (uint32_t)chunk);
+		return do_create(g, argv[optind], size, chunk);
 	}
 	if (!strcmp(sub, "clone")) {
 		if (optind + 2 != argc)

@@ -24,6 +24,24 @@ int cli_global_opt(struct cli_globals *g, int c, char *arg)
 	}
 }
 
+int cli_other_opt(struct cli_globals *g, int c, char *arg, const char *usage)
+{
+	if (cli_global_opt(g, c, arg) == 0)
+		return 0;
+	fputs(usage, stderr);
+	return -1;
+}
+
+int cli_parse_chunk_size(const char *arg, uint32_t *out)
+{
+	uint64_t cs;
+
+	if (util_parse_size(arg, &cs) || cs < CHUNK_SIZE_MIN || cs > CHUNK_SIZE_MAX || (cs & (cs - 1)))
+		return cli_fail(MSG_BAD_CHUNK_SIZE, arg);
+	*out = (uint32_t)cs;
+	return 0;
+}
+
 int cli_control_path(const char *repo_id, char *buf, size_t len)
 {
 	const char *dir = getenv("CAIRN_RUN_DIR");

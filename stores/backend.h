@@ -44,6 +44,11 @@ struct backend {
 	char *url; /* as given by the user, for messages */
 };
 
+/* 0 if key is a valid object key: '/'-separated non-empty parts, none starting with '.'
+ * (so no ".." and no temp-file names); -EINVAL otherwise. Every backend enforces it, so
+ * a repository can move between backends. */
+int backend_key_check(const char *key);
+
 /* Open a local-directory backend rooted at path (which must exist unless create). */
 int backend_local_open(const char *path, int create, struct backend **out);
 void backend_close(struct backend *b);

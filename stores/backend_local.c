@@ -37,28 +37,10 @@ struct local {
 	atomic_uint tmp_seq;
 };
 
-/* 0 if key is a valid object key, -EINVAL otherwise. */
-static int key_check(const char *key)
-{
-	const char *p = key;
-
-	if (!key || !*key)
-		return -EINVAL;
-	for (;;) {
-		const char *slash = strchr(p, '/');
-		size_t n = slash ? (size_t)(slash - p) : strlen(p);
-
-		if (n == 0 || p[0] == '.')
-			return -EINVAL;
-		if (!slash)
-			return 0;
-		p = slash + 1;
-	}
-}
 
 static int key_path(struct local *l, const char *key, char *out, size_t cap)
 {
-	int rc = key_check(key);
+	int rc = backend_key_check(key);
 
 	if (rc)
 		return rc;

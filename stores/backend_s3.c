@@ -544,31 +544,13 @@ static int perform(struct s3 *s, struct call *c)
 
 /* ---- backend ops ---- */
 
-/* Keys follow the local backend's rules, so a repository moves between backends. */
-static int key_check(const char *key)
-{
-	const char *p = key;
-
-	if (!key || !*key)
-		return -EINVAL;
-	for (;;) {
-		const char *slash = strchr(p, '/');
-		size_t n = slash ? (size_t)(slash - p) : strlen(p);
-
-		if (n == 0 || p[0] == '.')
-			return -EINVAL;
-		if (!slash)
-			return 0;
-		p = slash + 1;
-	}
-}
 
 static int s3_get_range(void *ctx, const char *key, uint64_t off, void *buf, size_t len)
 {
 	char range[64];
 	struct call c = { .method = "GET", .key = key, .fixed = buf, .fixed_len = len,
 			  .range = range, .range_off = off };
-	int rc = key_check(key);
+	int rc = backend_key_check(key);
 
 	if (rc)
 		return rc;
@@ -582,7 +564,7 @@ static int s3_get_range(void *ctx, const char *key, uint64_t off, void *buf, siz
 static int s3_get(void *ctx, const char *key, void **data, size_t *len)
 {
 	struct call c = { .method = "GET", .key = key, .want_body = 1 };
-	int rc = key_check(key);
+	int rc = backend_key_check(key);
 
 	if (rc)
 		return rc;
@@ -605,7 +587,7 @@ static int s3_put(void *ctx, const char *key, const void *data, size_t len, int 
 			  .payload_hash = hash, .if_none_match = !!(flags & BACKEND_PUT_EXCL) };
 	void *back = NULL;
 	size_t back_len = 0;
-	int rc = key_check(key);
+	int rc = backend_key_check(key);
 
 	if (rc)
 		return rc;
@@ -624,7 +606,7 @@ static int s3_put(void *ctx, const char *key, const void *data, size_t len, int 
 static int s3_stat(void *ctx, const char *key, uint64_t *size)
 {
 	struct call c = { .method = "HEAD", .key = key };
-	int rc = key_check(key);
+	int rc = backend_key_check(key);
 
 	if (rc)
 		return rc;
@@ -787,7 +769,7 @@ int backend_s3_parse_url(const char *url, char *bucket, size_t bucket_cap, char 
 		return -ENAMETOOLONG;
 	memcpy(prefix, p, pn);
 	prefix[pn] = 0;
-	if (pn && key_check(prefix))
+	if (pn && backend_key_check(prefix))
 		return -EINVAL;
 	return 0;
 }
