@@ -26,12 +26,17 @@ static const char usage[] =
 	"  restore VOLUME POINT                    roll a volume back in place (undoable)\n"
 	"  serve [--listen ADDR:PORT] [--state-dir DIR]\n"
 	"                                          run the iSCSI gateway daemon\n"
+	"  target add|remove|list, lun add|remove, acl add|remove|list|default,\n"
+	"  chap add|remove|list, portal add|remove|list\n"
+	"                                          targets, LUNs, ACLs, CHAP: live and persisted\n"
+	"  session list [--json]                   sessions of the running daemon\n"
 	"  key add|list|remove ID|passwd           passwords of an encrypted repository\n"
 	"  check [--read-data]                     verify the repository, name damaged objects\n"
 	"  stats [--json]                          sizes, dedup and compression ratios\n"
 	"  mount MOUNTPOINT                        browse history as read-only disk images\n"
 	"\n"
-	"The repository is a directory (-r/--repo or CAIRN_REPO). While 'cairn serve' runs,\n"
+	"The repository is a directory or s3://bucket/prefix (-r/--repo or CAIRN_REPO; S3\n"
+	"endpoint from --s3-endpoint or CAIRN_S3_ENDPOINT). While 'cairn serve' runs,\n"
 	"the other commands go through its control socket. 'cairn COMMAND --help' shows more.\n";
 
 static const struct {

@@ -311,7 +311,7 @@ static int scan(struct journal *j)
 		s.created_ns = get64(hdr + 40);
 		seq = firsts[i];
 		for (;;) {
-			uint64_t h;
+			uint64_t h = 0;
 
 			r = rec_read(fd, pos, seq, hash, rh, buf, &h);
 			if (r == 0)
@@ -761,7 +761,7 @@ int journal_iter_next(struct journal_iter *it, struct journal_rec *rec)
 
 	for (;;) {
 		struct segment *s;
-		uint64_t h;
+		uint64_t h = 0;
 		long r;
 
 		if (it->cur >= it->nsegs)
