@@ -1,9 +1,10 @@
 #!/bin/bash
 # The history view (cairn mount): a real ext4 image and a GPT-partitioned disk go in
-# through iSCSI; under the FUSE mount, current/disk.img and current/part1.img loop-mount
-# read-only with the same trees; writes get EROFS; a damaged chunk is EIO for its range,
-# not wrong data; Ctrl-C/SIGTERM and fusermount3 -u unmount cleanly; a stale mount point
-# gets a clear error.
+# through iSCSI, the disk is snapshotted and then overwritten; under the FUSE mount the
+# snapshot's disk.img, the same point under at/<time> and seq/<N>, and current/part1.img
+# of the GPT disk loop-mount read-only with the original trees, while current/ shows the
+# overwrite; writes get EROFS; a damaged chunk is EIO for its range, not wrong data;
+# SIGTERM and fusermount3 -u unmount cleanly; a stale mount point gets a clear error.
 source "$(dirname "$0")/lib.sh"
 R=$T/repo
 IMG=$(cached_image usr-doc 512M /usr/include /usr/share/doc)
@@ -20,12 +21,15 @@ mkfs.ext4 -q -F -E offset=1048576 -d "$T/gsrc" "$T/gpt.img" 250M >/dev/null
 start_daemon "$R" "$T/state"
 qemu-img convert -n -f raw -O raw "$IMG" "$(url disk)"
 qemu-img convert -n -f raw -O raw "$T/gpt.img" "$(url gpt)"
+"$CAIRN" snapshot create disk --name base -r "$R" >/dev/null
+qemu-io -f raw -c "write -P 0x77 0 1M" "$(url disk)" >/dev/null   # the superblock is gone
+"$CAIRN" cdp mark disk overwritten -r "$R" >/dev/null
 stop_daemon                          # folds and checkpoints: "current" is complete
 
 M=$T/mnt.view
 mkdir -p "$M"
 mount_view() {
-	"$CAIRN" mount -r "$R" "$M" >"$T/mount.log" 2>&1 &
+	"$CAIRN" mount -r "$R" --state-dir "$T/state" "$M" >"$T/mount.log" 2>&1 &
 	MPID=$!
 	for _ in $(seq 100); do mountpoint -q "$M" && return 0; sleep 0.1; done
 	cat "$T/mount.log"; fail "cairn mount did not mount"
@@ -42,10 +46,24 @@ log "layout"
 python3 -c "import json,sys; j=json.load(open(sys.argv[1])); assert j['volume']=='gpt' and j['size']==300<<20 and j['partitions']==1, j" \
 	"$M/gpt/current/info.json" || fail "info.json"
 
-log "loop-mount the images read-only and compare the trees"
-cmp "$IMG" "$M/disk/current/disk.img" || fail "disk.img differs from the image written"
-same_tree "$M/disk/current/disk.img" "$(image_src usr-doc)/include" "$(image_src usr-doc)/doc"
+log "current shows the overwrite; the snapshot, at/ and seq/ show the image"
+[ "$(head -c 1M "$M/disk/current/disk.img" | tr -d '\167' | wc -c)" = 0 ] || fail "current/ lacks the overwrite"
+[ "$(ls "$M/disk/snapshots")" = base ] || fail "snapshots/: $(ls "$M/disk/snapshots")"
+cmp "$IMG" "$M/disk/snapshots/base/disk.img" || fail "the snapshot's disk.img differs from the image written"
+python3 -c "import json,sys; j=json.load(open(sys.argv[1])); assert j['seq'] > 0 and 'snapshot base' in j['source'], j" \
+	"$M/disk/snapshots/base/info.json" || fail "snapshot info.json"
+snapseq=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['seq'])" "$M/disk/snapshots/base/info.json")
+ls "$M/disk/seq" | grep -qx "$snapseq" || fail "seq/ does not list the snapshot's seq $snapseq: $(ls "$M/disk/seq")"
+[ "$(ls "$M/disk/at" | wc -l)" = 2 ] || fail "at/ should list the snapshot and the mark: $(ls "$M/disk/at")"
+snaptime=$(ls "$M/disk/at" | sort | head -1)
+cmp "$IMG" "$M/disk/seq/$snapseq/disk.img" || fail "seq/$snapseq/disk.img differs"
+cmp "$IMG" "$M/disk/at/$snaptime/disk.img" || fail "at/$snaptime/disk.img differs"
+[ "$(stat -c %Y "$M/disk/snapshots/base/disk.img")" = "$(date -d "$snaptime" +%s)" ] || fail "file time is not the point's time"
+same_tree "$M/disk/snapshots/base/disk.img" "$(image_src usr-doc)/include" "$(image_src usr-doc)/doc"
+same_tree "$M/disk/at/$snaptime/disk.img" "$(image_src usr-doc)/include" "$(image_src usr-doc)/doc"
 same_tree "$M/gpt/current/part1.img" "$T/gsrc/linux"
+[ ! -e "$M/disk/seq/999999999" ] || fail "a seq past the end exists"
+[ ! -e "$M/disk/at/2001-01-01T00:00:00Z" ] || fail "a time before the history exists"
 
 log "read-only"
 if echo x 2>/dev/null >>"$M/disk/current/disk.img"; then fail "a write to disk.img succeeded"; fi
