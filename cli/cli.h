@@ -59,6 +59,14 @@ void cli_close(struct cli_session *s);
  * failure (unreadable password file, ...) prints the message and returns the exit
  * status; 0 on success. The secret lives until the process exits. */
 int cli_repo_opts(struct cli_globals *g, struct repo_open_opts *o);
+/* Open the repository named by g directly (no daemon) with o plus the password and S3
+ * options of g. Prints the message and returns the exit status on failure; 0 on success. */
+int cli_repo_open(struct cli_globals *g, struct repo_open_opts *o, struct repo **r);
+/* The state directory (journal, S3 cache) of repository repo_id when no --state-dir is
+ * given: $CAIRN_STATE_DIR, else /var/lib/cairn/<id> as root, else
+ * ~/.local/state/cairn/<id>, else /tmp/cairn-state-<uid>/<id>. `cairn serve` and every
+ * command that reads the journal use this one rule. */
+const char *cli_default_state_dir(const char *repo_id, char *buf, size_t len);
 /* Read a password file (one trailing newline dropped) or, raw, a 32-byte key file into
  * *s (buffers malloc'd, kept until exit). Prints the message, returns the exit status. */
 int cli_read_secret(const char *password_file, const char *key_file, struct repo_secret *s);

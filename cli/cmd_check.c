@@ -135,14 +135,9 @@ int cmd_check(struct cli_globals *g, int argc, char **argv)
 	}
 	if (optind != argc)
 		return cli_fail(MSG_USAGE, "check takes no positional arguments");
-	if (!g->repo || !*g->repo)
-		return cli_fail(MSG_NO_REPO_ARG);
-	rc = cli_repo_opts(g, &ro);
+	rc = cli_repo_open(g, &ro, &r);
 	if (rc)
 		return rc;
-	rc = repo_open(g->repo, &ro, &r);
-	if (rc)
-		return cli_repo_fail(g->repo, rc);
 	rc = repo_check(r, &co, &res);
 	repo_close(r);
 	if (rc)

@@ -116,14 +116,9 @@ int cmd_key(struct cli_globals *g, int argc, char **argv)
 	} else {
 		return cli_fail(MSG_USAGE, "unknown key subcommand (use add, list, remove or passwd)");
 	}
-	rc = cli_repo_opts(g, &ro);
+	rc = cli_repo_open(g, &ro, &r);
 	if (rc)
 		goto out_free;
-	rc = repo_open(g->repo, &ro, &r);
-	if (rc) {
-		rc = cli_repo_fail(g->repo, rc);
-		goto out_free;
-	}
 	if (!repo_encrypted(r)) {
 		rc = cli_fail(MSG_NOT_ENCRYPTED, g->repo);
 		goto out_close;

@@ -204,15 +204,9 @@ int cmd_mount(struct cli_globals *g, int argc, char **argv)
 	}
 	if (optind + 1 != argc)
 		return cli_fail(MSG_USAGE, "mount takes one MOUNTPOINT");
-	if (!g->repo || !*g->repo)
-		return cli_fail(MSG_NO_REPO_ARG);
-	rc = cli_repo_opts(g, &ro);
+	rc = cli_repo_open(g, &ro, &m.repo);
 	if (rc)
 		return rc;
-	ro.read_only = 1;
-	rc = repo_open(g->repo, &ro, &m.repo);
-	if (rc)
-		return cli_repo_fail(g->repo, rc);
 	repo_chunk_store(m.repo, &m.cs);
 	sess.repo = m.repo;
 	m.state_dir = hist_state_dir(&sess, state_opt, sdir, sizeof(sdir));

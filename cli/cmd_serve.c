@@ -41,7 +41,8 @@ static const char usage[] =
 	"                      port 0 picks a free one)\n"
 	"  --config FILE       declarative configuration (libconfig syntax); changes made with\n"
 	"                      'cairn target|lun|acl|chap|portal' apply live and are saved here\n"
-	"  --state-dir DIR     journal and local state (default /var/lib/cairn/<repo id>)\n"
+	"  --state-dir DIR     journal and local state (default $CAIRN_STATE_DIR,\n"
+	"                      else /var/lib/cairn/<repo id>)\n"
 	"Stop with Ctrl-C or SIGTERM; every acknowledged write is kept.\n";
 
 /* Open volume name into a new served entry (linked into d->served); export it as its
@@ -353,17 +354,6 @@ static json_object *handle(void *arg, json_object *req)
 	return control_reply_err(2, "unknown control request (is the daemon older than this cairn?)");
 }
 
-static const char *default_state_dir(const char *repo_id, char *buf, size_t len)
-{
-	if (geteuid() == 0)
-		snprintf(buf, len, "/var/lib/cairn/%s", repo_id);
-	else if (getenv("HOME"))
-		snprintf(buf, len, "%s/.local/state/cairn/%s", getenv("HOME"), repo_id);
-	else
-		snprintf(buf, len, "/tmp/cairn-state-%u/%s", (unsigned)geteuid(), repo_id);
-	return buf;
-}
-
 int cmd_serve(struct cli_globals *g, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -424,7 +414,7 @@ int cmd_serve(struct cli_globals *g, int argc, char **argv)
 	if (d.state_dir)
 		snprintf(sdir, sizeof(sdir), "%s/cache", d.state_dir), ro.cache_dir = sdir;
 	else
-		ro.state_root = default_state_dir("", sdir, sizeof(sdir));
+		ro.state_root = cli_default_state_dir("", sdir, sizeof(sdir));
 	rc = repo_open(g->repo, &ro, &d.repo);
 	if (rc) {
 		config_free(sc.cfg);
@@ -432,7 +422,7 @@ int cmd_serve(struct cli_globals *g, int argc, char **argv)
 	}
 	repo_chunk_store(d.repo, &d.cs);
 	if (!d.state_dir)
-		d.state_dir = default_state_dir(repo_id_hex(d.repo), sdir, sizeof(sdir));
+		d.state_dir = cli_default_state_dir(repo_id_hex(d.repo), sdir, sizeof(sdir));
 	rc = util_mkdirs(d.state_dir, 0700);
 	if (rc) {
 		status = cli_fail(MSG_STATE_DIR, d.state_dir, strerror(-rc));

@@ -31,20 +31,9 @@ static const char usage[] =
 const char *hist_state_dir(const struct cli_session *s, const char *opt, char *buf,
 			   size_t len)
 {
-	const char *env = getenv("CAIRN_STATE_DIR");
-	const char *id = s->repo ? repo_id_hex(s->repo) : "unknown";
-
 	if (opt && *opt)
 		return opt;
-	if (env && *env)
-		return env;
-	if (geteuid() == 0)
-		snprintf(buf, len, "/var/lib/cairn/%s", id);
-	else if (getenv("HOME"))
-		snprintf(buf, len, "%s/.local/state/cairn/%s", getenv("HOME"), id);
-	else
-		snprintf(buf, len, "/tmp/cairn-state-%u/%s", (unsigned)geteuid(), id);
-	return buf;
+	return cli_default_state_dir(s->repo ? repo_id_hex(s->repo) : "unknown", buf, len);
 }
 
 static int reply_fail(json_object *r)

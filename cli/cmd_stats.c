@@ -157,14 +157,9 @@ int cmd_stats(struct cli_globals *g, int argc, char **argv)
 	}
 	if (optind != argc)
 		return cli_fail(MSG_USAGE, "stats takes no positional arguments");
-	if (!g->repo || !*g->repo)
-		return cli_fail(MSG_NO_REPO_ARG);
-	rc = cli_repo_opts(g, &ro);
+	rc = cli_repo_open(g, &ro, &a.r);
 	if (rc)
 		return rc;
-	rc = repo_open(g->repo, &ro, &a.r);
-	if (rc)
-		return cli_repo_fail(g->repo, rc);
 	repo_chunk_store(a.r, &cs);
 	rc = volume_list(&cs, info_cb, &a);
 	if (!rc)

@@ -128,34 +128,56 @@ int cli_repo_opts(struct cli_globals *g, struct repo_open_opts *o)
 	return 0;
 }
 
+int cli_repo_open(struct cli_globals *g, struct repo_open_opts *o, struct repo **r)
+{
+	int rc;
+
+	if (!g->repo || !*g->repo)
+		return cli_fail(MSG_NO_REPO_ARG);
+	rc = cli_repo_opts(g, o);
+	if (rc)
+		return rc;
+	rc = repo_open(g->repo, o, r);
+	return rc ? cli_repo_fail(g->repo, rc) : 0;
+}
+
+const char *cli_default_state_dir(const char *repo_id, char *buf, size_t len)
+{
+	const char *env = getenv("CAIRN_STATE_DIR");
+
+	if (env && *env)
+		snprintf(buf, len, "%s", env);
+	else if (geteuid() == 0)
+		snprintf(buf, len, "/var/lib/cairn/%s", repo_id);
+	else if (getenv("HOME"))
+		snprintf(buf, len, "%s/.local/state/cairn/%s", getenv("HOME"), repo_id);
+	else
+		snprintf(buf, len, "/tmp/cairn-state-%u/%s", (unsigned)geteuid(), repo_id);
+	return buf;
+}
+
 int cli_open(struct cli_globals *g, enum cli_open_mode mode, struct cli_session *s)
 {
-	struct repo_open_opts ro = { .read_only = 1 };
-	struct repo_open_opts rw = { 0 };
+	struct repo_open_opts probe = { .probe = 1 };
+	struct repo_open_opts direct = { .read_only = mode == CLI_OPEN_READ };
+	struct repo *r;
 	int rc;
 
 	memset(s, 0, sizeof(*s));
-	if (!g->repo || !*g->repo)
-		return cli_fail(MSG_NO_REPO_ARG);
-	if ((rc = cli_repo_opts(g, &ro)) != 0 || (rc = cli_repo_opts(g, &rw)) != 0)
-		return rc;
-	rc = repo_open(g->repo, &ro, &s->repo);
+	/* A probe reads the config and checks the password, no index: enough to find the
+	 * daemon's socket. Only a direct open pays for loading the index. */
+	rc = cli_repo_open(g, &probe, &r);
 	if (rc)
-		return cli_repo_fail(g->repo, rc);
-	rc = cli_control_path(repo_id_hex(s->repo), s->sock, sizeof(s->sock));
+		return rc;
+	rc = cli_control_path(repo_id_hex(r), s->sock, sizeof(s->sock));
+	repo_close(r);
 	if (!rc && control_ping(s->sock) == 0) {
-		repo_close(s->repo);
-		s->repo = NULL;
 		s->via_daemon = 1;
 		return 0;
 	}
-	if (mode == CLI_OPEN_WRITE) {
-		repo_close(s->repo);
-		s->repo = NULL;
-		rc = repo_open(g->repo, &rw, &s->repo);
-		if (rc)
-			return cli_repo_fail(g->repo, rc);
-	}
+	rc = cli_repo_open(g, &direct, &s->repo);
+	if (rc)
+		return rc;
 	repo_chunk_store(s->repo, &s->cs);
 	return 0;
 }

@@ -946,7 +946,7 @@ int repo_open(const char *url, const struct repo_open_opts *o, struct repo **out
 		return -ENOMEM;
 	r->lock_fd = -1;
 	r->open_slot = NO_SLOT;
-	r->read_only = o && o->read_only;
+	r->read_only = o && (o->read_only || o->probe);
 	pthread_mutex_init(&r->lock, NULL);
 	pthread_cond_init(&r->written, NULL);
 	pthread_cond_init(&r->work, NULL);
@@ -964,6 +964,10 @@ int repo_open(const char *url, const struct repo_open_opts *o, struct repo **out
 		rc = unlock(r, o ? o->secret : NULL);
 		if (rc)
 			goto out_close_backend;
+	}
+	if (o && o->probe) {
+		*out = r;
+		return 0;
 	}
 	if (is_s3(url)) {
 		rc = add_disk_cache(r, o);

@@ -74,6 +74,10 @@ struct repo_create_opts {
 
 struct repo_open_opts {
 	int read_only;             /* no lock, no writes */
+	/* Read the config and unlock the keys, nothing more (implies read_only): the id is
+	 * known and the password checked, but no index is loaded and chunk and metadata
+	 * calls are not allowed. For the CLI to find a running daemon cheaply. */
+	int probe;
 	size_t cache_bytes;        /* decoded-chunk cache; 0 = default 256 MiB */
 	const struct repo_secret *secret; /* needed by an encrypted repository */
 	const char *s3_endpoint;   /* for s3:// urls, as in repo_create_opts */
