@@ -15,6 +15,10 @@ DAEMON_PID=
 PORT=
 IQN=iqn.2026-11.org.cairn
 
+# qgrep ARGS...: grep -q that drains its input. grep -q exits at the first match, and under
+# pipefail the writer's SIGPIPE (find, a long --help) would fail a check that passed.
+qgrep() { command grep "$@" >/dev/null; }
+
 cleanup() {
 	local rc=$?
 	if [ -n "$DAEMON_PID" ] && kill -0 "$DAEMON_PID" 2>/dev/null; then

@@ -12,22 +12,22 @@ start_daemon "$R" "$T/state"
 log "discovery"
 out=$(iscsi-ls -s "iscsi://127.0.0.1:$PORT/")
 echo "$out"
-echo "$out" | grep -q "Target:$IQN:demo Portal:127.0.0.1:$PORT" || fail "demo not in SendTargets"
-echo "$out" | grep -q "Target:$IQN:small" || fail "small not in SendTargets"
-echo "$out" | grep -q "Lun:0 .*Type:DIRECT_ACCESS" || fail "LUN 0 not a disk"
+echo "$out" | qgrep "Target:$IQN:demo Portal:127.0.0.1:$PORT" || fail "demo not in SendTargets"
+echo "$out" | qgrep "Target:$IQN:small" || fail "small not in SendTargets"
+echo "$out" | qgrep "Lun:0 .*Type:DIRECT_ACCESS" || fail "LUN 0 not a disk"
 
 log "inquiry and VPD"
-iscsi-inq "$(url demo)" | tee "$T/inq" | grep -q "Vendor:CAIRN" || fail "standard INQUIRY lacks vendor CAIRN"
+iscsi-inq "$(url demo)" | tee "$T/inq" | qgrep "Vendor:CAIRN" || fail "standard INQUIRY lacks vendor CAIRN"
 for page in 0 128 131 176 177 178; do
 	iscsi-inq -e 1 -c $page "$(url demo)" >"$T/vpd.$page" || fail "VPD page $page failed"
 done
 id=$("$CAIRN" volume list -r "$R" --json | python3 -c 'import json,sys; print([v["id"] for v in json.load(sys.stdin) if v["name"]=="demo"][0])')
-grep -qi "Unit Serial Number:\[$id\]" "$T/vpd.128" || fail "unit serial number is not the volume id ($id)"
+qgrep -i "Unit Serial Number:\[$id\]" "$T/vpd.128" || fail "unit serial number is not the volume id ($id)"
 
 log "capacity"
-iscsi-readcapacity16 "$(url demo)" | tee "$T/cap" | grep -q "LOGICAL BLOCK LENGTH IN BYTES:512" || fail "block size not 512"
-grep -q "RETURNED LOGICAL BLOCK ADDRESS:16777215" "$T/cap" || fail "8 GiB volume capacity wrong"
-iscsi-readcapacity16 "$(url small)" | grep -q "RETURNED LOGICAL BLOCK ADDRESS:204799" || fail "100 MiB capacity wrong"
+iscsi-readcapacity16 "$(url demo)" | tee "$T/cap" | qgrep "LOGICAL BLOCK LENGTH IN BYTES:512" || fail "block size not 512"
+qgrep "RETURNED LOGICAL BLOCK ADDRESS:16777215" "$T/cap" || fail "8 GiB volume capacity wrong"
+iscsi-readcapacity16 "$(url small)" | qgrep "RETURNED LOGICAL BLOCK ADDRESS:204799" || fail "100 MiB capacity wrong"
 
 log "several sessions at once"
 pids=()

@@ -63,13 +63,13 @@ qemu-img compare -f raw -F raw "$T/a.bin" "$(url a)" || fail "data differs after
 kill -0 "$DAEMON_PID" || fail "daemon died on malformed input"
 
 log "IO beyond the end of the LUN"
-if qemu-io -f raw -c "read 64M 4k" "$(url a)" 2>&1 | tee "$T/eol" | grep -q "read 4096/4096"; then
+if qemu-io -f raw -c "read 64M 4k" "$(url a)" 2>&1 | tee "$T/eol" | qgrep "read 4096/4096"; then
 	fail "read beyond the end succeeded"
 fi
 iscsi-test-cu --test=SCSI.Read16.BeyondEol "$(url b)" >"$T/eol.cu" 2>&1 || true
-grep -q "Test: BeyondEol ...passed" "$T/eol.cu" || { cat "$T/eol.cu"; fail "READ16 beyond the end not refused correctly"; }
+qgrep "Test: BeyondEol ...passed" "$T/eol.cu" || { cat "$T/eol.cu"; fail "READ16 beyond the end not refused correctly"; }
 iscsi-test-cu --dataloss --test=SCSI.Write16.BeyondEol "$(url b)" >"$T/eol2.cu" 2>&1 || true
-grep -q "Test: BeyondEol ...passed" "$T/eol2.cu" || { cat "$T/eol2.cu"; fail "WRITE16 beyond the end not refused correctly"; }
+qgrep "Test: BeyondEol ...passed" "$T/eol2.cu" || { cat "$T/eol2.cu"; fail "WRITE16 beyond the end not refused correctly"; }
 
 log "corrupt pack: MEDIUM ERROR for the damaged range, never wrong data"
 stop_daemon                       # a's chunks are now in their own pack(s)
@@ -103,10 +103,10 @@ qemu-io -f raw -c "write -P 0x33 0 1M" -c flush "$(url c)" >/dev/null || fail "s
 fallocate -l $(( $(df --output=avail -B1 "$T/mnt.small" | tail -1) - 4096 )) "$T/mnt.small/filler" 2>/dev/null || true
 rc=0; qemu-io -f raw -c "write -P 0x44 8M 32M" "$(url c)" >"$T/full.out" 2>&1 || rc=$?
 cat "$T/full.out" | tail -3
-grep -qi "error\|failed" "$T/full.out" || [ $rc -ne 0 ] || fail "writes into a full disk reported success"
+qgrep -i "error\|failed" "$T/full.out" || [ $rc -ne 0 ] || fail "writes into a full disk reported success"
 kill -0 "$DAEMON_PID" || fail "daemon died on a full disk"
-qemu-io -f raw -c "read -P 0x33 0 1M" "$(url c)" | grep -q "read 1048576/1048576" || fail "acknowledged data lost on a full disk"
+qemu-io -f raw -c "read -P 0x33 0 1M" "$(url c)" | qgrep "read 1048576/1048576" || fail "acknowledged data lost on a full disk"
 rm -f "$T/mnt.small/filler"
-qemu-io -f raw -c "write -P 0x55 1M 1M" -c "read -P 0x55 1M 1M" "$(url c)" | grep -q "read 1048576" || fail "writes do not resume once space is back"
+qemu-io -f raw -c "write -P 0x55 1M 1M" -c "read -P 0x55 1M 1M" "$(url c)" | qgrep "read 1048576" || fail "writes do not resume once space is back"
 stop_daemon
 umount "$T/mnt.small"

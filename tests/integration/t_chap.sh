@@ -19,38 +19,38 @@ start_daemon "$T/repo" "$T/state" --config "$T/gw.conf"
 U=127.0.0.1:$PORT/$TGT/0
 
 log "right secret (MD5, libiscsi's algorithm)"
-iscsi-inq "iscsi://alice%alice-secret-1@$U" | grep -q DIRECT_ACCESS || fail "login with the right secret failed"
+iscsi-inq "iscsi://alice%alice-secret-1@$U" | qgrep DIRECT_ACCESS || fail "login with the right secret failed"
 log "wrong secret: authentication failure, not a hang"
 out=$(timeout 20 iscsi-inq "iscsi://alice%alice-secret-2@$U" 2>&1) && fail "wrong secret logged in"
-echo "$out" | grep -q "Authentication failure" || fail "wrong secret: unexpected answer: $out"
+echo "$out" | qgrep "Authentication failure" || fail "wrong secret: unexpected answer: $out"
 log "unknown user and no credentials"
 out=$(timeout 20 iscsi-inq "iscsi://bob%bob-secret-123@$U" 2>&1) && fail "bob is not allowed on $TGT"
-echo "$out" | grep -q "Authentication failure" || fail "bob: $out"
+echo "$out" | qgrep "Authentication failure" || fail "bob: $out"
 out=$(timeout 20 iscsi-inq "iscsi://$U" 2>&1) && fail "login without CHAP succeeded"
-echo "$out" | grep -q "Authentication failure" || fail "no credentials: $out"
+echo "$out" | qgrep "Authentication failure" || fail "no credentials: $out"
 log "the daemon still serves"
-iscsi-inq "iscsi://alice%alice-secret-1@$U" | grep -q DIRECT_ACCESS || fail "daemon stopped serving"
+iscsi-inq "iscsi://alice%alice-secret-1@$U" | qgrep DIRECT_ACCESS || fail "daemon stopped serving"
 log "mutual CHAP: right and wrong target secret (URL arguments and environment)"
-iscsi-inq "iscsi://alice%alice-secret-1@$U?target_user=gw&target_password=target-secret-9" | grep -q DIRECT_ACCESS \
+iscsi-inq "iscsi://alice%alice-secret-1@$U?target_user=gw&target_password=target-secret-9" | qgrep DIRECT_ACCESS \
 	|| fail "mutual CHAP failed"
 LIBISCSI_CHAP_TARGET_USERNAME=gw LIBISCSI_CHAP_TARGET_PASSWORD=target-secret-9 \
-	iscsi-inq "iscsi://alice%alice-secret-1@$U" | grep -q DIRECT_ACCESS || fail "mutual CHAP (env) failed"
+	iscsi-inq "iscsi://alice%alice-secret-1@$U" | qgrep DIRECT_ACCESS || fail "mutual CHAP (env) failed"
 out=$(timeout 20 iscsi-inq "iscsi://alice%alice-secret-1@$U?target_user=gw&target_password=not-the-secret" 2>&1) \
 	&& fail "the initiator accepted a target that does not know the mutual secret"
-echo "$out" | grep -qi "CHAP_R\|auth" || fail "mutual wrong: $out"
+echo "$out" | qgrep -i "CHAP_R\|auth" || fail "mutual wrong: $out"
 log "CHAP with header and data digests"
-iscsi-inq "iscsi://alice%alice-secret-1@$U?header_digest=crc32c" | grep -q DIRECT_ACCESS || fail "CHAP + header digest"
+iscsi-inq "iscsi://alice%alice-secret-1@$U?header_digest=crc32c" | qgrep DIRECT_ACCESS || fail "CHAP + header digest"
 qemu-io --image-opts "driver=iscsi,transport=tcp,portal=127.0.0.1:$PORT,target=$TGT,lun=0,user=alice,password=alice-secret-1,header-digest=crc32c" \
 	-c "write -P 0x5a 0 64k" -c "read -P 0x5a 0 64k" >"$T/qio.out" 2>&1 || { cat "$T/qio.out"; fail "qemu-io with CHAP"; }
 log "discovery CHAP"
-iscsi-ls "iscsi://bob%bob-secret-123@127.0.0.1:$PORT" | grep -q "$TGT" || fail "discovery with CHAP"
-out=$(timeout 20 iscsi-ls "iscsi://127.0.0.1:$PORT" 2>&1) && echo "$out" | grep -q "$TGT" && fail "discovery without CHAP listed targets"
-out=$(timeout 20 iscsi-ls "iscsi://bob%bob-secret-999@127.0.0.1:$PORT" 2>&1) && echo "$out" | grep -q "$TGT" && fail "discovery with a wrong secret listed targets"
+iscsi-ls "iscsi://bob%bob-secret-123@127.0.0.1:$PORT" | qgrep "$TGT" || fail "discovery with CHAP"
+out=$(timeout 20 iscsi-ls "iscsi://127.0.0.1:$PORT" 2>&1) && echo "$out" | qgrep "$TGT" && fail "discovery without CHAP listed targets"
+out=$(timeout 20 iscsi-ls "iscsi://bob%bob-secret-999@127.0.0.1:$PORT" 2>&1) && echo "$out" | qgrep "$TGT" && fail "discovery with a wrong secret listed targets"
 log "sessions are listed with the CHAP user"
 iscsi-inq "iscsi://alice%alice-secret-1@$U" >/dev/null
 stop_daemon
 for s in alice-secret-1 alice-secret-2 bob-secret-123 target-secret-9 not-the-secret; do
-	grep -q -- "$s" "$T/serve.log" && fail "secret $s appears in the daemon log"
+	qgrep -- "$s" "$T/serve.log" && fail "secret $s appears in the daemon log"
 done
 
 log "a secret shorter than 12 characters is refused at start"

@@ -26,7 +26,7 @@ damaged_is() {
 	"$CAIRN" check -r "$repo" "$@" >"$T/check.out" 2>"$T/check.err" || rc=$?
 	[ $rc -ne 0 ] || { cat "$T/check.out"; fail "[$name] check passed a damaged repository"; }
 	grep -Eq "^damaged: $re" "$T/check.out" || { cat "$T/check.out" "$T/check.err"; fail "[$name] check did not name $re"; }
-	grep -q "damaged object" "$T/check.err" || fail "[$name] no summary sentence on stderr"
+	qgrep "damaged object" "$T/check.err" || fail "[$name] no summary sentence on stderr"
 	echo "  ok: $(grep "^damaged: " "$T/check.out" | head -1)"
 }
 
@@ -45,7 +45,7 @@ run() {
 	stop_daemon
 
 	log "[$name] a clean repository passes, with and without --read-data"
-	"$CAIRN" check -r "$repo" | tail -1 | grep -q "no damage found" || fail "[$name] clean check"
+	"$CAIRN" check -r "$repo" | tail -1 | qgrep "no damage found" || fail "[$name] clean check"
 	"$CAIRN" check -r "$repo" --read-data >"$T/rd.out" || { cat "$T/rd.out"; fail "[$name] clean check --read-data"; }
 	grep -Eq "^[1-9][0-9]* chunk\(s\) read and verified" "$T/rd.out" || fail "[$name] --read-data read no chunk"
 	grep -Eq "[1-9][0-9]* chunk reference" "$T/rd.out" || fail "[$name] no chunk reference walked"
@@ -87,7 +87,7 @@ run() {
 	rc=0
 	qemu-img convert -f raw -O raw "$(url disk)" "$T/back-$name.img" 2>"$T/qemu.err" || rc=$?
 	[ $rc -ne 0 ] || fail "[$name] reading a damaged chunk returned data"
-	grep -qi "error" "$T/qemu.err" || fail "[$name] no read error reported"
+	qgrep -i "error" "$T/qemu.err" || fail "[$name] no read error reported"
 	echo "  ok: the read failed: $(head -1 "$T/qemu.err")"
 	stop_daemon
 	cp "$T/save" "$pack"

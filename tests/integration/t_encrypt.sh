@@ -17,12 +17,12 @@ mkdir -p "$T/src/dir"
 for i in $(seq 1 200); do echo "$MARK line $i"; done >"$T/src/dir/marker.txt"
 cp -a /usr/include/linux "$T/src/" 2>/dev/null || true
 mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 -d "$T/src" "$T/fs.img" 96M >/dev/null
-grep -q "$MARK" "$T/fs.img" || fail "the marker is not in the image itself"
+qgrep "$MARK" "$T/fs.img" || fail "the marker is not in the image itself"
 
 log "init --encrypt, volume, serve (password from CAIRN_PASSWORD_FILE)"
 export CAIRN_PASSWORD_FILE=$T/pw1
-"$CAIRN" init -r "$R" --encrypt | grep -q "encrypted repository" || fail "init --encrypt"
-grep -q '"encryption":"aes-256-gcm"' "$R/config" || fail "config does not say encrypted"
+"$CAIRN" init -r "$R" --encrypt | qgrep "encrypted repository" || fail "init --encrypt"
+qgrep '"encryption":"aes-256-gcm"' "$R/config" || fail "config does not say encrypted"
 "$CAIRN" volume create "$VOL" --size 128M -r "$R" >/dev/null
 start_daemon "$R" "$T/state"
 qemu-img convert -n -f raw -O raw "$T/fs.img" "$(url $VOL)"
@@ -49,23 +49,23 @@ after=$(find "$R" -type f -printf '%p %s %T@\n' | sort | md5sum)
 [ "$before" = "$after" ] || fail "a failed open changed the repository"
 
 log "key add / list / two passwords / key file"
-"$CAIRN" key add -r "$R" --new-password-file "$T/pw2" | grep -q "added key" || fail "key add"
+"$CAIRN" key add -r "$R" --new-password-file "$T/pw2" | qgrep "added key" || fail "key add"
 "$CAIRN" key add -r "$R" --new-key-file "$T/raw.key" >/dev/null || fail "key add --new-key-file"
 "$CAIRN" key list -r "$R" --json >"$T/keys.json"
 [ "$(grep -c '"id"' "$T/keys.json")" -eq 3 ] || { cat "$T/keys.json"; fail "key list shows not 3 keys"; }
-grep -q '"scrypt_n": 32768' "$T/keys.json" || fail "scrypt parameters not listed"
-"$CAIRN" volume list -r "$R" --password-file "$T/pw2" | grep -q "$VOL" || fail "second password does not open it"
-"$CAIRN" volume list -r "$R" --password-file "$T/pw1" | grep -q "$VOL" || fail "first password no longer opens it"
-"$CAIRN" volume list -r "$R" --key-file "$T/raw.key" | grep -q "$VOL" || fail "key file does not open it"
+qgrep '"scrypt_n": 32768' "$T/keys.json" || fail "scrypt parameters not listed"
+"$CAIRN" volume list -r "$R" --password-file "$T/pw2" | qgrep "$VOL" || fail "second password does not open it"
+"$CAIRN" volume list -r "$R" --password-file "$T/pw1" | qgrep "$VOL" || fail "first password no longer opens it"
+"$CAIRN" volume list -r "$R" --key-file "$T/raw.key" | qgrep "$VOL" || fail "key file does not open it"
 
 log "key passwd replaces the current password; remove; never the last key"
 printf 'third password\n' >"$T/pw3"
 "$CAIRN" key passwd -r "$R" --password-file "$T/pw1" --new-password-file "$T/pw3" >/dev/null || fail "key passwd"
 expect_fail "wrong password" "$CAIRN" volume list -r "$R" --password-file "$T/pw1"
-"$CAIRN" volume list -r "$R" --password-file "$T/pw3" | grep -q "$VOL" || fail "new password does not open it"
+"$CAIRN" volume list -r "$R" --password-file "$T/pw3" | qgrep "$VOL" || fail "new password does not open it"
 export CAIRN_PASSWORD_FILE=$T/pw3
 rawid=$("$CAIRN" key list -r "$R" --key-file "$T/raw.key" --json | python3 -c 'import json,sys; print([k["id"] for k in json.load(sys.stdin) if k["current"]][0])')
-"$CAIRN" key remove "$rawid" -r "$R" | grep -q "removed key" || fail "key remove"
+"$CAIRN" key remove "$rawid" -r "$R" | qgrep "removed key" || fail "key remove"
 expect_fail "wrong password" "$CAIRN" volume list -r "$R" --key-file "$T/raw.key"
 expect_fail "no key 0123" "$CAIRN" key remove 0123456789abcdef0123456789abcdef -r "$R"
 pw2id=$("$CAIRN" key list -r "$R" --password-file "$T/pw2" --json | python3 -c 'import json,sys; print([k["id"] for k in json.load(sys.stdin) if k["current"]][0])')
@@ -79,5 +79,5 @@ start_daemon "$R" "$T/state" --password-file "$T/pw3"
 qemu-img convert -f raw -O raw "$(url $VOL)" "$T/back.img"
 truncate -s 96M "$T/back.img"
 cmp "$T/fs.img" "$T/back.img" || fail "read-back differs"
-grep -q "$MARK" "$T/back.img" || fail "marker not in the read-back image"
+qgrep "$MARK" "$T/back.img" || fail "marker not in the read-back image"
 stop_daemon

@@ -53,7 +53,7 @@ cmp "$IMG" "$M/disk/snapshots/base/disk.img" || fail "the snapshot's disk.img di
 python3 -c "import json,sys; j=json.load(open(sys.argv[1])); assert j['seq'] > 0 and 'snapshot base' in j['source'], j" \
 	"$M/disk/snapshots/base/info.json" || fail "snapshot info.json"
 snapseq=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['seq'])" "$M/disk/snapshots/base/info.json")
-ls "$M/disk/seq" | grep -qx "$snapseq" || fail "seq/ does not list the snapshot's seq $snapseq: $(ls "$M/disk/seq")"
+ls "$M/disk/seq" | qgrep -x "$snapseq" || fail "seq/ does not list the snapshot's seq $snapseq: $(ls "$M/disk/seq")"
 [ "$(ls "$M/disk/at" | wc -l)" = 2 ] || fail "at/ should list the snapshot and the mark: $(ls "$M/disk/at")"
 snaptime=$(ls "$M/disk/at" | sort | head -1)
 cmp "$IMG" "$M/disk/seq/$snapseq/disk.img" || fail "seq/$snapseq/disk.img differs"
@@ -68,7 +68,7 @@ same_tree "$M/gpt/current/part1.img" "$T/gsrc/linux"
 log "read-only"
 if echo x 2>/dev/null >>"$M/disk/current/disk.img"; then fail "a write to disk.img succeeded"; fi
 err=$( (echo x >>"$M/disk/current/disk.img") 2>&1 || true)
-echo "$err" | grep -q "Read-only file system" || fail "write did not get EROFS: $err"
+echo "$err" | qgrep "Read-only file system" || fail "write did not get EROFS: $err"
 [ ! -e "$M/nosuch" ] || fail "a missing volume exists"
 [ ! -e "$M/disk/seq/abc" ] || fail "seq/abc exists"
 
@@ -103,8 +103,8 @@ PY
 mount_view
 rc=0; cat "$M/disk/current/disk.img" "$M/gpt/current/disk.img" >/dev/null 2>"$T/eio.err" || rc=$?
 cat "$T/eio.err"
-[ $rc != 0 ] && grep -q "Input/output error" "$T/eio.err" || fail "damaged data did not give EIO"
-grep -q "read of .* failed" "$T/mount.log" || fail "the damaged range was not logged"
+[ $rc != 0 ] && qgrep "Input/output error" "$T/eio.err" || fail "damaged data did not give EIO"
+qgrep "read of .* failed" "$T/mount.log" || fail "the damaged range was not logged"
 fusermount3 -u "$M"
 wait "$MPID" || true
 echo "FUSE view checks passed"

@@ -87,7 +87,7 @@ cmp -s "$T/u.img" "$T/newer.img" || fail "undo of the restore did not return the
 
 log "marks"
 "$CAIRN" cdp mark h "after undo" -r "$R"
-"$CAIRN" cdp list h --json -r "$R" | jget '[m["label"] for m in d["marks"]]' | grep -q "after undo" || fail "mark not listed"
+"$CAIRN" cdp list h --json -r "$R" | jget '[m["label"] for m in d["marks"]]' | qgrep "after undo" || fail "mark not listed"
 
 log "bad input fails clearly and changes nothing"
 expect_fail "past the last write" "$CAIRN" export "h@seq:99999999" "$T/x.img" -r "$R"

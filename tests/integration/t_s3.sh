@@ -41,7 +41,7 @@ flow() {
 	log "[$name] qemu-img convert in, compare"
 	qemu-img convert -n -f raw -O raw "$IMG" "$(url disk)"
 	qemu-img compare -f raw -F raw "$IMG" "$(url disk)" || fail "[$name] image differs after writing"
-	"$CAIRN" volume list -r "$repo" | grep -q disk || fail "[$name] volume list through the daemon"
+	"$CAIRN" volume list -r "$repo" | qgrep disk || fail "[$name] volume list through the daemon"
 
 	log "[$name] kill -9, restart, compare"
 	kill9_daemon
@@ -62,7 +62,7 @@ flow() {
 }
 
 flow s3-plain "s3://cairn-test/plain"
-find "$T/s3data" | grep -q "packs" || { find "$T/s3data" | head; fail "no pack stored in s3rver"; }
+[ -n "$(find "$T/s3data" -path "*/packs/*" -print -quit)" ] || { find "$T/s3data" | head -20; fail "no pack stored in s3rver"; }
 CAIRN_PASSWORD_FILE=$T/pw flow s3-encrypted "s3://cairn-test2/enc/repo" --encrypt
 CAIRN_PASSWORD_FILE=$T/pw flow local-encrypted "$T/local-enc" --encrypt
 

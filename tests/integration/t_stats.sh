@@ -22,7 +22,7 @@ run() {
 	qemu-img convert -n -f raw -O raw "$IMG" "$(url a)"
 	qemu-img convert -n -f raw -O raw "$IMG" "$(url b)"
 	"$CAIRN" stats -r "$repo" >"$T/live.txt" || fail "[$name] stats while the daemon serves"
-	grep -q "^dedup" "$T/live.txt" || fail "[$name] no dedup line"
+	qgrep "^dedup" "$T/live.txt" || fail "[$name] no dedup line"
 	stop_daemon
 
 	"$CAIRN" stats -r "$repo" --json >"$T/s.json" || fail "[$name] stats --json"
