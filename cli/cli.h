@@ -79,6 +79,9 @@ int cli_daemon_call(struct cli_session *s, json_object *req, json_object **resp)
 /* Control socket path for a repository id: $CAIRN_RUN_DIR, else /run/cairn as root,
  * else $XDG_RUNTIME_DIR/cairn or /tmp/cairn-<uid>; file "<repo id>.sock". */
 int cli_control_path(const char *repo_id, char *buf, size_t len);
+/* The canonical form of a repository argument: a local path made absolute (realpath),
+ * an s3:// URL as given; no trailing '/'. What daemon "hello" answers as "repo". */
+void cli_repo_canon(const char *url, char *buf, size_t len);
 
 struct volume_info;
 /* {"name","id","size","chunk_size","created"} for volume list output and daemon replies. */

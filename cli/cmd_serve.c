@@ -124,6 +124,16 @@ void daemon_unserve(struct daemon *d, struct served *s)
 	free(s);
 }
 
+json_object *daemon_hello(struct daemon *d, json_object *req)
+{
+	json_object *r = control_reply_ok();
+
+	(void)req;
+	json_object_object_add(r, "repo", json_object_new_string(d->repo_url));
+	json_object_object_add(r, "id", json_object_new_string(repo_id_hex(d->repo)));
+	return r;
+}
+
 static int open_cb(void *arg, const struct volume_info *vi)
 {
 	struct daemon *d = arg;
@@ -415,6 +425,7 @@ int cmd_serve(struct cli_globals *g, int argc, char **argv)
 		snprintf(sdir, sizeof(sdir), "%s/cache", d.state_dir), ro.cache_dir = sdir;
 	else
 		ro.state_root = cli_default_state_dir("", sdir, sizeof(sdir));
+	cli_repo_canon(g->repo, d.repo_url, sizeof(d.repo_url));
 	rc = repo_open(g->repo, &ro, &d.repo);
 	if (rc) {
 		config_free(sc.cfg);

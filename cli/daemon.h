@@ -36,6 +36,7 @@ struct daemon {
 	pthread_mutex_t lock; /* guards served */
 	struct served *served;
 	struct serve_conf *conf; /* `serve --config` state (config.h); NULL without */
+	char repo_url[4096];     /* the repository, canonical (cli_repo_canon) */
 };
 
 /* A control request handler: returns a new reply (control_reply_ok/err). */
@@ -45,6 +46,10 @@ struct daemon_cmd {
 	const char *name;   /* the request's "cmd" */
 	daemon_handler fn;
 };
+
+/* "hello": {"repo": canonical URL, "id": repository id}, so a client can find the
+ * daemon of a repository it cannot reach itself (cmd_serve.c). */
+json_object *daemon_hello(struct daemon *d, json_object *req);
 
 /* The table, ended by { NULL, NULL }. */
 extern const struct daemon_cmd daemon_cmds[];

@@ -7,6 +7,7 @@
 #include "config.h"
 
 const struct daemon_cmd daemon_cmds[] = {
+	{ "hello", daemon_hello },
 	{ "volume.list", daemon_volume_list },
 	{ "volume.create", daemon_volume_create },
 	{ "volume.delete", daemon_volume_delete },

@@ -1,6 +1,8 @@
 /* session.c - how a subcommand reaches the repository: through the daemon's control
  * socket when one serves it, else directly (see cli.h). */
+#include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,25 +44,81 @@ int cli_parse_chunk_size(const char *arg, uint32_t *out)
 	return 0;
 }
 
-int cli_control_path(const char *repo_id, char *buf, size_t len)
+/* The run directory of control sockets (see cli_control_path). */
+static void run_dir(char *buf, size_t len)
 {
 	const char *dir = getenv("CAIRN_RUN_DIR");
-	char tmp[200];
+
+	if (dir && *dir)
+		snprintf(buf, len, "%s", dir);
+	else if (geteuid() == 0)
+		snprintf(buf, len, "/run/cairn");
+	else if (getenv("XDG_RUNTIME_DIR"))
+		snprintf(buf, len, "%s/cairn", getenv("XDG_RUNTIME_DIR"));
+	else
+		snprintf(buf, len, "/tmp/cairn-%u", (unsigned)geteuid());
+}
+
+int cli_control_path(const char *repo_id, char *buf, size_t len)
+{
+	char dir[256];
 	int n;
 
-	if (!dir || !*dir) {
-		if (geteuid() == 0) {
-			dir = "/run/cairn";
-		} else if (getenv("XDG_RUNTIME_DIR")) {
-			snprintf(tmp, sizeof(tmp), "%s/cairn", getenv("XDG_RUNTIME_DIR"));
-			dir = tmp;
-		} else {
-			snprintf(tmp, sizeof(tmp), "/tmp/cairn-%u", (unsigned)geteuid());
-			dir = tmp;
-		}
-	}
+	run_dir(dir, sizeof(dir));
 	n = snprintf(buf, len, "%s/%s.sock", dir, repo_id);
 	return (n < 0 || (size_t)n >= len) ? -ENAMETOOLONG : 0;
+}
+
+void cli_repo_canon(const char *url, char *buf, size_t len)
+{
+	size_t n;
+
+	if (!strncmp(url, "s3://", 5) || !realpath(url, buf))
+		snprintf(buf, len, "%s", url);
+	n = strlen(buf);
+	while (n > 1 && buf[n - 1] == '/')
+		buf[--n] = 0;
+}
+
+/* The control socket of a running daemon that serves repository url (compared in
+ * canonical form, see daemon "hello"), found without reading the repository: for when
+ * the repository itself is unreachable (an S3 outage) but its daemon still serves.
+ * 0 and sock filled, or -ENOENT. */
+static int find_daemon_by_url(const char *url, char *sock, size_t len)
+{
+	char dir[256], want[PATH_MAX], path[PATH_MAX];
+	struct dirent *de;
+	DIR *d;
+	int rc = -ENOENT;
+
+	run_dir(dir, sizeof(dir));
+	cli_repo_canon(url, want, sizeof(want));
+	d = opendir(dir);
+	if (!d)
+		return -ENOENT;
+	while (rc && (de = readdir(d))) {
+		json_object *req, *resp = NULL, *v;
+		size_t n = strlen(de->d_name);
+
+		if (n < 6 || strcmp(de->d_name + n - 5, ".sock"))
+			continue;
+		if (snprintf(path, sizeof(path), "%s/%s", dir, de->d_name) >= (int)sizeof(path) ||
+		    strlen(path) >= len)
+			continue;
+		req = json_object_new_object();
+		json_object_object_add(req, "cmd", json_object_new_string("hello"));
+		if (control_call(path, req, &resp) == 0 &&
+		    json_object_object_get_ex(resp, "repo", &v) &&
+		    !strcmp(json_object_get_string(v), want)) {
+			memcpy(sock, path, strlen(path) + 1);
+			rc = 0;
+		}
+		json_object_put(req);
+		if (resp)
+			json_object_put(resp);
+	}
+	closedir(d);
+	return rc;
 }
 
 int cli_repo_fail(const char *url, int err)
@@ -166,9 +224,24 @@ int cli_open(struct cli_globals *g, enum cli_open_mode mode, struct cli_session 
 	memset(s, 0, sizeof(*s));
 	/* A probe reads the config and checks the password, no index: enough to find the
 	 * daemon's socket. Only a direct open pays for loading the index. */
-	rc = cli_repo_open(g, &probe, &r);
+	if (!g->repo || !*g->repo)
+		return cli_fail(MSG_NO_REPO_ARG);
+	rc = cli_repo_opts(g, &probe);
 	if (rc)
 		return rc;
+	rc = repo_open(g->repo, &probe, &r);
+	if (rc) {
+		/* Unreachable, not refused: a daemon that serves it may still answer. */
+		if (rc != -ENOENT && rc != -EPROTO && rc != -EPROTONOSUPPORT &&
+		    rc != -EKEYREJECTED && rc != -ENOKEY && rc != -EBADMSG && rc != -EACCES &&
+		    find_daemon_by_url(g->repo, s->sock, sizeof(s->sock)) == 0) {
+			fprintf(stderr, "cairn: repository %s unreachable (%s); going through the "
+				"daemon that serves it\n", g->repo, strerror(-rc));
+			s->via_daemon = 1;
+			return 0;
+		}
+		return cli_repo_fail(g->repo, rc);
+	}
 	rc = cli_control_path(repo_id_hex(r), s->sock, sizeof(s->sock));
 	repo_close(r);
 	if (!rc && control_ping(s->sock) == 0) {

@@ -73,6 +73,7 @@
 #define CACHE_DEFAULT (256u << 20)
 #define NO_SLOT UINT32_MAX
 #define MAX_SEALED 3
+#define RETRY_MS 2000 /* between retries of failed pack writes */
 
 enum slot_state { SLOT_OPEN, SLOT_SEALED, SLOT_STORED };
 
@@ -80,7 +81,8 @@ struct pack_slot {
 	uint8_t id[PACK_ID_LEN];
 	enum slot_state state;
 	int writing;               /* a thread is writing this SEALED pack */
-	int failed;                /* its last write failed; only repo_flush() retries */
+	int failed;                /* its last write failed; the writer retries it every
+				    * RETRY_MS, repo_flush() at once */
 	struct pack_builder *pb;   /* records in memory until STORED */
 };
 
@@ -105,7 +107,11 @@ struct repo {
 	pthread_t writer;
 	int writer_running, writer_stop;
 	uint32_t sealed;           /* SEALED slots neither failed nor stored */
-	int write_err;             /* error of a failed pack write, until a flush succeeds */
+	int write_err;             /* error of a failed pack write, until no pack is failed:
+				    * puts fail fast meanwhile (callers retry; their data
+				    * stays in their journal), so no lock is held across an
+				    * outage */
+	uint32_t failed_n;         /* SEALED slots with failed set */
 	struct index *ix;
 	struct pack_slot *slots;
 	uint32_t nslots, cap_slots;
@@ -411,8 +417,14 @@ out_done:
 			r->spare = pb;
 			pb = NULL;
 		}
+		if (r->write_err && !r->failed_n) {
+			log_info("repo", "the store takes writes again: every pending pack is "
+				 "written");
+			r->write_err = 0;
+		}
 	} else {
 		r->slots[s].failed = 1;
+		r->failed_n++;
 		r->write_err = rc;
 	}
 	pthread_cond_broadcast(&r->written);
@@ -424,7 +436,20 @@ out_done:
 	return rc;
 }
 
-/* Store sealed packs in order until told to stop. */
+/* Make every failed SEALED slot pending again; caller holds r->lock. */
+static void retry_failed(struct repo *r)
+{
+	for (uint32_t s = 0; s < r->nslots && r->failed_n; s++)
+		if (r->slots[s].state == SLOT_SEALED && r->slots[s].failed) {
+			r->slots[s].failed = 0;
+			r->failed_n--;
+			r->sealed++;
+		}
+}
+
+/* Store sealed packs in order until told to stop; retry failed ones every RETRY_MS
+ * (the backend has already retried each request), so the store catches up by itself
+ * when the backend comes back. */
 static void *writer_main(void *arg)
 {
 	struct repo *r = arg;
@@ -446,6 +471,16 @@ static void *writer_main(void *arg)
 		}
 		if (r->writer_stop)
 			break;
+		if (r->failed_n) {
+			struct timespec ts;
+
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_sec += RETRY_MS / 1000;
+			if (pthread_cond_timedwait(&r->work, &r->lock, &ts) == ETIMEDOUT &&
+			    !r->writer_stop)
+				retry_failed(r);
+			continue;
+		}
 		pthread_cond_wait(&r->work, &r->lock);
 	}
 	pthread_mutex_unlock(&r->lock);
@@ -653,6 +688,7 @@ int repo_flush(struct repo *r)
 			}
 			if (r->slots[s].failed) {
 				r->slots[s].failed = 0;
+				r->failed_n--;
 				r->sealed++;
 			}
 			r->slots[s].writing = 1;

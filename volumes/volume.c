@@ -810,6 +810,9 @@ int volume_close(struct volume *v)
 	if (!v)
 		return 0;
 	if (!v->read_only) {
+		/* Retry packs whose write failed (a store outage) at once, not at the
+		 * writer's next retry: the folds below need the store to take puts. */
+		(void)v->cs->ops->flush(v->cs->ctx);
 		ret = checkpoint(v, 1);
 		if (ret)
 			log_error("volume", "%s: final checkpoint failed: %s; the journal keeps "

@@ -15,6 +15,8 @@ stdout. Each request is forwarded to the upstream server, except that a fraction
   truncate    forwarded, the answer is cut in the middle of its body
   stall       nothing is sent for `stall` seconds, then the connection is closed
 GET /__fault_proxy_stats answers a JSON object: requests seen and faults per mode.
+GET /__fault_proxy_set?rate=R&modes=M1,M2 changes the rate and modes at run time (an
+outage is rate=1 with modes=reset or 503; rate=0 ends it) and answers the new settings.
 Runs until SIGTERM/SIGINT or until its parent process exits. Loopback only.
 Python 3 standard library only.
 """
@@ -31,6 +33,7 @@ import struct
 import sys
 import threading
 import time
+import urllib.parse
 
 HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "te",
        "trailer", "upgrade"}
@@ -130,6 +133,22 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self._body()
             with STATE.lock:
                 data = json.dumps(STATE.stats).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return
+        if self.path.startswith("/__fault_proxy_set"):
+            self._body()
+            q = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+            with STATE.lock:
+                if "rate" in q:
+                    STATE.args.rate = float(q["rate"][0])
+                if "modes" in q:
+                    STATE.args.modes = [m for m in q["modes"][0].split(",") if m]
+                data = json.dumps({"rate": STATE.args.rate,
+                                   "modes": STATE.args.modes}).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
