@@ -3,9 +3,10 @@
  *
  * Write-through: put stores to the inner backend first, then copies the object into
  * the cache directory (a failed copy is only logged). get and get_range answer from the
- * copy when there is one, else from the inner backend (a whole-object get of an index
- * segment is copied in as well). del, list and stat always go to the inner backend (del
- * drops the copy too). When the copies exceed max_bytes the oldest are dropped. Copies
+ * copy when there is one, else from the inner backend: a whole-object get is copied in,
+ * and a ranged read of a pack that misses queues the whole pack for a background copy
+ * (fill on miss). del, list and stat always go to the inner backend (del drops the copy
+ * too). When the copies exceed max_bytes the least recently used are dropped. Copies
  * are plain files (a local backend under dir); a damaged copy reads as damaged data,
  * which every reader detects (-EBADMSG), and `cairn check` opens without the cache.
  * Thread-safe.

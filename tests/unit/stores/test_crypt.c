@@ -4,6 +4,7 @@
  * the writer lease on a backend without locks, and the local object cache. */
 #include <errno.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "aead.h"
 #include "backend_cache.h"
@@ -240,6 +241,51 @@ static void test_cache(void)
 	free(dir);
 }
 
+/* LRU order (a hit keeps a copy) and fill on miss (a ranged read of a pack that misses
+ * brings the whole pack in, in the background). */
+static void test_cache_lru_fill(void)
+{
+	char *dir = tmpdir_new(), inner_dir[2048], cache_dir[2048], p[4200];
+	struct backend *in, *side, *c;
+	struct stat st;
+	int i;
+
+	snprintf(inner_dir, sizeof(inner_dir), "%s/inner", dir);
+	snprintf(cache_dir, sizeof(cache_dir), "%s/cache", dir);
+	CHECK_EQ(backend_local_open(inner_dir, 1, &in), 0);
+	CHECK_EQ(backend_local_open(inner_dir, 0, &side), 0);
+	CHECK_EQ(backend_cache_open(in, cache_dir, 80000, &c), 0);
+	memset(buf, 'q', 30000);
+	CHECK_EQ(c->ops->put(c->ctx, "packs/aa/one", buf, 30000, 0), 0);
+	CHECK_EQ(c->ops->put(c->ctx, "packs/bb/two", buf, 30000, 0), 0);
+	CHECK_EQ(c->ops->get_range(c->ctx, "packs/aa/one", 0, out, 10), 0); /* one is hot */
+	CHECK_EQ(c->ops->put(c->ctx, "packs/cc/three", buf, 30000, 0), 0);
+	snprintf(p, sizeof(p), "%s/packs/aa/one", cache_dir);
+	CHECK_EQ(stat(p, &st), 0);
+	snprintf(p, sizeof(p), "%s/packs/bb/two", cache_dir);
+	CHECK(stat(p, &st) != 0); /* the least recently used went */
+
+	/* a pack written by someone else: the first ranged read goes to the inner backend
+	 * and fills the copy behind it */
+	memset(buf, 'r', 9000);
+	CHECK_EQ(side->ops->put(side->ctx, "packs/dd/four", buf, 9000, 0), 0);
+	CHECK_EQ(c->ops->get_range(c->ctx, "packs/dd/four", 8000, out, 100), 0);
+	CHECK_EQ(out[0], 'r');
+	snprintf(p, sizeof(p), "%s/packs/dd/four", cache_dir);
+	for (i = 0; i < 200 && stat(p, &st) != 0; i++)
+		usleep(10000);
+	CHECK_EQ(stat(p, &st), 0);
+	CHECK_EQ(st.st_size, 9000);
+	/* deleting through the cache drops the copy and its accounting */
+	CHECK_EQ(c->ops->del(c->ctx, "packs/dd/four"), 0);
+	CHECK(stat(p, &st) != 0);
+	CHECK_EQ(c->ops->get_range(c->ctx, "packs/dd/four", 0, out, 10), -ENOENT);
+	backend_close(c);
+	backend_close(side);
+	rm_rf(dir);
+	free(dir);
+}
+
 int main(void)
 {
 	RUN(test_aead);
@@ -248,5 +294,6 @@ int main(void)
 	RUN(test_repo);
 	RUN(test_lease);
 	RUN(test_cache);
+	RUN(test_cache_lru_fill);
 	return check_result();
 }
