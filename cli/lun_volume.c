@@ -27,11 +27,30 @@ static int lv_flush(void *ctx)
 	return volume_flush(ctx);
 }
 
+static int lv_map_status(void *ctx, uint64_t off, uint64_t len, uint64_t *run, int *mapped)
+{
+	return volume_map_status(ctx, off, len, run, mapped);
+}
+
+/* The SCSI state (persistent reservations with APTPL) in the volume's blob "scsi-state". */
+static int lv_state_save(void *ctx, const void *blob, size_t len)
+{
+	return volume_blob_put(ctx, "scsi-state", blob, len);
+}
+
+static int lv_state_load(void *ctx, void **blob, size_t *len)
+{
+	return volume_blob_get(ctx, "scsi-state", blob, len);
+}
+
 static const struct lun_ops volume_lun_ops = {
 	.read = lv_read,
 	.write = lv_write,
 	.write_zeroes = lv_zero,
 	.flush = lv_flush,
+	.map_status = lv_map_status,
+	.state_save = lv_state_save,
+	.state_load = lv_state_load,
 };
 
 void lun_from_volume(struct lun *l, struct volume *v)

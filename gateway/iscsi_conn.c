@@ -310,6 +310,7 @@ static int task_abort(struct iscsi_task *t, struct tx_ctrl *tmf)
 		return 0;
 	case TASK_EXEC:
 		t->aborted = 1;
+		__atomic_store_n(&t->cmd.aborted, 1, __ATOMIC_RELAXED); /* a long wait stops */
 		if (t->tmf || !tmf)
 			return 0;
 		t->tmf = tmf;
@@ -652,6 +653,7 @@ static int cmd_header(struct iscsi_conn *c)
 	t->cmd.nexus = &c->nexus;
 	t->cmd.edtl = t->edtl;
 	t->cmd.dir = t->is_write ? SCSI_DIR_OUT : t->is_read ? SCSI_DIR_IN : SCSI_DIR_NONE;
+	t->cmd.aborted = 0;
 	c->rx_task = t;
 
 	if ((t->is_read && t->is_write) || iscsi_bhs_ahslen(h) || t->edtl > SCSI_MAX_XFER)
@@ -1313,6 +1315,8 @@ void iscsi_conn_close(struct iscsi_conn *c)
 
 		if (t->state == TASK_RECV || t->state == TASK_SEND)
 			task_free(t);
+		else if (t->state == TASK_EXEC) /* a long wait (SANITIZE) stops */
+			__atomic_store_n(&t->cmd.aborted, 1, __ATOMIC_RELAXED);
 	}
 	free(c->logout_rsp);
 	c->logout_rsp = NULL;

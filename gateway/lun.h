@@ -29,6 +29,10 @@ struct lun_ops {
 	/* Optional (NULL: the SCSI layer reads and writes): make [dst, dst+len) a copy of
 	 * [src, src+len) of the same LUN, sharing data where the store can (EXTENDED COPY). */
 	int (*copy_range)(void *ctx, uint64_t dst, uint64_t src, uint64_t len);
+	/* Optional (NULL: every block counts as mapped): provisioning of the range from off
+	 * (len > 0 bytes): *mapped = 1 if the block at off holds data, 0 if it is deallocated
+	 * (reads as zeros); *run = bytes from off (1 block .. len) that share that state. */
+	int (*map_status)(void *ctx, uint64_t off, uint64_t len, uint64_t *run, int *mapped);
 };
 
 struct lun {

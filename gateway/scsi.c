@@ -244,6 +244,8 @@ void scsi_exec(struct scsi_cmd *c)
 		scsi_sense_asc(c, SK_ILLEGAL_REQUEST, ASC_LUN_NOT_SUPPORTED);
 		return;
 	}
+	if (lun && scsi_sanitize_gate(c, lun))
+		return;
 	if (lun && scsi_ua_check(c, lun)) {
 		if (c->cdb[0] != 0x03)
 			c->xfer_len = scsi_data_out_len(c->cdb, c->map, c->lun_id);

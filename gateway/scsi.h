@@ -65,6 +65,9 @@ struct scsi_cmd {
 	uint32_t edtl;                  /* Expected Data Transfer Length from the initiator */
 	uint32_t data_out_len;          /* bytes of data-out actually received (<= edtl) */
 	enum scsi_dir dir;              /* direction flagged by the initiator (R/W bits) */
+	int aborted;                    /* set (atomically) by the transport when the task is
+					 * aborted or its connection lost while it executes: a
+					 * handler that waits long (SANITIZE) stops waiting */
 
 	/* out: set by scsi_exec */
 	uint8_t status;                 /* SAM_STAT_* */

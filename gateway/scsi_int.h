@@ -109,7 +109,7 @@ int scsi_sbc_prefetch(struct scsi_cmd *c, struct lun *lun);
 int scsi_sbc_compare_and_write(struct scsi_cmd *c, struct lun *lun);   /* 0x89 */
 int scsi_sbc_orwrite(struct scsi_cmd *c, struct lun *lun);              /* 0x8B */
 int scsi_sbc_write_atomic16(struct scsi_cmd *c, struct lun *lun);       /* 0x9C */
-int scsi_sbc_sanitize(struct scsi_cmd *c, struct lun *lun);             /* 0x48 */
+int scsi_sbc_sanitize(struct scsi_cmd *c, struct lun *lun);             /* 0x48: scsi_sanitize.c */
 int scsi_sbc_read_defect(struct scsi_cmd *c, struct lun *lun);          /* 0x37, 0xB7 */
 /* Medium writes under the LBA range lock: every writing handler uses these. */
 int scsi_locked_write(struct lun *lun, uint64_t off, const void *buf, size_t len, int fua);

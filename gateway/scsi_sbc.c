@@ -17,10 +17,11 @@
  *   15   LOWEST ALIGNED LBA (low bits) = 0
  *   16-31 reserved
  *
- * GET LBA STATUS parameter data, 24 bytes:
- *   0-3  PARAMETER DATA LENGTH (20), 4-7 reserved, then one LBA status descriptor:
- *   8-15 STARTING LBA, 16-19 NUMBER OF LOGICAL BLOCKS, 20 PROVISIONING STATUS (3-0) = 0
- *   (mapped or unknown), 21-23 reserved
+ * GET LBA STATUS parameter data, 8 + 16 * n bytes:
+ *   0-3  PARAMETER DATA LENGTH (4 + 16 * n: the bytes after this field), 4-7 reserved,
+ *   then n LBA status descriptors, in LBA order, each covering the next run of blocks:
+ *   0-7 STARTING LBA, 8-11 NUMBER OF LOGICAL BLOCKS, 12 PROVISIONING STATUS (3-0):
+ *   0 mapped, 1 deallocated; 13-15 reserved
  *
  * UNMAP parameter list (data-out):
  *   0-1  UNMAP DATA LENGTH (n - 1, bytes following this field)
@@ -256,22 +257,46 @@ static int read_capacity16(struct scsi_cmd *c, struct lun *lun)
 	return 0;
 }
 
-/* GET LBA STATUS: one descriptor from the requested LBA to the end of the medium with
- * provisioning status 0 (mapped or unknown): the lun ops do not expose the map. */
+/* GET LBA STATUS: descriptors from the requested LBA on, as many as the allocation length
+ * holds (at least one, at most GLS_MAX_DESC), each a run of blocks of one provisioning
+ * state from lun->ops->map_status (0 mapped, 1 deallocated); without that op, one mapped
+ * descriptor to the end of the medium. */
+#define GLS_MAX_DESC 64u
 static int get_lba_status(struct scsi_cmd *c, struct lun *lun)
 {
-	uint8_t d[24];
+	uint8_t d[8 + 16 * GLS_MAX_DESC];
 	uint64_t lba = get_be64(c->cdb + 2), n = lun_blocks(lun);
+	uint32_t alloc = get_be32(c->cdb + 10), bs = lun->block_size, want, nd = 0;
 
 	if (lba >= n) {
 		scsi_sense_asc(c, SK_ILLEGAL_REQUEST, ASC_LBA_OUT_OF_RANGE);
 		return 0;
 	}
+	want = alloc > 24 ? (alloc - 8) / 16 : 1;
+	if (want > GLS_MAX_DESC)
+		want = GLS_MAX_DESC;
 	memset(d, 0, sizeof(d));
-	put_be32(d, 20);
-	put_be64(d + 8, lba);
-	put_be32(d + 16, n - lba > 0xffffffffu ? 0xffffffffu : (uint32_t)(n - lba));
-	scsi_put_data_in(c, d, sizeof(d), get_be32(c->cdb + 10));
+	while (nd < want && lba < n) {
+		uint8_t *p = d + 8 + 16 * nd;
+		uint64_t blocks = n - lba > 0xffffffffu ? 0xffffffffu : n - lba, run = blocks * bs;
+		int mapped = 1;
+
+		if (lun->ops->map_status) {
+			int rc = lun->ops->map_status(lun->ctx, lba * bs, blocks * bs, &run, &mapped);
+
+			if (rc < 0)
+				return rc;
+			if (run < bs || run % bs || run > blocks * bs)
+				return -EIO;
+		}
+		put_be64(p, lba);
+		put_be32(p + 8, (uint32_t)(run / bs));
+		p[12] = mapped ? 0 : 1;
+		lba += run / bs;
+		nd++;
+	}
+	put_be32(d, 4 + 16 * nd);
+	scsi_put_data_in(c, d, 8 + 16 * nd, alloc);
 	return 0;
 }
 
@@ -650,93 +675,6 @@ uint32_t scsi_max_atomic_bytes(const struct lun *lun)
 {
 	(void)lun;
 	return SCSI_MAX_ATOMIC_BYTES;
-}
-
-/* SANITIZE: BLOCK ERASE deallocates every block (they read as zeros, LBPRZ = 1);
- * OVERWRITE writes the pattern of the parameter list (INVERT, OWCOUNT passes) over the
- * medium, deallocating instead when the pattern is zeros; EXIT FAILURE MODE succeeds (a
- * sanitize never leaves the medium failed). CRYPTO ERASE is refused: the LUN does not
- * say its repository is encrypted. Overwrite parameter list: 0 INVERT (7) | TEST (6-5) |
- * OWCOUNT (4-0), 1 reserved, 2-3 INITIALIZATION PATTERN LENGTH, 4- the pattern. */
-int scsi_sbc_sanitize(struct scsi_cmd *c, struct lun *lun)
-{
-	unsigned sa = c->cdb[1] & 0x1f;
-	uint32_t plen = get_be16(c->cdb + 7), bs = lun->block_size;
-	uint64_t done;
-	int rc;
-
-	c->xfer_len = plen;
-	if ((c->cdb[1] & 0x40) || c->cdb[2] || c->cdb[3] || c->cdb[4] || c->cdb[5] || c->cdb[6]) {
-		scsi_invalid_field(c, (c->cdb[1] & 0x40) ? 1 : 2, (c->cdb[1] & 0x40) ? 6 : -1);
-		return 0;
-	}
-	switch (sa) {
-	case 0x02: /* BLOCK ERASE */
-	case 0x1f: /* EXIT FAILURE MODE */
-		if (plen) {
-			scsi_invalid_field(c, 7, -1);
-			return 0;
-		}
-		if (sa == 0x1f) {
-			scsi_good(c);
-			return 0;
-		}
-		rc = scsi_locked_zero(lun, 0, lun->size, 1);
-		if (rc == 0)
-			scsi_good(c);
-		return rc;
-	case 0x01: { /* OVERWRITE */
-		uint32_t patlen, owcount;
-		const uint8_t *p = c->buf;
-
-		if (plen < 5 || plen > bs + 4) {
-			scsi_invalid_field(c, 7, -1);
-			return 0;
-		}
-		if (c->data_out_len < plen) {
-			scsi_sense_asc(c, SK_ILLEGAL_REQUEST, ASC_PARAM_LIST_LENGTH);
-			return 0;
-		}
-		patlen = get_be16(p + 2);
-		owcount = p[0] & 0x1f;
-		if (p[0] & 0x60) {
-			scsi_invalid_param(c, 0, 6); /* TEST */
-			return 0;
-		}
-		if (owcount == 0) {
-			scsi_invalid_param(c, 0, 4);
-			return 0;
-		}
-		if (patlen == 0 || patlen > bs || patlen + 4 != plen) {
-			scsi_invalid_param(c, 2, -1);
-			return 0;
-		}
-		if (bs > BOUNCE_SIZE)
-			return -EINVAL;
-		for (uint32_t i = 0; i < BOUNCE_SIZE; i++)
-			bounce[i] = p[4 + i % patlen];
-		if (p[0] & 0x80) /* INVERT: the last pass writes the complement */
-			for (uint32_t i = 0; i < BOUNCE_SIZE; i++)
-				bounce[i] = (uint8_t)~bounce[i];
-		if (util_is_zero(bounce, BOUNCE_SIZE)) {
-			rc = scsi_locked_zero(lun, 0, lun->size, 1);
-		} else {
-			for (done = 0, rc = 0; done < lun->size && rc == 0; done += BOUNCE_SIZE) {
-				uint64_t k = lun->size - done < BOUNCE_SIZE ? lun->size - done : BOUNCE_SIZE;
-
-				rc = scsi_locked_write(lun, done, bounce, (size_t)k, 0);
-			}
-			if (rc == 0)
-				rc = lun->ops->flush(lun->ctx);
-		}
-		if (rc == 0)
-			scsi_good(c);
-		return rc;
-	}
-	default: /* CRYPTO ERASE (3) and anything else */
-		scsi_invalid_field(c, 1, 4);
-		return 0;
-	}
 }
 
 /* READ DEFECT DATA (10)/(12): there are no defects. (10): 0 reserved, 1 PLISTV (4) |

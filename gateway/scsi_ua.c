@@ -30,6 +30,8 @@ struct scsi_lu *scsi_lu_get(struct lun *lun)
 	if (!lu)
 		goto out_unlock;
 	pthread_mutex_init(&lu->lock, NULL);
+	pthread_mutex_init(&lu->san_start, NULL);
+	pthread_cond_init(&lu->san_cond, NULL);
 	for (unsigned i = 0; i < LU_STRIPES; i++)
 		pthread_mutex_init(&lu->stripe[i], NULL);
 	lu->r2_holder = -1;
@@ -277,8 +279,11 @@ void scsi_lun_release(struct lun *l)
 	l->scsi_priv = NULL;
 	if (!lu)
 		return;
+	scsi_sanitize_stop(lu);
 	for (unsigned i = 0; i < LU_STRIPES; i++)
 		pthread_mutex_destroy(&lu->stripe[i]);
+	pthread_cond_destroy(&lu->san_cond);
+	pthread_mutex_destroy(&lu->san_start);
 	pthread_mutex_destroy(&lu->lock);
 	free(lu->nx);
 	free(lu);

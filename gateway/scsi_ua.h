@@ -36,6 +36,9 @@
 #define LU_STRIPES 64           /* range lock stripes per LUN */
 #define LU_STRIPE_SHIFT 20      /* 1 MiB of LBA space per stripe granule */
 
+enum { LU_SAN_IDLE = 0, LU_SAN_RUNNING = 1, LU_SAN_FAILED = 2 };
+struct scsi_sanitize;
+
 struct lu_nexus {
 	char tid[LU_TID_MAX];   /* initiator port name, see above; "" anonymous */
 	uint64_t sess_id;       /* nexus->id of the latest session seen, 0 none */
@@ -65,6 +68,16 @@ struct scsi_lu {
 	uint16_t xc_segs;       /* segments processed */
 	uint64_t xc_bytes;      /* bytes copied */
 	int xc_nexus;           /* index in nx of the nexus that sent it */
+	/* SANITIZE (scsi_sanitize.c): san_state is read without the lock by the gate */
+	uint8_t san_state;      /* LU_SAN_IDLE / RUNNING / FAILED */
+	uint8_t san_stop;       /* ask the running operation to stop (LUN release) */
+	int san_rc;             /* result of the operation that ended last */
+	uint64_t san_gen;       /* operations started */
+	uint64_t san_fin_gen;   /* the last operation that ended */
+	uint64_t san_done, san_total; /* progress in bytes (san_done atomic) */
+	struct scsi_sanitize *san; /* the running or last ended operation, NULL none */
+	pthread_cond_t san_cond; /* an operation ended (with lock) */
+	pthread_mutex_t san_start; /* serialises starting an operation */
 	/* Range locks: stripe i guards the 1 MiB granules g with g % LU_STRIPES == i. */
 	pthread_mutex_t stripe[LU_STRIPES];
 };
@@ -86,6 +99,12 @@ void scsi_lu_tid(const struct scsi_nexus *n, char *out);
 /* Unit attention gate run by scsi_exec() before a command on lun: 1 when the command
  * was answered with a UA (c is final), 0 when it may run. Handles REQUEST SENSE. */
 int scsi_ua_check(struct scsi_cmd *c, struct lun *lun);
+
+/* SANITIZE gate run by scsi_exec() before the unit attention gate: 1 when the command
+ * was answered (SANITIZE IN PROGRESS, or SANITIZE FAILED mode), 0 when it may run. */
+int scsi_sanitize_gate(struct scsi_cmd *c, struct lun *lun);
+/* Stop a running SANITIZE of lu and wait for its thread (scsi_lun_release). */
+void scsi_sanitize_stop(struct scsi_lu *lu);
 
 /* Range lock over bytes [off, off + len) of lun: every medium-writing path takes it
  * around its lun op, COMPARE AND WRITE around read-compare-write. Stripes are taken in

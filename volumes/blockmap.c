@@ -393,3 +393,47 @@ int blockmap_dirty(struct blockmap *bm)
 	pthread_mutex_unlock(&bm->lock);
 	return d;
 }
+
+/* ---- provisioning queries (volume_map.c) ---- */
+
+int blockmap_lookup_span(struct blockmap *bm, uint64_t chunk, int may_load, struct chunk_id *out,
+			 uint64_t *span)
+{
+	struct bm_node *n;
+	uint64_t base = 0, end;
+	int ret;
+
+	if (chunk >= bm->nchunks)
+		return -ERANGE;
+	pthread_mutex_lock(&bm->lock);
+	ret = get_root(bm, may_load, 0, &n);
+	end = bm->nchunks;
+	while (!ret && n && n->level) {
+		unsigned i = idx_at(chunk, n->level);
+
+		base += (uint64_t)i * span_of(n->level);
+		end = base + span_of(n->level);
+		ret = get_kid(bm, n, i, may_load, 0, &n);
+	}
+	if (!ret) {
+		if (end > bm->nchunks)
+			end = bm->nchunks;
+		if (!n) {
+			/* a null subtree (or an empty map): null up to its end */
+			*out = null_id;
+			*span = end - chunk;
+		} else {
+			unsigned i = idx_at(chunk, 0), k = i + 1;
+
+			*out = n->ids[i];
+			if (chunk_id_is_null(&n->ids[i]))
+				while (k < BLOCKMAP_FANOUT && chunk_id_is_null(&n->ids[k]))
+					k++;
+			*span = k - i;
+			if (*span > bm->nchunks - chunk)
+				*span = bm->nchunks - chunk;
+		}
+	}
+	pthread_mutex_unlock(&bm->lock);
+	return ret;
+}

@@ -41,5 +41,10 @@ int blockmap_flush(struct blockmap *bm, struct chunk_id *root_out);
 void blockmap_reset(struct blockmap *bm, const struct chunk_id *root);
 /* 1 if there are changes not yet flushed. */
 int blockmap_dirty(struct blockmap *bm);
+/* The id of chunk, as blockmap_lookup, and in *span how many chunks from chunk on (at
+ * least 1) share its state: for a null id, the run of null entries (a whole null
+ * subtree is one run, read without loading anything below it); else 1. */
+int blockmap_lookup_span(struct blockmap *bm, uint64_t chunk, int may_load, struct chunk_id *out,
+			 uint64_t *span);
 
 #endif

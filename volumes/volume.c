@@ -1120,3 +1120,15 @@ const char *volume_state_dir(const struct volume *v)
 {
 	return v->state_dir[0] ? v->state_dir : NULL;
 }
+
+/* ---- internals for volume_map.c (volume.h) ---- */
+
+void volume_get_internals(struct volume *v, struct volume_internals *out)
+{
+	out->cs = v->cs;
+	out->ov = v->ov;
+	out->bm = v->bm;
+	out->olock = &v->olock;
+	out->cshift = v->cshift;
+	out->nchunks = v->nchunks;
+}

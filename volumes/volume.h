@@ -23,6 +23,7 @@
 #ifndef CAIRN_VOLUME_H
 #define CAIRN_VOLUME_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -117,5 +118,36 @@ int volume_mark(struct volume *v, const char *label, uint64_t *seq_out);
 int volume_restore(struct volume *v, const struct chunk_id *root, uint64_t *seq_out);
 /* The state directory the volume was opened with (NULL if read-only). */
 const char *volume_state_dir(const struct volume *v);
+
+/* ---- provisioning and SCSI state (volume_map.c, volume_blob.c) ---- */
+
+/* Provisioning of the chunk holding off: *mapped = 1 when it holds data (a stored chunk,
+ * or unfolded writes that are not all zeros), 0 when it is deallocated (no stored
+ * chunk: it reads as zeros). *run gets the bytes from off, at most len, that share that
+ * state (chunk granularity; the scan stops early past a bound, so a run may end before
+ * the state changes). -ERANGE beyond the end, -EINVAL on an unaligned range or len 0. */
+int volume_map_status(struct volume *v, uint64_t off, uint64_t len, uint64_t *run, int *mapped);
+
+/* A small opaque blob named name ([a-z0-9-], 1..32 chars) kept with the volume in the
+ * repository's metadata (encrypted like it), durable when put returns; at most 1 MiB.
+ * get gives a malloc'd copy of the newest one, -ENOENT if none was ever put. The LUN
+ * adapter keeps the SCSI persistent-reservation state (APTPL) in one. */
+int volume_blob_put(struct volume *v, const char *name, const void *data, size_t len);
+int volume_blob_get(struct volume *v, const char *name, void **data, size_t *len);
+
+/* Internals of an open volume for volume_map.c and volume_blob.c only (the engine's
+ * locking rules are at the top of volume.c: the overlay is guarded by *olock; ov is NULL
+ * when read-only). */
+struct overlay;
+struct blockmap;
+struct volume_internals {
+	struct chunk_store *cs;
+	struct overlay *ov;
+	struct blockmap *bm;
+	pthread_mutex_t *olock;
+	unsigned cshift;
+	uint64_t nchunks;
+};
+void volume_get_internals(struct volume *v, struct volume_internals *out);
 
 #endif

@@ -7,9 +7,11 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "check.h"
 #include "scsi.h"
+#include "scsi_int.h"
 
 #define BS 512u
 #define NBLOCKS 4096u
@@ -40,12 +42,50 @@ static int ram_write(void *ctx, uint64_t off, const void *buf, size_t len, int f
 	return 0;
 }
 
+/* While zero_hold is set, write_zeroes waits: a SANITIZE stays in progress. */
+static pthread_mutex_t hold_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t hold_cond = PTHREAD_COND_INITIALIZER;
+static int zero_hold;
+
+static void hold_zeroes(int on)
+{
+	pthread_mutex_lock(&hold_lock);
+	zero_hold = on;
+	pthread_cond_broadcast(&hold_cond);
+	pthread_mutex_unlock(&hold_lock);
+}
+
 static int ram_zero(void *ctx, uint64_t off, uint64_t len, int fua)
 {
 	struct ram *r = ctx;
 
 	(void)fua;
+	pthread_mutex_lock(&hold_lock);
+	while (zero_hold)
+		pthread_cond_wait(&hold_cond, &hold_lock);
+	pthread_mutex_unlock(&hold_lock);
 	memset(r->data + off, 0, len);
+	return 0;
+}
+
+/* Provisioning: a block is mapped when it holds a non-zero byte. */
+static int block_mapped(const struct ram *r, uint64_t b)
+{
+	for (unsigned i = 0; i < BS; i++)
+		if (r->data[b * BS + i])
+			return 1;
+	return 0;
+}
+
+static int ram_map_status(void *ctx, uint64_t off, uint64_t len, uint64_t *run, int *mapped)
+{
+	struct ram *r = ctx;
+	uint64_t b = off / BS, n = 1;
+
+	*mapped = block_mapped(r, b);
+	while (n < len / BS && block_mapped(r, b + n) == *mapped)
+		n++;
+	*run = n * BS;
 	return 0;
 }
 
@@ -81,7 +121,7 @@ static int ram_load(void *ctx, void **blob, size_t *len)
 
 static const struct lun_ops ram_ops = {
 	.read = ram_read, .write = ram_write, .write_zeroes = ram_zero, .flush = ram_flush,
-	.state_save = ram_save, .state_load = ram_load,
+	.state_save = ram_save, .state_load = ram_load, .map_status = ram_map_status,
 };
 
 static struct ram ram;
@@ -594,6 +634,154 @@ static void gateway_scsi_software_write_protect(void)
 	CHECK(can_write(1));
 }
 
+/* GET LBA STATUS: runs of mapped and deallocated blocks from map_status, as many
+ * descriptors as the allocation length holds. */
+static void gateway_scsi_get_lba_status(void)
+{
+	uint8_t cdb[16] = { 0x9e, 0x12 }, buf[8 + 16 * 4], blk[BS];
+	struct scsi_cmd c;
+
+	setup(0);
+	clear_ua(0);
+	memset(ram.data, 0, (size_t)NBLOCKS * BS);
+	memset(blk, 0x77, sizeof(blk));
+	for (unsigned b = 8; b < 16; b++)
+		memcpy(ram.data + b * BS, blk, BS);
+	put_be32(cdb + 10, sizeof(buf));
+	c = run_on(0, cdb, 16, buf, sizeof(buf), 0);
+	CHECK_EQ(c.status, SAM_STAT_GOOD);
+	CHECK_EQ(c.data_in_len, 8 + 16 * 3);
+	CHECK_EQ(get_be32(buf), 4 + 16 * 3);
+	CHECK_EQ(get_be64(buf + 8), 0);          /* 0-7 deallocated */
+	CHECK_EQ(get_be32(buf + 16), 8);
+	CHECK_EQ(buf[20] & 0xf, 1);
+	CHECK_EQ(get_be64(buf + 24), 8);         /* 8-15 mapped */
+	CHECK_EQ(get_be32(buf + 32), 8);
+	CHECK_EQ(buf[36] & 0xf, 0);
+	CHECK_EQ(get_be64(buf + 40), 16);        /* the rest deallocated */
+	CHECK_EQ(get_be32(buf + 48), NBLOCKS - 16);
+	CHECK_EQ(buf[52] & 0xf, 1);
+	/* allocation length for one descriptor, starting inside the mapped run */
+	put_be64(cdb + 2, 12);
+	put_be32(cdb + 10, 24);
+	c = run_on(0, cdb, 16, buf, 24, 0);
+	CHECK_EQ(c.status, SAM_STAT_GOOD);
+	CHECK_EQ(c.data_in_len, 24);
+	CHECK_EQ(get_be64(buf + 8), 12);
+	CHECK_EQ(get_be32(buf + 16), 4);
+	CHECK_EQ(buf[20] & 0xf, 0);
+	/* beyond the end */
+	put_be64(cdb + 2, NBLOCKS);
+	c = run_on(0, cdb, 16, buf, 24, 0);
+	CHECK(sense_is(&c, SK_ILLEGAL_REQUEST, 0x21, 0x00));
+}
+
+struct bg_cmd {
+	struct scsi_cmd c;
+	int done;
+};
+
+static void *bg_exec(void *arg)
+{
+	struct bg_cmd *b = arg;
+
+	scsi_exec(&b->c);
+	__atomic_store_n(&b->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+static int wait_sanitize_end(int n)
+{
+	for (int i = 0; i < 500; i++) {
+		struct scsi_cmd c = run_on(n, tur, 6, NULL, 0, 0);
+		struct timespec ts = { 0, 10 * 1000 * 1000 };
+
+		if (!sense_is(&c, SK_NOT_READY, 0x04, 0x1b))
+			return 1;
+		nanosleep(&ts, NULL);
+	}
+	return 0;
+}
+
+/* SANITIZE runs in the background: NOT READY / SANITIZE IN PROGRESS with progress for
+ * other commands, REQUEST SENSE reports it, INQUIRY runs, a LUN reset does not stop it
+ * and its unit attention waits; IMMED = 0 waits for the end unless the task is
+ * aborted, which stops the wait, not the operation. */
+static void gateway_scsi_sanitize_background(void)
+{
+	uint8_t san[10] = { 0x48, 0x80 | 0x02 }, rs[6] = { 0x03, 0, 0, 0, 18 }, inq[6] = { 0x12, 0, 0, 0, 36 };
+	uint8_t buf[64];
+	struct bg_cmd bg;
+	pthread_t th;
+	struct scsi_cmd c;
+
+	setup(0);
+	clear_ua(0);
+	clear_ua(1);
+	memset(ram.data, 0x33, (size_t)NBLOCKS * BS);
+	hold_zeroes(1);
+	c = run_on(0, san, 10, NULL, 0, 0);   /* BLOCK ERASE, IMMED */
+	CHECK_EQ(c.status, SAM_STAT_GOOD);
+	c = run_on(1, tur, 6, NULL, 0, 0);
+	CHECK(sense_is(&c, SK_NOT_READY, 0x04, 0x1b));
+	CHECK_EQ(c.sense[15] & 0x80, 0x80);  /* SKSV: progress indication follows */
+	CHECK(get_be16(c.sense + 16) < 0xffff);
+	c = run_on(1, rs, 6, buf, 18, 0);
+	CHECK_EQ(c.status, SAM_STAT_GOOD);
+	CHECK_EQ(buf[2] & 0xf, SK_NOT_READY);
+	CHECK_EQ(buf[12], 0x04);
+	CHECK_EQ(buf[13], 0x1b);
+	CHECK_EQ(buf[15] & 0x80, 0x80);
+	c = run_on(1, inq, 6, buf, 36, 0);
+	CHECK_EQ(c.status, SAM_STAT_GOOD);
+	c = run_on(0, san, 10, NULL, 0, 0);   /* a second SANITIZE meanwhile */
+	CHECK(sense_is(&c, SK_NOT_READY, 0x04, 0x1b));
+	scsi_lun_reset(&lun0, &nx[0]);
+	c = run_on(0, tur, 6, NULL, 0, 0);
+	CHECK(sense_is(&c, SK_NOT_READY, 0x04, 0x1b));
+	hold_zeroes(0);
+	CHECK(wait_sanitize_end(0));
+	c = run_on(1, tur, 6, NULL, 0, 0);   /* the reset's UA waited for the end */
+	CHECK(sense_is(&c, SK_UNIT_ATTENTION, 0x29, 0x03));
+	clear_ua(0);
+	clear_ua(1);
+	for (unsigned i = 0; i < NBLOCKS * BS; i += 4096)
+		CHECK_EQ(ram.data[i], 0);
+
+	/* IMMED = 0: the task waits; an abort ends the wait, the operation goes on */
+	memset(ram.data, 0x44, (size_t)NBLOCKS * BS);
+	hold_zeroes(1);
+	memset(&bg, 0, sizeof(bg));
+	bg.c.cdb[0] = 0x48;
+	bg.c.cdb[1] = 0x02;
+	bg.c.cdb_len = 10;
+	bg.c.nexus = &nx[0];
+	bg.c.map = &map;
+	pthread_create(&th, NULL, bg_exec, &bg);
+	for (int i = 0; i < 200 && tur_status(1) == SAM_STAT_GOOD; i++) {
+		struct timespec ts = { 0, 5 * 1000 * 1000 };
+
+		nanosleep(&ts, NULL);
+	}
+	c = run_on(1, tur, 6, NULL, 0, 0);
+	CHECK(sense_is(&c, SK_NOT_READY, 0x04, 0x1b));
+	CHECK_EQ(__atomic_load_n(&bg.done, __ATOMIC_ACQUIRE), 0);
+	__atomic_store_n(&bg.c.aborted, 1, __ATOMIC_RELAXED);
+	pthread_join(th, NULL);
+	c = run_on(1, tur, 6, NULL, 0, 0);
+	CHECK(sense_is(&c, SK_NOT_READY, 0x04, 0x1b));
+	hold_zeroes(0);
+	CHECK(wait_sanitize_end(1));
+	CHECK_EQ(ram.data[0], 0);
+	/* and without an abort it answers when the erase is done */
+	memset(ram.data, 0x55, (size_t)NBLOCKS * BS);
+	clear_ua(0);
+	c = run_on(0, (const uint8_t[10]){ 0x48, 0x02 }, 10, NULL, 0, 0);
+	CHECK_EQ(c.status, SAM_STAT_GOOD);
+	CHECK_EQ(ram.data[NBLOCKS * BS - 1], 0);
+	CHECK_EQ(tur_status(1), SAM_STAT_GOOD);
+}
+
 int main(void)
 {
 	RUN(gateway_scsi_unit_attentions);
@@ -603,6 +791,8 @@ int main(void)
 	RUN(gateway_scsi_compare_and_write);
 	RUN(gateway_scsi_extended_copy);
 	RUN(gateway_scsi_software_write_protect);
+	RUN(gateway_scsi_get_lba_status);
+	RUN(gateway_scsi_sanitize_background);
 	scsi_lun_release(&lun0);
 	free(ram.data);
 	free(ram.blob);
