@@ -8,7 +8,7 @@ SHELL := /bin/bash
 DEB_PACKAGES := meson ninja-build pkg-config gcc libc6-dev \
 	libfuse3-dev fuse3 libcurl4-openssl-dev libssl-dev liblz4-dev libxxhash-dev \
 	libisal-dev libjson-c-dev libxml2-dev libconfig-dev libiscsi-dev libiscsi-bin qemu-utils qemu-block-extra \
-	tgt e2fsprogs fdisk lz4 util-linux procps iproute2 python3
+	tgt e2fsprogs fdisk lz4 util-linux procps iproute2 python3 clang libclang-rt-dev
 REPO ?= $(CURDIR)/var/repo
 STATE ?= $(CURDIR)/var/state
 LISTEN ?= 127.0.0.1:3260

@@ -4,7 +4,10 @@
  * NSG (bits 1-0). Stages: 0 SecurityNegotiation, 1 LoginOperationalNegotiation,
  * 3 FullFeaturePhase. The target answers each request with one Login Response; it
  * agrees to every transit the initiator asks for once the stage's requirements are
- * met. The first request fixes ISID, TSIH, CID and the initial StatSN (its ExpStatSN).
+ * met. The first request fixes ISID, TSIH, CID and the initial StatSN (its ExpStatSN),
+ * and, once checked (target, ACL, policy), SessionType, InitiatorName and TargetName: a
+ * later request may repeat them, not change them. An answer longer than one login PDU
+ * (8192 bytes) is refused rather than continued.
  * When the final response (T=1, NSG=3) is queued, a session is created with a fresh
  * TSIH; a live session of the same initiator name + ISID + target is reinstated
  * (closed) first. Digests start with the first PDU after that response. A failed login
@@ -243,6 +246,9 @@ int iscsi_login_handle(struct iscsi_conn *c, const uint8_t *data, uint32_t dlen)
 		st = first_checks(c, &out);
 		if (st)
 			goto out_fail;
+		/* what was checked (session type, ACL of the initiator name, target) holds
+		 * for the whole login: later requests cannot change it */
+		l->neg.names_locked = 1;
 	}
 	if (csg == ISCSI_STAGE_SECURITY) {
 		st = login_security(c, l->in.buf, l->in.len, &transit, &out);
@@ -256,22 +262,27 @@ int iscsi_login_handle(struct iscsi_conn *c, const uint8_t *data, uint32_t dlen)
 	}
 	iscsi_textbuf_free(&l->in);
 	flags = (uint8_t)(csg << 2);
+	if (transit && iscsi_text_finish(&l->neg, &out)) { /* nsg is 1 or 3 here */
+		st = ISCSI_LOGIN_NO_RESOURCES;
+		goto out_fail;
+	}
+	if (out.len > ISCSI_LOGIN_MRDSL) {
+		/* RFC 7143 13.12: a login PDU carries at most 8192 bytes, and this target does
+		 * not continue a Login Response (C bit): an answer that long (only an initiator
+		 * offering hundreds of unknown keys at once gets one) is refused */
+		log_warn(SUB, "%s: the answer to '%s' would be %zu bytes, more than a login PDU "
+			 "carries", c->peer, l->neg.initiator_name, out.len);
+		st = ISCSI_LOGIN_INITIATOR_ERR;
+		goto out_fail;
+	}
 	if (transit) {
 		flags |= ISCSI_LOGIN_TRANSIT | (uint8_t)nsg;
 		if (nsg == ISCSI_STAGE_FULL) {
-			if (iscsi_text_finish(&l->neg, &out)) {
-				st = ISCSI_LOGIN_NO_RESOURCES;
-				goto out_fail;
-			}
 			ret = finish(c, &out, flags);
 			iscsi_textbuf_free(&out);
 			return ret;
 		}
 		l->stage = nsg;
-		if (nsg == ISCSI_STAGE_OPERATIONAL && iscsi_text_finish(&l->neg, &out)) {
-			st = ISCSI_LOGIN_NO_RESOURCES;
-			goto out_fail;
-		}
 	}
 	ret = respond(c, flags, ISCSI_LOGIN_OK, 0, &out, 0);
 	iscsi_textbuf_free(&out);

@@ -267,14 +267,22 @@ static int decl_copy(char *dst, size_t dsz, const char *v, size_t vl)
 	return 0;
 }
 
+/* A name the login already checked (ACL, target lookup) may be repeated, not changed. */
+static int decl_same(const char *cur, const char *v, size_t vl)
+{
+	return strlen(cur) == vl && !memcmp(cur, v, vl) ? 0 : -EINVAL;
+}
+
 static int negotiate_decl(struct iscsi_neg *n, const char *k, size_t kl, const char *v, size_t vl)
 {
 	if (kl == 13 && !memcmp(k, "InitiatorName", 13))
-		return decl_copy(n->initiator_name, sizeof(n->initiator_name), v, vl);
+		return n->names_locked ? decl_same(n->initiator_name, v, vl) :
+			decl_copy(n->initiator_name, sizeof(n->initiator_name), v, vl);
 	if (kl == 14 && !memcmp(k, "InitiatorAlias", 14))
 		return vl ? decl_copy(n->initiator_alias, sizeof(n->initiator_alias), v, vl) : 0;
 	if (kl == 10 && !memcmp(k, "TargetName", 10))
-		return decl_copy(n->target_name, sizeof(n->target_name), v, vl);
+		return n->names_locked ? decl_same(n->target_name, v, vl) :
+			decl_copy(n->target_name, sizeof(n->target_name), v, vl);
 	/* SessionType was taken in the first pass */
 	return 0;
 }
@@ -382,16 +390,25 @@ int iscsi_text_negotiate(struct iscsi_neg *n, const char *in, size_t len,
 
 	/* pass 1: SessionType decides which keys are relevant */
 	while ((r = iscsi_text_next(in, len, &pos, &k, &kl, &v, &vl)) == 1) {
+		int type;
+
 		if (kl != 11 || memcmp(k, "SessionType", 11))
 			continue;
 		if (vl == 9 && !memcmp(v, "Discovery", 9)) {
-			n->session_type = ISCSI_SESSION_DISCOVERY;
+			type = ISCSI_SESSION_DISCOVERY;
 		} else if (vl == 6 && !memcmp(v, "Normal", 6)) {
-			n->session_type = ISCSI_SESSION_NORMAL;
+			type = ISCSI_SESSION_NORMAL;
 		} else {
 			n->status = ISCSI_LOGIN_SESSION_TYPE;
 			return -EPROTO;
 		}
+		if (n->names_locked && type != n->session_type) {
+			/* the login was checked as the other type (a discovery login turned
+			 * normal would be a normal session without a target) */
+			n->status = ISCSI_LOGIN_INITIATOR_ERR;
+			return -EPROTO;
+		}
+		n->session_type = type;
 	}
 	if (r < 0) {
 		n->status = ISCSI_LOGIN_INITIATOR_ERR;

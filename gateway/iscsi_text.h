@@ -77,6 +77,9 @@ struct iscsi_neg {
 	int auth_none;                /* AuthMethod negotiated to None */
 	int declared_mrdsl;           /* our MaxRecvDataSegmentLength already sent */
 	int full_feature;             /* negotiation during full feature phase */
+	int names_locked;             /* the login checked SessionType, InitiatorName and
+				       * TargetName (first request): a later request may
+				       * repeat them but not change them (-EPROTO) */
 	uint16_t status;              /* login status on failure (ISCSI_LOGIN_*) */
 };
 
@@ -84,7 +87,7 @@ void iscsi_neg_init(struct iscsi_neg *n);
 
 /* Process the initiator's keys in[0..len) and append the responses to out.
  * Returns 0, -EPROTO (n->status holds the login status: malformed text, bad
- * declarative value) or -ENOMEM. */
+ * declarative value, a locked name changed) or -ENOMEM. */
 int iscsi_text_negotiate(struct iscsi_neg *n, const char *in, size_t len,
 			 struct iscsi_textbuf *out);
 

@@ -359,6 +359,82 @@ static void test_nop_tmf_malformed(void)
 	close(fd2);
 }
 
+/* One Login Request with the given byte 1 (T|C|CSG|NSG). Returns the status. */
+static int login_step(int fd, uint8_t flags, const char *kv)
+{
+	uint8_t h[48] = { 0 }, r[48], data[1024];
+	char k[1024];
+	size_t n = keys(k, kv);
+
+	h[0] = ISCSI_OP_IMMEDIATE | ISCSI_OP_LOGIN_REQ;
+	h[1] = flags;
+	h[8] = 0x40;
+	h[13] = 0x02;
+	iscsi_put32(h + 16, itt++);
+	iscsi_put32(h + 24, cmdsn = 1);
+	if (send_pdu(fd, h, k, (uint32_t)n) ||
+	    recv_pdu(fd, r, data, sizeof(data)) < 0 || iscsi_bhs_opcode(r) != ISCSI_OP_LOGIN_RSP)
+		return -1;
+	return r[36] << 8 | r[37];
+}
+
+/* The names the first Login Request declared are checked then (target, ACL): a later
+ * request of the same login that changes them is refused. A discovery login turned
+ * normal once made a normal session without a target, and its first command crashed
+ * the daemon (found while writing the fuzz harness; its input is
+ * tests/fuzz/corpus/fuzz_pdu/regress-session-type-switch). */
+static void test_login_names_fixed(void)
+{
+	uint8_t r[48], in[64];
+	int fd = connect_gw();
+
+	CHECK_EQ(login_step(fd, 0x00, "InitiatorName=iqn.test:s|SessionType=Discovery|"
+			    "AuthMethod=None"), 0);
+	CHECK_EQ(login_step(fd, ISCSI_LOGIN_TRANSIT | 3, "SessionType=Normal|TargetName=" IQN),
+		 ISCSI_LOGIN_INITIATOR_ERR);
+	CHECK_EQ(recv_pdu(fd, r, in, sizeof(in)), -1); /* closed */
+	close(fd);
+	fd = connect_gw();
+	CHECK_EQ(login_step(fd, 0x00, "InitiatorName=iqn.test:s|SessionType=Normal|"
+			    "TargetName=" IQN "|AuthMethod=None"), 0);
+	CHECK_EQ(login_step(fd, ISCSI_LOGIN_TRANSIT | 3, "InitiatorName=iqn.test:other"),
+		 ISCSI_LOGIN_INITIATOR_ERR);
+	close(fd);
+	fd = connect_gw();
+	CHECK_EQ(login_step(fd, 0x00, "InitiatorName=iqn.test:s|SessionType=Normal|"
+			    "TargetName=" IQN "|AuthMethod=None"), 0);
+	CHECK_EQ(login_step(fd, ISCSI_LOGIN_TRANSIT | 3, "TargetName=" IQN), 0);
+	close(fd);
+}
+
+/* A login step whose answer would not fit one login PDU (8192 bytes, RFC 7143 13.12) is
+ * refused: 700 unknown keys would be answered by 700 "key=NotUnderstood" in one PDU
+ * (fuzz_login_text's check on answer sizes; its input is
+ * tests/fuzz/corpus/fuzz_login_text/regress-login-answer-too-long). */
+static void test_login_answer_too_long(void)
+{
+	static const char head[] = "InitiatorName=iqn.test:big\0SessionType=Normal\0TargetName=" IQN;
+	uint8_t h[48] = { 0 }, r[48], in[64];
+	static char k[4096];
+	int fd = connect_gw();
+	size_t n = sizeof(head);
+
+	memcpy(k, head, sizeof(head));
+	for (int i = 0; i < 700; i++) {
+		memcpy(k + n, "X=1", 4);
+		n += 4;
+	}
+	h[0] = ISCSI_OP_IMMEDIATE | ISCSI_OP_LOGIN_REQ;
+	h[1] = ISCSI_LOGIN_TRANSIT | (1 << 2) | 3;
+	h[8] = 0x40;
+	iscsi_put32(h + 16, itt++);
+	CHECK_EQ(send_pdu(fd, h, k, (uint32_t)n), 0);
+	CHECK_EQ(recv_pdu(fd, r, in, sizeof(in)), 0);
+	CHECK_EQ(iscsi_bhs_opcode(r), ISCSI_OP_LOGIN_RSP);
+	CHECK_EQ(r[36] << 8 | r[37], ISCSI_LOGIN_INITIATOR_ERR);
+	close(fd);
+}
+
 static void test_discovery_and_logout(void)
 {
 	uint8_t h[48] = { 0 }, r[48], in[4096];
@@ -430,6 +506,8 @@ int main(void)
 	RUN(test_write_read);
 	RUN(test_nop_tmf_malformed);
 	RUN(test_discovery_and_logout);
+	RUN(test_login_names_fixed);
+	RUN(test_login_answer_too_long);
 	RUN_G(test_remove_target, g);
 	gateway_stop(g);
 	return check_result();

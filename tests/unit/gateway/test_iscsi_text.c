@@ -202,6 +202,44 @@ static void test_full_feature_text(void)
 	iscsi_textbuf_free(&out);
 }
 
+/* Once the login checked the names (first request), later requests may repeat
+ * SessionType, InitiatorName and TargetName but not change them. */
+static void test_names_locked(void)
+{
+	struct iscsi_textbuf out = { 0 };
+	struct iscsi_neg n;
+	char in[256];
+	size_t len;
+
+	iscsi_neg_init(&n);
+	len = mk(in, "InitiatorName=iqn.test:a|SessionType=Discovery");
+	CHECK_EQ(iscsi_text_negotiate(&n, in, len, &out), 0);
+	n.names_locked = 1;
+	len = mk(in, "InitiatorName=iqn.test:a|SessionType=Discovery|InitiatorAlias=x");
+	CHECK_EQ(iscsi_text_negotiate(&n, in, len, &out), 0);
+	len = mk(in, "SessionType=Normal|TargetName=iqn.test:t");
+	CHECK_EQ(iscsi_text_negotiate(&n, in, len, &out), -EPROTO);
+	CHECK_EQ(n.status, ISCSI_LOGIN_INITIATOR_ERR);
+	CHECK_EQ(n.session_type, ISCSI_SESSION_DISCOVERY);
+	n.status = 0;
+	len = mk(in, "InitiatorName=iqn.test:b");
+	CHECK_EQ(iscsi_text_negotiate(&n, in, len, &out), -EPROTO);
+	CHECK_EQ(n.status, ISCSI_LOGIN_INITIATOR_ERR);
+	CHECK(!strcmp(n.initiator_name, "iqn.test:a"));
+	iscsi_textbuf_free(&out);
+
+	iscsi_neg_init(&n);
+	len = mk(in, "InitiatorName=iqn.test:a|SessionType=Normal|TargetName=iqn.test:t");
+	CHECK_EQ(iscsi_text_negotiate(&n, in, len, &out), 0);
+	n.names_locked = 1;
+	len = mk(in, "TargetName=iqn.test:t");
+	CHECK_EQ(iscsi_text_negotiate(&n, in, len, &out), 0);
+	len = mk(in, "TargetName=iqn.test:other");
+	CHECK_EQ(iscsi_text_negotiate(&n, in, len, &out), -EPROTO);
+	CHECK(!strcmp(n.target_name, "iqn.test:t"));
+	iscsi_textbuf_free(&out);
+}
+
 int main(void)
 {
 	RUN(test_parse);
@@ -210,5 +248,6 @@ int main(void)
 	RUN(test_negotiate_discovery);
 	RUN(test_first_burst_clamped);
 	RUN(test_full_feature_text);
+	RUN(test_names_locked);
 	return check_result();
 }
