@@ -437,3 +437,76 @@ int blockmap_lookup_span(struct blockmap *bm, uint64_t chunk, int may_load, stru
 	pthread_mutex_unlock(&bm->lock);
 	return ret;
 }
+
+/* ---- tree walk for gc and check (blockmap_walk, blockmap.h) ---- */
+
+struct walk {
+	struct chunk_store *cs;
+	blockmap_walk_cb cb;
+	void (*bad)(void *arg, const struct chunk_id *id, int err);
+	void *arg;
+	uint8_t *bufs;          /* NODE_BYTES per level 0..7, then the root's */
+};
+
+static int walk_node(struct walk *w, const struct chunk_id *id, int level)
+{
+	uint8_t *b = w->bufs + (size_t)(level < 0 ? 8 : level) * NODE_BYTES;
+	uint32_t magic, fanout;
+	uint16_t version;
+	size_t len = 0;
+	int ret;
+
+	ret = w->cs->ops->get(w->cs->ctx, id, b, NODE_BYTES, &len);
+	if (!ret) {
+		memcpy(&magic, b, 4);
+		memcpy(&version, b + 4, 2);
+		memcpy(&fanout, b + 8, 4);
+		if (len != NODE_BYTES || le32toh(magic) != NODE_MAGIC ||
+		    le16toh(version) != NODE_VERSION || le32toh(fanout) != BLOCKMAP_FANOUT ||
+		    b[6] >= 8 || (level >= 0 && b[6] != level))
+			ret = -EBADMSG;
+	}
+	if (ret == -ENOBUFS)
+		ret = -EBADMSG;
+	if (ret) {
+		if (w->bad)
+			w->bad(w->arg, id, ret);
+		return ret == -ENOMEM ? ret : 0;
+	}
+	level = b[6];
+	for (unsigned i = 0; i < BLOCKMAP_FANOUT; i++) {
+		struct chunk_id kid;
+
+		memcpy(kid.b, b + NODE_HDR + (size_t)i * CHUNK_ID_LEN, CHUNK_ID_LEN);
+		if (chunk_id_is_null(&kid))
+			continue;
+		ret = w->cb(w->arg, &kid, level > 0);
+		if (ret < 0)
+			return ret;
+		if (ret == 0 && level > 0) {
+			ret = walk_node(w, &kid, level - 1);
+			if (ret < 0)
+				return ret;
+		}
+	}
+	return 0;
+}
+
+int blockmap_walk(struct chunk_store *cs, const struct chunk_id *root, blockmap_walk_cb cb,
+		  void (*bad)(void *arg, const struct chunk_id *id, int err), void *arg)
+{
+	struct walk w = { .cs = cs, .cb = cb, .bad = bad, .arg = arg };
+	int ret;
+
+	if (chunk_id_is_null(root))
+		return 0;
+	ret = cb(arg, root, 1);
+	if (ret)
+		return ret < 0 ? ret : 0;
+	w.bufs = malloc((size_t)9 * NODE_BYTES);
+	if (!w.bufs)
+		return -ENOMEM;
+	ret = walk_node(&w, root, -1);
+	free(w.bufs);
+	return ret;
+}

@@ -47,4 +47,14 @@ int blockmap_dirty(struct blockmap *bm);
 int blockmap_lookup_span(struct blockmap *bm, uint64_t chunk, int may_load, struct chunk_id *out,
 			 uint64_t *span);
 
+/* Visit every chunk of the tree under root (the null id: none), nodes included, a node
+ * before its children: cb(arg, id, is_node) returns < 0 to stop (blockmap_walk returns
+ * it), 1 to skip that node's children (already visited), 0 to go on. A node that cannot
+ * be read, or is not a node of the level its parent implies, goes to bad(arg, id, err)
+ * and its subtree is skipped. Needs no volume geometry: levels come from the nodes.
+ * For gc and check; reads through cs, holds no lock. */
+typedef int (*blockmap_walk_cb)(void *arg, const struct chunk_id *id, int is_node);
+int blockmap_walk(struct chunk_store *cs, const struct chunk_id *root, blockmap_walk_cb cb,
+		  void (*bad)(void *arg, const struct chunk_id *id, int err), void *arg);
+
 #endif

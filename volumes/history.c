@@ -1,8 +1,10 @@
 /* history.c - see history.h.
  *
  * Metadata objects, JSON, under "history/<volid>/" (volid: 32 hex chars):
- *   ckpt.<016x hi>.<016x time_ns>
+ *   ckpt.<016x hi>.<016x time_ns>.<016x ckpt_seq>  (older ones lack the last field)
  *                      {"format":1, "root":"<64 hex>", "ckpt_seq":N, "hi":N, "time_ns":N}
+ *                      exact when ckpt_seq == hi: the state at seq:hi with no journal
+ *                      (retention rewrites the checkpoints it keeps past the window so)
  *   snap.<name>        {"format":1, "name":"...", "seq":N, "time_ns":N,
  *                       "root":"<64 hex>" (only once materialized)}
  *   mark.<016x seq>    {"format":1, "seq":N, "time_ns":N, "label":"..."}
@@ -22,11 +24,13 @@
 #include <string.h>
 
 #include "journal.h"
+#include "jstore.h"
 #include "log.h"
 #include "util.h"
 #include "volume_head.h"
 
 #define HIST_FORMAT 1
+#define SUB0(a, b) ((a) > (b) ? (a) - (b) : 0)
 
 int history_snap_name_valid(const char *name)
 {
@@ -62,6 +66,69 @@ int history_label_valid(const char *label)
 void history_journal_dir(const char *state_dir, const char *volid, char *buf, size_t len)
 {
 	snprintf(buf, len, "%s/%s/journal", state_dir, volid);
+}
+
+void history_view(const char *state_dir, const char *volid, struct history_jview *hv)
+{
+	memset(hv, 0, sizeof(*hv));
+	history_journal_dir(state_dir ? state_dir : "/nonexistent", volid, hv->jdir,
+			    sizeof(hv->jdir));
+	hv->v.dir[0] = hv->jdir;
+	if (state_dir) {
+		jstore_cache_dir(state_dir, volid, hv->cdir, sizeof(hv->cdir));
+		hv->v.dir[1] = hv->cdir;
+	}
+}
+
+int history_parse_duration(const char *s, uint64_t *ns)
+{
+	static const struct {
+		char c;
+		uint64_t ns;
+	} units[] = { { 's', 1 }, { 'm', 60 }, { 'h', 3600 }, { 'd', 86400 }, { 'w', 604800 } };
+	uint64_t v, mul = 1;
+	char *end;
+
+	if (!s || !isdigit((unsigned char)*s))
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno)
+		return -EINVAL;
+	if (*end) {
+		unsigned i;
+
+		for (i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+			if (*end == units[i].c)
+				break;
+		if (i == sizeof(units) / sizeof(units[0]) || end[1])
+			return -EINVAL;
+		mul = units[i].ns;
+	}
+	if (v > UINT64_MAX / 1000000000ull / mul)
+		return -EINVAL;
+	*ns = v * mul * 1000000000ull;
+	return 0;
+}
+
+char *history_fmt_duration(uint64_t ns, char *buf, size_t len)
+{
+	static const struct {
+		const char *u;
+		uint64_t s;
+	} units[] = { { "w", 604800 }, { "d", 86400 }, { "h", 3600 }, { "m", 60 }, { "s", 1 } };
+	uint64_t sec = ns / 1000000000ull;
+
+	if (!sec) {
+		snprintf(buf, len, "0");
+		return buf;
+	}
+	for (unsigned i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+		if (sec % units[i].s == 0) {
+			snprintf(buf, len, "%" PRIu64 "%s", sec / units[i].s, units[i].u);
+			break;
+		}
+	return buf;
 }
 
 /* ---- JSON objects ---- */
@@ -203,7 +270,7 @@ int history_ckpt_put(struct chunk_store *cs, const char *volid, const struct chu
 		     uint64_t ckpt_seq, uint64_t hi, uint64_t time_ns)
 {
 	struct json_object *o = json_object_new_object();
-	char key[128];
+	char key[160];
 	int ret;
 
 	if (!o)
@@ -213,36 +280,65 @@ int history_ckpt_put(struct chunk_store *cs, const char *volid, const struct chu
 	json_object_object_add(o, "ckpt_seq", json_object_new_uint64(ckpt_seq));
 	json_object_object_add(o, "hi", json_object_new_uint64(hi));
 	json_object_object_add(o, "time_ns", json_object_new_uint64(time_ns));
-	snprintf(key, sizeof(key), "history/%s/ckpt.%016" PRIx64 ".%016" PRIx64, volid, hi,
-		 time_ns);
+	snprintf(key, sizeof(key), "history/%s/ckpt.%016" PRIx64 ".%016" PRIx64 ".%016" PRIx64,
+		 volid, hi, time_ns, ckpt_seq);
 	ret = obj_put(cs, key, o, 1);
 	return ret == -EEXIST ? 0 : ret; /* the same map state, recorded already */
 }
 
-int history_ckpt_best(struct chunk_store *cs, const char *volid, uint64_t upto,
-		      struct history_ckpt *out)
+/* A checkpoint as its key names it. */
+struct ckey {
+	uint64_t hi, time_ns;
+	uint64_t cseq;     /* UINT64_MAX: not in the key (an older key): read the object */
+	const char *key;
+};
+
+/* Parse the keys of k (prefix length pl) into *out (malloc'd), ordered by hi, then by
+ * cseq descending (an exact rewrite before the inexact original). */
+static int cmp_ckey(const void *a, const void *b)
+{
+	const struct ckey *x = a, *y = b;
+
+	if (x->hi != y->hi)
+		return x->hi < y->hi ? -1 : 1;
+	if (x->cseq != y->cseq)
+		return x->cseq == UINT64_MAX ? 1 : y->cseq == UINT64_MAX ? -1 : x->cseq > y->cseq ? -1 : 1;
+	return x->time_ns < y->time_ns ? -1 : x->time_ns > y->time_ns;
+}
+
+static int ckeys(struct keys *k, size_t pl, struct ckey **out, unsigned *n_out)
+{
+	struct ckey *v = k->n ? calloc(k->n, sizeof(*v)) : NULL;
+	unsigned n = 0;
+
+	if (k->n && !v)
+		return -ENOMEM;
+	for (unsigned i = 0; i < k->n; i++) {
+		const char *p = k->v[i] + pl;
+		struct ckey c = { .key = k->v[i], .cseq = UINT64_MAX };
+
+		c.hi = key_hex(p);
+		if (c.hi == UINT64_MAX || strlen(p) < 33)
+			continue;
+		c.time_ns = key_hex(p + 17);
+		if (c.time_ns == UINT64_MAX)
+			continue;
+		if (strlen(p) >= 50)
+			c.cseq = key_hex(p + 34);
+		v[n++] = c;
+	}
+	if (n)
+		qsort(v, n, sizeof(*v), cmp_ckey);
+	*out = v;
+	*n_out = n;
+	return 0;
+}
+
+static int ckpt_read(struct chunk_store *cs, const char *key, struct history_ckpt *out)
 {
 	struct json_object *o;
-	struct keys k;
-	uint64_t best = UINT64_MAX;
-	size_t pl;
-	char key[160] = "";
 	int ret, bad = 0;
 
-	ret = list_keys(cs, volid, "ckpt", &k, &pl);
-	if (ret)
-		return ret;
-	for (unsigned i = 0; i < k.n; i++) {
-		uint64_t hi = key_hex(k.v[i] + pl);
-
-		if (hi != UINT64_MAX && hi <= upto && (best == UINT64_MAX || hi > best)) {
-			best = hi;
-			snprintf(key, sizeof(key), "%s", k.v[i]);
-		}
-	}
-	keys_free(&k);
-	if (best == UINT64_MAX)
-		return -ENOENT;
 	ret = obj_get(cs, key, &o);
 	if (ret)
 		return ret;
@@ -256,42 +352,171 @@ int history_ckpt_best(struct chunk_store *cs, const char *volid, uint64_t upto,
 	return bad ? -EBADMSG : 0;
 }
 
-int history_ckpt_expire(struct chunk_store *cs, const char *volid, uint64_t before_ns,
-			struct history_ckpt *boundary)
+int history_ckpt_best(struct chunk_store *cs, const char *volid, uint64_t upto,
+		      struct history_ckpt *out)
 {
+	struct ckey *c;
 	struct keys k;
-	uint64_t keep = 0;
+	unsigned n;
 	size_t pl;
-	char key[160] = "";
-	int ret, found = 0;
+	int ret, best = -1;
 
 	ret = list_keys(cs, volid, "ckpt", &k, &pl);
 	if (ret)
 		return ret;
-	for (unsigned i = 0; i < k.n; i++) {
-		uint64_t hi = key_hex(k.v[i] + pl);
-		uint64_t t = strlen(k.v[i] + pl) > 17 ? key_hex(k.v[i] + pl + 17) : UINT64_MAX;
-
-		if (hi != UINT64_MAX && t < before_ns && hi >= keep) {
-			keep = hi;
-			found = 1;
-			snprintf(key, sizeof(key), "%s", k.v[i]);
-		}
-	}
-	if (!found) {
-		ret = -ENOENT;
+	ret = ckeys(&k, pl, &c, &n);
+	if (ret)
 		goto out_keys;
-	}
-	ret = history_ckpt_best(cs, volid, keep, boundary);
-	for (unsigned i = 0; i < k.n && !ret; i++) {
-		uint64_t hi = key_hex(k.v[i] + pl);
+	/* the largest hi <= upto; of equal ones, the first (the exact one, if any) */
+	for (unsigned i = 0; i < n && c[i].hi <= upto; i++)
+		if (best < 0 || c[i].hi != c[best].hi)
+			best = (int)i;
+	ret = best < 0 ? -ENOENT : ckpt_read(cs, c[best].key, out);
+	free(c);
+out_keys:
+	keys_free(&k);
+	return ret;
+}
 
-		if (hi < keep) {
-			ret = cs->ops->meta_del(cs->ctx, k.v[i]);
-			if (ret == -ENOENT)
-				ret = 0;
-		}
+int history_ckpt_boundary(struct chunk_store *cs, const char *volid, uint64_t before_ns,
+			  struct history_ckpt *out)
+{
+	struct ckey *c;
+	struct keys k;
+	unsigned n;
+	size_t pl;
+	int ret, best = -1;
+
+	ret = list_keys(cs, volid, "ckpt", &k, &pl);
+	if (ret)
+		return ret;
+	ret = ckeys(&k, pl, &c, &n);
+	if (ret)
+		goto out_keys;
+	for (unsigned i = 0; i < n; i++)
+		if (c[i].time_ns < before_ns && (best < 0 || c[i].hi != c[best].hi))
+			best = (int)i;
+	ret = best < 0 ? -ENOENT : ckpt_read(cs, c[best].key, out);
+	free(c);
+out_keys:
+	keys_free(&k);
+	return ret;
+}
+
+int history_ckpt_list(struct chunk_store *cs, const char *volid,
+		      int (*cb)(void *arg, const struct history_ckpt *c, int exact), void *arg)
+{
+	struct ckey *c;
+	struct keys k;
+	unsigned n;
+	size_t pl;
+	int ret;
+
+	ret = list_keys(cs, volid, "ckpt", &k, &pl);
+	if (ret)
+		return ret;
+	ret = ckeys(&k, pl, &c, &n);
+	for (unsigned i = 0; !ret && i < n; i++) {
+		struct history_ckpt h = { .hi = c[i].hi, .time_ns = c[i].time_ns,
+					  .ckpt_seq = c[i].cseq == UINT64_MAX ? 0 : c[i].cseq };
+
+		if (i && c[i - 1].hi == c[i].hi)
+			continue;
+		ret = cb(arg, &h, c[i].cseq == c[i].hi);
 	}
+	free(c);
+	keys_free(&k);
+	return ret;
+}
+
+/* c[i] is the oldest checkpoint of its period (time / every) among those not older
+ * than since_ns (the tier's window). */
+static int oldest_of_period(const struct ckey *c, unsigned n, unsigned i, uint64_t every,
+			    uint64_t since_ns)
+{
+	uint64_t p = c[i].time_ns / every;
+
+	for (unsigned k = 0; k < n; k++)
+		if (k != i && c[k].time_ns >= since_ns && c[k].time_ns / every == p &&
+		    (c[k].time_ns < c[i].time_ns || (c[k].time_ns == c[i].time_ns && k < i)))
+			return 0;
+	return 1;
+}
+
+int history_ckpt_thin(struct chunk_store *cs, const char *volid,
+		      const struct volume_retention *r, uint64_t now, history_exact_fn exact,
+		      void *arg, unsigned *kept, unsigned *deleted)
+{
+	uint64_t ws = SUB0(now, r->retain_ns);
+	struct ckey *c;
+	struct keys k;
+	unsigned n;
+	size_t pl;
+	int ret, b = -1;
+
+	*kept = *deleted = 0;
+	ret = list_keys(cs, volid, "ckpt", &k, &pl);
+	if (ret)
+		return ret;
+	ret = ckeys(&k, pl, &c, &n);
+	if (ret)
+		goto out_keys;
+	for (unsigned i = 0; i < n; i++)
+		if (c[i].time_ns < ws && (b < 0 || c[i].hi != c[b].hi))
+			b = (int)i;
+	for (unsigned i = 0; b >= 0 && i < n && !ret; i++) {
+		uint64_t age = now - c[i].time_ns;
+		int keep;
+
+		if (c[i].time_ns >= ws || (int)i == b)
+			continue;
+		keep = (age < r->hourly_ns &&
+			oldest_of_period(c, n, i, r->hourly_every_ns, SUB0(now, r->hourly_ns))) ||
+		       (age < r->daily_ns &&
+			oldest_of_period(c, n, i, r->daily_every_ns, SUB0(now, r->daily_ns)));
+		if (keep && c[i].cseq == UINT64_MAX) {
+			struct history_ckpt h;
+
+			ret = ckpt_read(cs, c[i].key, &h);
+			if (ret == -ENOENT) {
+				ret = 0;
+				continue;
+			}
+			if (ret)
+				break;
+			c[i].cseq = h.ckpt_seq;
+		}
+		if (keep && c[i].cseq != c[i].hi) {
+			struct history_ckpt h = { .hi = c[i].hi, .time_ns = c[i].time_ns,
+						  .ckpt_seq = c[i].cseq };
+			struct chunk_id root;
+
+			/* past the window its journal goes: store the point seq:hi itself */
+			ret = exact(arg, &h, &root);
+			if (!ret)
+				ret = history_ckpt_put(cs, volid, &root, c[i].hi, c[i].hi,
+						       c[i].time_ns);
+			if (ret == -ENODATA || ret == -ERANGE) {
+				log_warn("history", "%s: checkpoint at seq %" PRIu64 " cannot be made "
+					 "exact (its journal is gone); dropping it", volid, c[i].hi);
+				keep = 0;
+				ret = 0;
+			} else if (ret) {
+				break;
+			}
+		} else if (keep) {
+			(*kept)++;
+			continue;
+		}
+		ret = cs->ops->meta_del(cs->ctx, c[i].key);
+		if (ret == -ENOENT)
+			ret = 0;
+		if (keep)
+			(*kept)++;
+		else
+			(*deleted)++;
+	}
+	free(c);
 out_keys:
 	keys_free(&k);
 	return ret;
@@ -502,10 +727,28 @@ int history_parse_point(const char *point, char vol[VOLUME_NAME_MAX + 1], const 
 	return 0;
 }
 
+struct last_find {
+	uint64_t seq, time_ns;
+	int any;
+};
+
+static int last_cb(void *arg, const struct journal_rec *rec, uint64_t seg_first, uint64_t pos)
+{
+	struct last_find *l = arg;
+
+	(void)seg_first;
+	(void)pos;
+	l->seq = rec->seq;
+	l->time_ns = rec->time_ns;
+	l->any = 1;
+	return 0;
+}
+
 struct time_find {
 	uint64_t t;
 	uint64_t seq;  /* first record newer than t */
 	int found;
+	int any;       /* a record not newer than t was seen */
 };
 
 static int time_cb(void *arg, const struct journal_rec *rec, uint64_t seg_first, uint64_t pos)
@@ -519,6 +762,7 @@ static int time_cb(void *arg, const struct journal_rec *rec, uint64_t seg_first,
 		tf->found = 1;
 		return 1;
 	}
+	tf->any = 1;
 	return 0;
 }
 
@@ -533,15 +777,43 @@ static int parse_seq(const char *s, uint64_t *out)
 	return errno || *end || !*out ? -EINVAL : 0;
 }
 
+/* The first seq retained anywhere: in the view, or in the repository's segments. */
+static int first_retained(struct chunk_store *cs, const char *volid,
+			  const struct history_jview *hv, int *have, uint64_t *first)
+{
+	struct journal_span span;
+	struct jstore_seg *segs = NULL;
+	unsigned n = 0;
+	int ret;
+
+	*have = 0;
+	ret = journal_span(&hv->v, &span);
+	if (ret && ret != -ENOENT)
+		return ret;
+	if (!ret) {
+		*have = 1;
+		*first = span.first_seq;
+	}
+	ret = jstore_list(cs, volid, &segs, &n);
+	if (ret)
+		return ret;
+	if (n && (!*have || segs[0].first < *first)) {
+		*have = 1;
+		*first = segs[0].first;
+	}
+	free(segs);
+	return 0;
+}
+
 int history_resolve(struct chunk_store *cs, const char *state_dir, const char *point,
 		    uint64_t live_next, struct point_plan *out)
 {
 	struct volume_head h;
 	struct history_ckpt best;
-	struct journal_span span;
-	char vol[VOLUME_NAME_MAX + 1], jdir[4096];
+	struct history_jview hv;
+	char vol[VOLUME_NAME_MAX + 1];
 	const char *spec;
-	uint64_t to, t;
+	uint64_t to, t, first = 0;
 	int ret, have_journal, have_best;
 
 	ret = history_parse_point(point, vol, &spec);
@@ -552,24 +824,18 @@ int history_resolve(struct chunk_store *cs, const char *state_dir, const char *p
 		return ret;
 	memset(out, 0, sizeof(*out));
 	out->info = h.info;
-	history_journal_dir(state_dir ? state_dir : "/nonexistent", h.info.id, jdir, sizeof(jdir));
-	ret = journal_span(jdir, &span);
-	if (ret && ret != -ENOENT)
-		return ret;
-	have_journal = ret == 0;
+	history_view(state_dir, h.info.id, &hv);
 	out->time_ns = util_now_ns();
 
 	if (!spec) {
 		to = live_next;
 		if (!to) {
 			to = h.info.ckpt_seq;
-			if (have_journal) {
-				ret = journal_scan(jdir, h.info.ckpt_seq, NULL, NULL, &to);
-				if (ret)
-					return ret;
-				if (to < h.info.ckpt_seq)
-					to = h.info.ckpt_seq;
-			}
+			ret = journal_scan(&hv.v, h.info.ckpt_seq, NULL, NULL, &to);
+			if (ret && ret != -ENOENT)
+				return ret;
+			if (to < h.info.ckpt_seq)
+				to = h.info.ckpt_seq;
 		}
 	} else if (!strncmp(spec, "seq:", 4)) {
 		if (parse_seq(spec + 4, &to))
@@ -598,18 +864,30 @@ int history_resolve(struct chunk_store *cs, const char *state_dir, const char *p
 			if (t < h.info.created_ns)
 				return -ENODATA;
 			out->time_ns = t;
-			if (!have_journal) {
+			ret = jstore_prepare(cs, h.info.id, &hv.v, 0, 0, 1, t);
+			if (ret)
+				return ret;
+			ret = first_retained(cs, h.info.id, &hv, &have_journal, &first);
+			if (ret)
+				return ret;
+			ret = journal_seek_time(&hv.v, t, &from);
+			if (ret == -ENOENT) {
 				to = h.info.ckpt_seq;
 			} else {
-				ret = journal_seek_time(jdir, t, &from);
 				if (!ret)
-					ret = journal_scan(jdir, from, time_cb, &tf, &end);
+					ret = journal_scan(&hv.v, from, time_cb, &tf, &end);
 				if (ret)
 					return ret;
 				to = tf.found ? tf.seq : end;
-				if (tf.found && to == span.first_seq && span.first_seq > 1)
+				if (tf.found && to == first && first > 1)
 					return -ENODATA; /* before the first retained record */
 			}
+			/* no record at or before t is kept: the state at t is known only when
+			 * t is inside the window (every record after it is kept) */
+			if (!tf.any && (!tf.found || to == first) &&
+			    t < util_now_ns() - MIN(util_now_ns(), h.info.retention.retain_ns) &&
+			    to > 1)
+				return -ENODATA;
 		} else {
 			return -ESRCH;
 		}
@@ -630,7 +908,74 @@ int history_resolve(struct chunk_store *cs, const char *state_dir, const char *p
 	} else {
 		return -ENODATA;
 	}
-	if (out->from_seq < out->to_seq && (!have_journal || span.first_seq > out->from_seq))
-		return -ENODATA;
+	if (out->from_seq < out->to_seq) {
+		ret = first_retained(cs, h.info.id, &hv, &have_journal, &first);
+		if (ret)
+			return ret;
+		if (!have_journal || first > out->from_seq)
+			return -ENODATA;
+		/* a copy of the repository: fetch the stored segments the replay needs */
+		ret = jstore_prepare(cs, h.info.id, &hv.v, out->from_seq, out->to_seq, 0, 0);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+int history_span(struct chunk_store *cs, const char *state_dir, const struct volume_info *vi,
+		 struct history_span *out)
+{
+	struct history_jview hv;
+	struct journal_span span;
+	struct jstore_seg *segs = NULL;
+	struct last_find l = { 0 };
+	unsigned n = 0;
+	int ret;
+
+	memset(out, 0, sizeof(*out));
+	history_view(state_dir, vi->id, &hv);
+	ret = journal_span(&hv.v, &span);
+	if (ret && ret != -ENOENT)
+		return ret;
+	if (!ret) {
+		out->first_seq = span.first_seq;
+		out->first_time_ns = span.first_time_ns;
+		out->local_bytes = span.bytes;
+		out->local_segments = span.segments;
+		ret = journal_scan(&hv.v, span.last_first, last_cb, &l, &out->next_seq);
+		if (!ret && !l.any) /* a segment just sealed: the last record is before it */
+			ret = journal_scan(&hv.v, span.prev_first, last_cb, &l, &out->next_seq);
+		if (ret)
+			return ret;
+		if (out->next_seq < vi->ckpt_seq)
+			out->next_seq = vi->ckpt_seq;
+		out->have_records = l.any;
+		out->last_seq = l.seq;
+		out->last_time_ns = l.time_ns;
+	} else {
+		out->first_seq = out->next_seq = vi->ckpt_seq;
+	}
+	ret = jstore_list(cs, vi->id, &segs, &n);
+	if (ret)
+		return ret;
+	for (unsigned i = 0; i < n; i++)
+		out->repo_bytes += segs[i].bytes;
+	out->repo_segments = n;
+	if (n) {
+		out->repo_first_seq = segs[0].first;
+		out->repo_next_seq = segs[n - 1].next;
+		if (segs[0].first < out->first_seq || !out->local_segments) {
+			out->first_seq = segs[0].first;
+			out->first_time_ns = segs[0].created_ns;
+		}
+		if (segs[n - 1].next > out->next_seq)
+			out->next_seq = segs[n - 1].next;
+		if (!out->have_records && segs[n - 1].next > segs[n - 1].first) {
+			out->have_records = 1; /* its time is in the stored segment only */
+			out->last_seq = segs[n - 1].next - 1;
+			out->last_time_ns = 0;
+		}
+	}
+	free(segs);
 	return 0;
 }

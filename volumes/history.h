@@ -4,12 +4,16 @@
  *
  * Metadata objects (JSON, layouts at the top of history.c), all under
  * "history/<volid>/" in the repository's metadata:
- *   ckpt.<016x hi>.<016x time>  a history checkpoint: a map root holding every record with
- *                    seq < ckpt_seq and none with seq >= hi (ckpt_seq <= hi). It serves
- *                    every point N >= hi: replay records [ckpt_seq, N) on top.
+ *   ckpt.<016x hi>.<016x time>.<016x ckpt_seq>  a history checkpoint: a map root
+ *                    holding every record with seq < ckpt_seq and none with seq >= hi
+ *                    (ckpt_seq <= hi). It serves every point N >= hi: replay records
+ *                    [ckpt_seq, N) on top. Past the retention window the hourly and
+ *                    daily ones kept are exact (ckpt_seq == hi: seq:hi needs no journal).
  *   snap.<name>      a snapshot: the point seq (and, once materialized, its own root)
  *   mark.<016x seq>  a CDP mark (the label of a JOURNAL_MARK record)
- * The journal itself stays in <state_dir>/<volid>/journal (journal.h).
+ * The journal itself stays in <state_dir>/<volid>/journal (journal.h); its sealed
+ * segments are also stored in the repository (jstore.h) and fetched into
+ * <state_dir>/<volid>/jcache when the state directory lacks them.
  *
  * All functions return 0 or a negative errno.
  */
@@ -19,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "journal.h"
 #include "repo.h"
 #include "volume.h"
 
@@ -50,17 +55,43 @@ int history_snap_name_valid(const char *name);
 int history_label_valid(const char *label);
 /* "<state_dir>/<volid>/journal" */
 void history_journal_dir(const char *state_dir, const char *volid, char *buf, size_t len);
+/* The journal view of a volume: its live journal, then the cache of segments fetched
+ * from the repository (none when state_dir is NULL). */
+struct history_jview {
+	struct journal_view v;
+	char jdir[4096], cdir[4096];
+};
+void history_view(const char *state_dir, const char *volid, struct history_jview *hv);
+/* "90s", "15m", "24h", "7d", "2w" or a plain number of seconds ("0": none). */
+int history_parse_duration(const char *s, uint64_t *ns);
+/* The shortest such text for ns (whole seconds). */
+char *history_fmt_duration(uint64_t ns, char *buf, size_t len);
 
 int history_ckpt_put(struct chunk_store *cs, const char *volid, const struct chunk_id *root,
 		     uint64_t ckpt_seq, uint64_t hi, uint64_t time_ns);
 /* The checkpoint with the largest hi <= upto. -ENOENT if none. */
 int history_ckpt_best(struct chunk_store *cs, const char *volid, uint64_t upto,
 		      struct history_ckpt *out);
-/* Retention: *boundary gets the newest checkpoint written before before_ns, and every
- * older one is deleted (the journal before boundary->ckpt_seq may then go). -ENOENT
- * (nothing deleted) if no checkpoint is that old. */
-int history_ckpt_expire(struct chunk_store *cs, const char *volid, uint64_t before_ns,
-			struct history_ckpt *boundary);
+/* The newest checkpoint written before before_ns (the base of the oldest points kept
+ * in a retention window starting there). -ENOENT if none is that old. */
+int history_ckpt_boundary(struct chunk_store *cs, const char *volid, uint64_t before_ns,
+			  struct history_ckpt *out);
+/* Every checkpoint (one per hi; ckpt_seq 0 when unknown without reading it), by hi;
+ * exact: ckpt_seq == hi. Non-zero from cb stops. */
+int history_ckpt_list(struct chunk_store *cs, const char *volid,
+		      int (*cb)(void *arg, const struct history_ckpt *c, int exact), void *arg);
+/* Store the point seq:c->hi as a map root of its own (its journal is still there). */
+typedef int (*history_exact_fn)(void *arg, const struct history_ckpt *c, struct chunk_id *root);
+/* Retention of checkpoints at time now (struct volume_retention): every one younger
+ * than the window stays, and so does the newest older one (the boundary:
+ * history_ckpt_boundary). Of the others, the oldest of each hourly period younger than
+ * hourly_ns and of each daily period younger than daily_ns stay, made exact first with
+ * exact() (one that cannot be, its journal gone, is dropped); the rest are deleted
+ * (gc then reclaims what only they referenced). Call it before the journal below the
+ * boundary is deleted. *kept / *deleted count the checkpoints past the window. */
+int history_ckpt_thin(struct chunk_store *cs, const char *volid,
+		      const struct volume_retention *r, uint64_t now, history_exact_fn exact,
+		      void *arg, unsigned *kept, unsigned *deleted);
 /* Delete the marks with seq < below. */
 int history_mark_expire(struct chunk_store *cs, const char *volid, uint64_t below);
 
@@ -101,5 +132,22 @@ int history_parse_point(const char *point, char vol[VOLUME_NAME_MAX + 1], const 
  * a seq past the end; -ENODATA the point is older than the retained history. */
 int history_resolve(struct chunk_store *cs, const char *state_dir, const char *point,
 		    uint64_t live_next, struct point_plan *out);
+
+/* The retained CDP history of a volume (`cdp list`): the local journal (and fetched
+ * segments) plus the segments stored in the repository. */
+struct history_span {
+	uint64_t first_seq;       /* oldest record kept anywhere */
+	uint64_t first_time_ns;   /* its time (a stored segment's start time when only the
+				   * repository holds it); 0 if unknown */
+	uint64_t next_seq;        /* one past the newest record */
+	int have_records;         /* last_* are set */
+	uint64_t last_seq, last_time_ns;
+	uint64_t local_bytes;
+	unsigned local_segments;
+	uint64_t repo_first_seq, repo_next_seq, repo_bytes;
+	unsigned repo_segments;
+};
+int history_span(struct chunk_store *cs, const char *state_dir, const struct volume_info *vi,
+		 struct history_span *out);
 
 #endif

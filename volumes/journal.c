@@ -37,6 +37,25 @@
  * The first record that fails (short read, magic, version, type, seq, prev, size or
  * hash) and everything after it is cut: a torn tail after a crash.
  *
+ * Index file "<016x first seq>.idx" beside each segment (a hint: never synced, every
+ * entry is checked against the record it names before use; a missing or damaged one
+ * only makes a scan start at the segment's first record). Header (32 bytes):
+ *    0  u32  magic       0x58494A43 ("CJIX")
+ *    4  u16  version     1
+ *    6  u16  entry_len   40
+ *    8  u64  first_seq   the segment's first seq
+ *   16  u64  reserved    0
+ *   24  u64  hash        XXH3_64bits(bytes 0..23)
+ * then entries (40 bytes), one for the first record that starts in each IDX_STEP
+ * (1 MiB) window of the segment file, in file order:
+ *    0  u64  seq         the record's seq
+ *    8  u64  pos         its file offset in the segment
+ *   16  u64  prev        the hash of the record before it (its header's prev field)
+ *   24  u64  time_ns     its wall-clock time
+ *   32  u64  hash        XXH3_64bits(bytes 0..31)
+ * So a scan from seq N, or a time lookup, reads at most IDX_STEP bytes before the record
+ * it wants, never the segment from its start (points open in O(records replayed)).
+ *
  * Durability: appends are pwritev without fsync. A segment is fdatasync'd before the
  * next one is started, and the directory fsync'd after a segment file is created, so
  * synced_next (the first seq not known durable) only ever covers whole prefixes.
@@ -68,6 +87,10 @@
 #define REC_HDR_LEN 48
 #define REC_TAIL_LEN 8
 #define MAX_PAYLOAD (16u << 20)
+#define IDX_MAGIC 0x58494A43u
+#define IDX_HDR_LEN 32
+#define IDX_ENT_LEN 40
+#define IDX_STEP (1u << 20)
 
 struct segment {
 	uint64_t first_seq;
@@ -76,6 +99,8 @@ struct segment {
 	uint64_t last_hash; /* hash of the last record (prev_hash if none) */
 	uint64_t prev_hash;
 	uint64_t created_ns; /* from the header */
+	uint64_t last_pos;  /* file offset of the last record (0: none) */
+	uint64_t idx_size;  /* bytes of its index file (active segment only) */
 };
 
 struct journal {
@@ -87,6 +112,7 @@ struct journal {
 	struct segment *segs; /* oldest first; the last one is active */
 	unsigned nsegs, cap;
 	int fd;               /* the active segment */
+	int idx_fd;           /* its index file (-1: none, appends go on without it) */
 	uint64_t total_bytes;
 	uint64_t next_seq;
 	uint64_t synced_next; /* every seq below is durable */
@@ -117,6 +143,25 @@ static uint64_t get64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return l
 static void seg_path(const char *dir, uint64_t first, char *out, size_t n)
 {
 	snprintf(out, n, "%s/%016" PRIx64 ".log", dir, first);
+}
+
+static void idx_path(const char *dir, uint64_t first, char *out, size_t n)
+{
+	snprintf(out, n, "%s/%016" PRIx64 ".idx", dir, first);
+}
+
+/* Remove segment first of dir and its index. */
+static int seg_unlink(const char *dir, uint64_t first)
+{
+	char path[4096];
+	int ret = 0;
+
+	seg_path(dir, first, path, sizeof(path));
+	if (unlink(path) && errno != ENOENT)
+		ret = -errno;
+	idx_path(dir, first, path, sizeof(path));
+	unlink(path);
+	return ret;
 }
 
 static int segs_push(struct journal *j, const struct segment *s)
@@ -211,6 +256,134 @@ static int seg_header_check(const uint8_t *h, uint64_t first)
 	return 0;
 }
 
+/* ---- index files ---- */
+
+static void idx_header_encode(uint8_t *h, uint64_t first)
+{
+	memset(h, 0, IDX_HDR_LEN);
+	put32(h, IDX_MAGIC);
+	put16(h + 4, JVERSION);
+	put16(h + 6, IDX_ENT_LEN);
+	put64(h + 8, first);
+	put64(h + 24, XXH3_64bits(h, 24));
+}
+
+static int idx_header_check(const uint8_t *h, uint64_t first)
+{
+	if (get32(h) != IDX_MAGIC || get16(h + 4) != JVERSION || get16(h + 6) != IDX_ENT_LEN ||
+	    get64(h + 8) != first || get64(h + 24) != XXH3_64bits(h, 24))
+		return -EBADMSG;
+	return 0;
+}
+
+struct idx_ent {
+	uint64_t seq, pos, prev, time_ns;
+};
+
+static int idx_ent_decode(const uint8_t *e, struct idx_ent *out)
+{
+	if (get64(e + 32) != XXH3_64bits(e, 32))
+		return -EBADMSG;
+	out->seq = get64(e);
+	out->pos = get64(e + 8);
+	out->prev = get64(e + 16);
+	out->time_ns = get64(e + 24);
+	return 0;
+}
+
+/* The sound entries of segment first's index in dir (*out malloc'd, NULL if none). */
+static int idx_load(const char *dir, uint64_t first, struct idx_ent **out, unsigned *n_out)
+{
+	char path[4096];
+	void *data = NULL;
+	size_t len = 0;
+	struct idx_ent *v = NULL;
+	unsigned n = 0, cap;
+
+	*out = NULL;
+	*n_out = 0;
+	idx_path(dir, first, path, sizeof(path));
+	if (util_read_file(path, &data, &len) || len < IDX_HDR_LEN ||
+	    idx_header_check(data, first)) {
+		free(data);
+		return 0;
+	}
+	cap = (unsigned)((len - IDX_HDR_LEN) / IDX_ENT_LEN);
+	if (cap) {
+		v = malloc(cap * sizeof(*v));
+		if (!v) {
+			free(data);
+			return -ENOMEM;
+		}
+	}
+	for (unsigned i = 0; i < cap; i++) {
+		if (idx_ent_decode((uint8_t *)data + IDX_HDR_LEN + (size_t)i * IDX_ENT_LEN, &v[n]) ||
+		    (n && (v[n].seq <= v[n - 1].seq || v[n].pos <= v[n - 1].pos)))
+			break;
+		n++;
+	}
+	free(data);
+	*out = v;
+	*n_out = n;
+	return 0;
+}
+
+/* Open (or start) the index of the active segment s, dropping entries at or past the
+ * segment's end (a cut tail). Failure only leaves the segment without an index. */
+static void idx_open_active(struct journal *j, struct segment *s, int create)
+{
+	uint8_t h[IDX_HDR_LEN], e[IDX_ENT_LEN];
+	char path[4096];
+	uint64_t size = IDX_HDR_LEN;
+	struct stat st;
+	int fd;
+
+	idx_path(j->dir, s->first_seq, path, sizeof(path));
+	fd = open(path, O_RDWR | O_CREAT | (create ? O_TRUNC : 0) | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return;
+	if (!create && fstat(fd, &st) == 0 && st.st_size >= IDX_HDR_LEN &&
+	    pread(fd, h, IDX_HDR_LEN, 0) == IDX_HDR_LEN && !idx_header_check(h, s->first_seq)) {
+		struct idx_ent ent;
+
+		while (size + IDX_ENT_LEN <= (uint64_t)st.st_size &&
+		       pread(fd, e, IDX_ENT_LEN, (off_t)size) == IDX_ENT_LEN &&
+		       !idx_ent_decode(e, &ent) && ent.pos < s->size)
+			size += IDX_ENT_LEN;
+	} else {
+		idx_header_encode(h, s->first_seq);
+		if (util_pwrite_all(fd, h, IDX_HDR_LEN, 0)) {
+			close(fd);
+			return;
+		}
+	}
+	if (ftruncate(fd, (off_t)size)) {
+		close(fd);
+		return;
+	}
+	s->idx_size = size;
+	if (j->idx_fd >= 0)
+		close(j->idx_fd);
+	j->idx_fd = fd;
+}
+
+/* Index the record just appended at pos if it is the first to start in its window. */
+static void idx_note(struct journal *j, struct segment *s, uint64_t seq, uint64_t pos,
+		     uint64_t prev, uint64_t time_ns)
+{
+	uint8_t e[IDX_ENT_LEN];
+
+	if (j->idx_fd < 0 || pos / IDX_STEP <= s->last_pos / IDX_STEP)
+		return;
+	put64(e, seq);
+	put64(e + 8, pos);
+	put64(e + 16, prev);
+	put64(e + 24, time_ns);
+	put64(e + 32, XXH3_64bits(e, 32));
+	if (util_pwrite_all(j->idx_fd, e, IDX_ENT_LEN, s->idx_size) == 0)
+		s->idx_size += IDX_ENT_LEN;
+}
+
 /* Check one record at pos of fd. buf must hold MAX_PAYLOAD + REC_TAIL_LEN.
  * Returns its total length, or -EBADMSG (bad or torn), 0 at a clean end of file. */
 static long rec_read(int fd, uint64_t pos, uint64_t want_seq, uint64_t prev, uint8_t *hdr,
@@ -298,7 +471,7 @@ static int scan(struct journal *j)
 			close(fd);
 			log_warn("journal", "%s: bad segment header; cutting %" PRIu64 " bytes",
 				 path, fsize);
-			unlink(path);
+			seg_unlink(j->dir, firsts[i]);
 			break;
 		}
 		if (memcmp(hdr + 8, j->volid, 16)) {
@@ -320,6 +493,7 @@ static int scan(struct journal *j)
 				cut = 1;
 				break;
 			}
+			s.last_pos = pos;
 			pos += (uint64_t)r;
 			hash = h;
 			seq++;
@@ -353,7 +527,7 @@ static int scan(struct journal *j)
 		seg_path(j->dir, firsts[i], path, sizeof(path));
 		log_warn("journal", "%s: after a torn tail; cutting %" PRIu64 " bytes", path,
 			 file_size(path));
-		unlink(path);
+		seg_unlink(j->dir, firsts[i]);
 	}
 	ret = 0;
 out_free_buf:
@@ -391,6 +565,7 @@ static int start_segment(struct journal *j, uint64_t first, uint64_t prev_hash)
 		close(j->fd);
 	j->fd = fd;
 	j->total_bytes += SEG_HDR_LEN;
+	idx_open_active(j, &j->segs[j->nsegs - 1], 1);
 	return 0;
 
 out_unlink:
@@ -408,6 +583,7 @@ int journal_open(const char *dir, const uint8_t volid[16], uint64_t min_next_seq
 	if (!j)
 		return -ENOMEM;
 	j->fd = -1;
+	j->idx_fd = -1;
 	memcpy(j->volid, volid, 16);
 	j->segment_bytes = segment_bytes ? segment_bytes : JOURNAL_SEGMENT_DEFAULT;
 	if (j->segment_bytes < JOURNAL_SEGMENT_MIN)
@@ -442,6 +618,8 @@ int journal_open(const char *dir, const uint8_t volid[16], uint64_t min_next_seq
 			seg_path(dir, last->first_seq, path, sizeof(path));
 			j->fd = open(path, O_RDWR | O_CLOEXEC);
 			ret = j->fd < 0 ? -errno : 0;
+			if (!ret)
+				idx_open_active(j, last, 0);
 		}
 	}
 	if (ret)
@@ -456,6 +634,8 @@ int journal_open(const char *dir, const uint8_t volid[16], uint64_t min_next_seq
 out_free:
 	if (j->fd >= 0)
 		close(j->fd);
+	if (j->idx_fd >= 0)
+		close(j->idx_fd);
 	if (j->xs)
 		XXH3_freeState(j->xs);
 	free(j->segs);
@@ -473,6 +653,8 @@ void journal_close(struct journal *j)
 			log_warn("journal", "%s: fdatasync: %s", j->dir, strerror(errno));
 		close(j->fd);
 	}
+	if (j->idx_fd >= 0)
+		close(j->idx_fd);
 	pthread_mutex_destroy(&j->lock);
 	pthread_cond_destroy(&j->sync_cond);
 	XXH3_freeState(j->xs);
@@ -505,7 +687,7 @@ int journal_append(struct journal *j, uint16_t type, uint64_t offset, uint32_t l
 	uint8_t hdr[REC_HDR_LEN], tail[REC_TAIL_LEN];
 	struct iovec iov[3];
 	struct segment *s;
-	uint64_t rec_len = REC_HDR_LEN + (uint64_t)payload_len + REC_TAIL_LEN, pos, done;
+	uint64_t rec_len = REC_HDR_LEN + (uint64_t)payload_len + REC_TAIL_LEN, pos, done, prev;
 	int ret = 0;
 
 	if (payload_len > MAX_PAYLOAD || (type == JOURNAL_WRITE && payload_len != length))
@@ -523,6 +705,7 @@ int journal_append(struct journal *j, uint16_t type, uint64_t offset, uint32_t l
 	put16(hdr + 6, type);
 	put64(hdr + 8, j->next_seq);
 	put64(hdr + 16, util_now_ns());
+	prev = s->last_hash;
 	put64(hdr + 24, offset);
 	put32(hdr + 32, length);
 	put32(hdr + 36, payload_len);
@@ -566,6 +749,8 @@ int journal_append(struct journal *j, uint16_t type, uint64_t offset, uint32_t l
 		}
 		done += (uint64_t)n;
 	}
+	idx_note(j, s, j->next_seq, pos, prev, get64(hdr + 16));
+	s->last_pos = pos;
 	s->last_hash = get64(tail);
 	s->size += rec_len;
 	s->next_seq = ++j->next_seq;
@@ -575,6 +760,59 @@ int journal_append(struct journal *j, uint16_t type, uint64_t offset, uint32_t l
 out_unlock:
 	pthread_mutex_unlock(&j->lock);
 	return ret;
+}
+
+int journal_seal(struct journal *j)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&j->lock);
+	if (j->segs[j->nsegs - 1].size > SEG_HDR_LEN)
+		ret = rotate(j);
+	pthread_mutex_unlock(&j->lock);
+	return ret;
+}
+
+int journal_seal_older(struct journal *j, uint64_t before_ns)
+{
+	struct segment *s;
+	int ret = 0;
+
+	pthread_mutex_lock(&j->lock);
+	s = &j->segs[j->nsegs - 1];
+	if (s->size > SEG_HDR_LEN && s->created_ns < before_ns)
+		ret = rotate(j);
+	pthread_mutex_unlock(&j->lock);
+	return ret;
+}
+
+void journal_active(struct journal *j, uint64_t *first, uint64_t *created_ns)
+{
+	pthread_mutex_lock(&j->lock);
+	*first = j->segs[j->nsegs - 1].first_seq;
+	*created_ns = j->segs[j->nsegs - 1].created_ns;
+	pthread_mutex_unlock(&j->lock);
+}
+
+int journal_sealed(struct journal *j, struct journal_seginfo **out, unsigned *n_out)
+{
+	struct journal_seginfo *v = NULL;
+	unsigned n;
+
+	pthread_mutex_lock(&j->lock);
+	n = j->nsegs - 1;
+	if (n) {
+		v = malloc(n * sizeof(*v));
+		for (unsigned i = 0; v && i < n; i++)
+			v[i] = (struct journal_seginfo){ j->segs[i].first_seq, j->segs[i].next_seq,
+							 j->segs[i].created_ns, j->segs[i].size };
+	}
+	pthread_mutex_unlock(&j->lock);
+	if (n && !v)
+		return -ENOMEM;
+	*out = v;
+	*n_out = n;
+	return 0;
 }
 
 int journal_sync(struct journal *j, uint64_t upto)
@@ -618,16 +856,13 @@ int journal_sync(struct journal *j, uint64_t upto)
 int journal_delete_before(struct journal *j, uint64_t seq)
 {
 	unsigned k = 0;
-	char path[4096];
 	int ret = 0;
 
 	pthread_mutex_lock(&j->lock);
 	while (k + 1 < j->nsegs && j->segs[k + 1].first_seq <= seq) {
-		seg_path(j->dir, j->segs[k].first_seq, path, sizeof(path));
-		if (unlink(path) && errno != ENOENT) {
-			ret = -errno;
+		ret = seg_unlink(j->dir, j->segs[k].first_seq);
+		if (ret)
 			break;
-		}
 		j->total_bytes -= j->segs[k].size;
 		k++;
 	}
@@ -642,18 +877,15 @@ int journal_delete_before(struct journal *j, uint64_t seq)
 int journal_delete_expired(struct journal *j, uint64_t seq, uint64_t before_ns)
 {
 	unsigned k = 0;
-	char path[4096];
 	int ret = 0;
 
 	pthread_mutex_lock(&j->lock);
 	/* the next segment's start time bounds every record time of this one */
 	while (k + 1 < j->nsegs && j->segs[k + 1].first_seq <= seq &&
 	       j->segs[k + 1].created_ns < before_ns) {
-		seg_path(j->dir, j->segs[k].first_seq, path, sizeof(path));
-		if (unlink(path) && errno != ENOENT) {
-			ret = -errno;
+		ret = seg_unlink(j->dir, j->segs[k].first_seq);
+		if (ret)
 			break;
-		}
 		j->total_bytes -= j->segs[k].size;
 		k++;
 	}
@@ -825,6 +1057,7 @@ void journal_iter_close(struct journal_iter *it)
 /* ---- read-only access ---- */
 
 #define SCAN_BUF (MAX_PAYLOAD + REC_HDR_LEN + REC_TAIL_LEN + (1u << 20))
+#define SCAN_READ (1u << 20)
 
 struct rbuf {
 	int fd;
@@ -833,38 +1066,157 @@ struct rbuf {
 	size_t len;
 };
 
-/* Pointer to need bytes at pos, refilling the window; NULL at end of file or on error. */
+/* Pointer to need bytes at pos (need <= SCAN_BUF), refilling the window with reads of
+ * at least SCAN_READ; NULL at end of file or on error. */
 static const uint8_t *rb_get(struct rbuf *rb, uint64_t pos, size_t need)
 {
 	ssize_t n;
 
 	if (pos >= rb->base && pos + need <= rb->base + rb->len)
 		return rb->buf + (pos - rb->base);
-	n = pread(rb->fd, rb->buf, SCAN_BUF, (off_t)pos);
+	n = pread(rb->fd, rb->buf, need > SCAN_READ ? need : SCAN_READ, (off_t)pos);
 	rb->base = pos;
 	rb->len = n > 0 ? (size_t)n : 0;
 	return rb->len >= need ? rb->buf : NULL;
 }
 
-int journal_segment_open(const char *dir, uint64_t seg_first)
+struct vseg {
+	uint64_t first;
+	unsigned d;     /* index into the view's dirs */
+};
+
+static int cmp_vseg(const void *a, const void *b)
+{
+	const struct vseg *x = a, *y = b;
+
+	if (x->first != y->first)
+		return x->first < y->first ? -1 : 1;
+	return x->d < y->d ? -1 : x->d > y->d;
+}
+
+/* The segments of every directory of v, sorted by first seq, one per first seq (the
+ * lowest directory index wins). *out malloc'd (NULL when none). */
+static int view_list(const struct journal_view *v, struct vseg **out, unsigned *n_out)
+{
+	struct vseg *all = NULL;
+	unsigned n = 0, k = 0;
+	int ret = 0;
+
+	for (unsigned d = 0; d < JOURNAL_VIEW_DIRS; d++) {
+		uint64_t *f = NULL;
+		unsigned m = 0;
+		struct vseg *na;
+
+		if (!v->dir[d])
+			continue;
+		ret = list_segments(v->dir[d], &f, &m);
+		if (ret == -ENOENT || ret == -ENOTDIR) {
+			ret = 0;
+			continue;
+		}
+		if (ret)
+			goto out_free;
+		if (m) {
+			na = realloc(all, (n + m) * sizeof(*all));
+			if (!na) {
+				free(f);
+				ret = -ENOMEM;
+				goto out_free;
+			}
+			all = na;
+			for (unsigned i = 0; i < m; i++)
+				all[n++] = (struct vseg){ f[i], d };
+		}
+		free(f);
+	}
+	if (n)
+		qsort(all, n, sizeof(*all), cmp_vseg);
+	for (unsigned i = 0; i < n; i++)
+		if (!k || all[k - 1].first != all[i].first)
+			all[k++] = all[i];
+	*out = all;
+	*n_out = k;
+	return 0;
+
+out_free:
+	free(all);
+	return ret;
+}
+
+static int vseg_open(const struct journal_view *v, const struct vseg *s)
 {
 	char path[4096];
 	int fd;
 
-	seg_path(dir, seg_first, path, sizeof(path));
+	seg_path(v->dir[s->d], s->first, path, sizeof(path));
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	return fd < 0 ? -errno : fd;
 }
 
-int journal_scan(const char *dir, uint64_t from, journal_scan_cb cb, void *arg,
+int journal_segment_open(const struct journal_view *v, uint64_t seg_first)
+{
+	for (unsigned d = 0; d < JOURNAL_VIEW_DIRS; d++) {
+		struct vseg s = { seg_first, d };
+		int fd;
+
+		if (!v->dir[d])
+			continue;
+		fd = vseg_open(v, &s);
+		if (fd != -ENOENT && fd != -ENOTDIR)
+			return fd;
+	}
+	return -ENOENT;
+}
+
+/* The last index entry of segment s with key <= want (by seq, or by time when
+ * by_time), checked against the record it names; 0 and *e on success. */
+static int idx_seek(const struct journal_view *v, const struct vseg *s, struct rbuf *rb,
+		    uint64_t want, int by_time, struct idx_ent *e)
+{
+	struct idx_ent *ents;
+	unsigned n, lo = 0, hi;
+	const uint8_t *r;
+	int ret;
+
+	ret = idx_load(v->dir[s->d], s->first, &ents, &n);
+	if (ret || !n) {
+		free(ents);
+		return ret ? ret : -ENOENT;
+	}
+	hi = n;
+	while (lo < hi) {
+		unsigned mid = (lo + hi) / 2;
+
+		if ((by_time ? ents[mid].time_ns : ents[mid].seq) <= want)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (!lo) {
+		free(ents);
+		return -ENOENT;
+	}
+	*e = ents[lo - 1];
+	free(ents);
+	if (!rb)
+		return 0;
+	r = rb_get(rb, e->pos, REC_HDR_LEN);
+	if (!r || get32(r) != REC_MAGIC || get16(r + 4) != JVERSION || get64(r + 8) != e->seq ||
+	    get64(r + 40) != e->prev)
+		return -EBADMSG;
+	return 0;
+}
+
+int journal_scan(const struct journal_view *v, uint64_t from, journal_scan_cb cb, void *arg,
 		 uint64_t *end_out)
 {
 	struct rbuf rb = { .fd = -1 };
-	uint64_t *firsts = NULL, end = 0, last_hash = 0;
+	struct vseg *segs = NULL;
+	uint64_t end = 0, last_hash = 0;
 	unsigned n = 0, lo, hi, i;
 	int ret, stop = 0, more;
 
-	ret = list_segments(dir, &firsts, &n);
+	ret = view_list(v, &segs, &n);
 	if (ret)
 		return ret;
 	if (!n) {
@@ -877,7 +1229,7 @@ int journal_scan(const char *dir, uint64_t from, journal_scan_cb cb, void *arg,
 	while (hi - lo > 1) {
 		unsigned mid = (lo + hi) / 2;
 
-		if (firsts[mid] <= from)
+		if (segs[mid].first <= from)
 			lo = mid;
 		else
 			hi = mid;
@@ -887,22 +1239,34 @@ int journal_scan(const char *dir, uint64_t from, journal_scan_cb cb, void *arg,
 		ret = -ENOMEM;
 		goto out_free;
 	}
-	end = firsts[lo];
+	end = segs[lo].first;
 	for (i = lo; i < n && !stop; i++) {
 		const uint8_t *h;
-		uint64_t pos = SEG_HDR_LEN, seq = firsts[i], hash;
+		uint64_t pos = SEG_HDR_LEN, seq = segs[i].first, hash, prev;
+		struct idx_ent e;
 
-		rb.fd = journal_segment_open(dir, firsts[i]);
+		rb.fd = vseg_open(v, &segs[i]);
 		if (rb.fd < 0)
 			break; /* removed by retention meanwhile: the history ends here */
 		rb.base = rb.len = 0;
 		h = rb_get(&rb, 0, SEG_HDR_LEN);
-		if (!h || seg_header_check(h, firsts[i]) ||
-		    (i > lo && (get64(h + 32) != last_hash || firsts[i] < end))) {
+		if (!h || seg_header_check(h, segs[i].first)) {
 			close(rb.fd);
 			break;
 		}
-		hash = get64(h + 32);
+		prev = get64(h + 32);
+		/* a later segment continues the chain (a gap in seqs is allowed: records the
+		 * volume lost in a crash), or starts a new one (prev 0: a fresh journal) */
+		if (i > lo && (segs[i].first < end || (prev != last_hash && prev != 0))) {
+			close(rb.fd);
+			break;
+		}
+		hash = prev;
+		if (i == lo && from > seq && idx_seek(v, &segs[i], &rb, from, 0, &e) == 0) {
+			pos = e.pos;
+			seq = e.seq;
+			hash = e.prev;
+		}
 		for (;;) {
 			const uint8_t *r = rb_get(&rb, pos, REC_HDR_LEN);
 			struct journal_rec rec;
@@ -934,7 +1298,7 @@ int journal_scan(const char *dir, uint64_t from, journal_scan_cb cb, void *arg,
 				rec.length = get32(r + 32);
 				rec.payload_len = plen;
 				rec.payload = r + REC_HDR_LEN;
-				ret = cb ? cb(arg, &rec, firsts[i], pos) : 0;
+				ret = cb ? cb(arg, &rec, segs[i].first, pos) : 0;
 				if (ret) {
 					stop = 1;
 					end = seq;
@@ -958,18 +1322,18 @@ int journal_scan(const char *dir, uint64_t from, journal_scan_cb cb, void *arg,
 		*end_out = end;
 	free(rb.buf);
 out_free:
-	free(firsts);
+	free(segs);
 	return ret;
 }
 
-static int seg_created(const char *dir, uint64_t first, uint64_t *ns)
+static int seg_created(const struct journal_view *v, const struct vseg *s, uint64_t *ns)
 {
 	uint8_t h[SEG_HDR_LEN];
-	int fd = journal_segment_open(dir, first), ret = 0;
+	int fd = vseg_open(v, s), ret = 0;
 
 	if (fd < 0)
 		return fd;
-	if (pread(fd, h, SEG_HDR_LEN, 0) != SEG_HDR_LEN || seg_header_check(h, first))
+	if (pread(fd, h, SEG_HDR_LEN, 0) != SEG_HDR_LEN || seg_header_check(h, s->first))
 		ret = -EBADMSG;
 	else
 		*ns = get64(h + 40);
@@ -977,17 +1341,19 @@ static int seg_created(const char *dir, uint64_t first, uint64_t *ns)
 	return ret;
 }
 
-int journal_seek_time(const char *dir, uint64_t t_ns, uint64_t *seq_out)
+int journal_seek_time(const struct journal_view *v, uint64_t t_ns, uint64_t *seq_out)
 {
-	uint64_t *firsts = NULL, ns;
+	struct vseg *segs = NULL;
+	struct idx_ent e;
+	uint64_t ns;
 	unsigned n = 0, lo, hi;
 	int ret;
 
-	ret = list_segments(dir, &firsts, &n);
+	ret = view_list(v, &segs, &n);
 	if (ret)
 		return ret;
 	if (!n) {
-		free(firsts);
+		free(segs);
 		return -ENOENT;
 	}
 	lo = 0;
@@ -995,13 +1361,16 @@ int journal_seek_time(const char *dir, uint64_t t_ns, uint64_t *seq_out)
 	while (hi - lo > 1) {
 		unsigned mid = (lo + hi) / 2;
 
-		if (seg_created(dir, firsts[mid], &ns) == 0 && ns <= t_ns)
+		if (seg_created(v, &segs[mid], &ns) == 0 && ns <= t_ns)
 			lo = mid;
 		else
 			hi = mid;
 	}
-	*seq_out = firsts[lo];
-	free(firsts);
+	*seq_out = segs[lo].first;
+	/* within the segment: the last indexed record not newer than t */
+	if (idx_seek(v, &segs[lo], NULL, t_ns, 1, &e) == 0)
+		*seq_out = e.seq;
+	free(segs);
 	return 0;
 }
 
@@ -1014,27 +1383,43 @@ static int first_rec_cb(void *arg, const struct journal_rec *rec, uint64_t seg_f
 	return 1;
 }
 
-int journal_span(const char *dir, struct journal_span *out)
+int journal_span(const struct journal_view *v, struct journal_span *out)
 {
-	uint64_t *firsts = NULL;
+	struct vseg *segs = NULL;
 	unsigned n = 0;
 	char path[4096];
 	int ret;
 
 	memset(out, 0, sizeof(*out));
-	ret = list_segments(dir, &firsts, &n);
+	ret = view_list(v, &segs, &n);
 	if (ret)
 		return ret;
 	if (!n) {
-		free(firsts);
+		free(segs);
 		return -ENOENT;
 	}
-	out->first_seq = firsts[0];
+	out->first_seq = segs[0].first;
+	out->last_first = segs[n - 1].first;
+	out->prev_first = segs[n > 1 ? n - 2 : 0].first;
 	out->segments = n;
 	for (unsigned i = 0; i < n; i++) {
-		seg_path(dir, firsts[i], path, sizeof(path));
+		seg_path(v->dir[segs[i].d], segs[i].first, path, sizeof(path));
 		out->bytes += file_size(path);
 	}
-	free(firsts);
-	return journal_scan(dir, out->first_seq, first_rec_cb, &out->first_time_ns, NULL);
+	free(segs);
+	return journal_scan(v, out->first_seq, first_rec_cb, &out->first_time_ns, NULL);
+}
+
+int journal_segment_verify(const char *path, uint64_t first, const uint8_t volid[16])
+{
+	uint8_t h[SEG_HDR_LEN];
+	int fd = open(path, O_RDONLY | O_CLOEXEC), ret = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (pread(fd, h, SEG_HDR_LEN, 0) != SEG_HDR_LEN || seg_header_check(h, first) ||
+	    (volid && memcmp(h + 8, volid, 16)))
+		ret = -EBADMSG;
+	close(fd);
+	return ret;
 }

@@ -63,6 +63,21 @@ int journal_append(struct journal *j, uint16_t type, uint64_t offset, uint32_t l
 		   const void *payload, uint32_t payload_len, uint64_t *seq_out);
 /* Every record with seq <= upto is durable on return (group commit). */
 int journal_sync(struct journal *j, uint64_t upto);
+/* Seal the active segment now (durable) and start a new one, when it holds records. */
+int journal_seal(struct journal *j);
+/* The same, only if the active segment was started before before_ns. */
+int journal_seal_older(struct journal *j, uint64_t before_ns);
+
+/* A sealed segment: its records are [first, next); it never changes again. */
+struct journal_seginfo {
+	uint64_t first, next;
+	uint64_t created_ns;  /* from its header */
+	uint64_t bytes;
+};
+/* First seq and start time of the active segment. */
+void journal_active(struct journal *j, uint64_t *first, uint64_t *created_ns);
+/* The sealed segments (every one but the active), oldest first; *out malloc'd. */
+int journal_sealed(struct journal *j, struct journal_seginfo **out, unsigned *n);
 
 /* Delete whole segments whose records all have seq < seq (never the active one). */
 int journal_delete_before(struct journal *j, uint64_t seq);
@@ -88,32 +103,48 @@ int journal_iter_open(struct journal *j, uint64_t from, struct journal_iter **ou
 int journal_iter_next(struct journal_iter *it, struct journal_rec *rec);
 void journal_iter_close(struct journal_iter *it);
 
-/* ---- read-only access to a journal directory (points in time) ----
- * These never modify the directory and may run in any process while a writer appends:
- * a record that is being appended (or torn) simply ends the scan. */
+/* ---- read-only access to a journal (points in time) ----
+ * A view is the union of the segment files of up to JOURNAL_VIEW_DIRS directories (the
+ * volume's live journal, and a cache of sealed segments fetched from the repository);
+ * a first seq present in several is read from the first directory that has it. These
+ * functions never modify a directory and may run in any process while a writer
+ * appends: a record that is being appended (or torn) simply ends the scan. */
+#define JOURNAL_VIEW_DIRS 2
+struct journal_view {
+	const char *dir[JOURNAL_VIEW_DIRS]; /* NULL: unused */
+};
 
 /* Call cb for every record with seq >= from, in order, each verified (magic, seq,
- * chain, XXH3), starting at the segment that holds from (found by its name, so
- * nothing before it is read). cb gets the record (payload valid during the call), the
- * first seq of its segment and the record's file offset; a non-zero return stops the
- * scan. *end_out (may be NULL) gets the seq after the last record read. -ENOENT if
- * the directory holds no segment. */
+ * chain, XXH3), starting at the segment that holds from (found by its name) and, in
+ * it, at the indexed record nearest before from (at most 1 MiB of records read before
+ * from, never the history before it). A later segment must continue the chain (its
+ * prev hash is the last record's, or 0 for a journal started afresh) at or after the
+ * seq where the previous one ended. cb gets the record (payload valid during the
+ * call), the first seq of its segment and the record's file offset; a non-zero return
+ * stops the scan. *end_out (may be NULL) gets the seq after the last record read.
+ * -ENOENT if the view holds no segment. */
 typedef int (*journal_scan_cb)(void *arg, const struct journal_rec *rec, uint64_t seg_first,
 			       uint64_t rec_pos);
-int journal_scan(const char *dir, uint64_t from, journal_scan_cb cb, void *arg,
+int journal_scan(const struct journal_view *v, uint64_t from, journal_scan_cb cb, void *arg,
 		 uint64_t *end_out);
-/* The first seq of the newest segment started at or before t_ns (the oldest segment
- * when none was): a scan from there finds the first record newer than t_ns. */
-int journal_seek_time(const char *dir, uint64_t t_ns, uint64_t *seq_out);
-/* What a journal directory holds: first seq kept, its time, segments, bytes. */
+/* A seq to scan from to find the first record newer than t_ns: in the newest segment
+ * started at or before t_ns (the oldest segment when none was), the last indexed record
+ * not newer than t_ns (else the segment's first seq). */
+int journal_seek_time(const struct journal_view *v, uint64_t t_ns, uint64_t *seq_out);
+/* What a view holds: first seq kept, its time, segments, bytes. */
 struct journal_span {
 	uint64_t first_seq;
 	uint64_t first_time_ns;  /* of the first record (0 if none) */
+	uint64_t last_first;     /* first seq of the newest segment */
+	uint64_t prev_first;     /* of the one before it (== last_first if none) */
 	unsigned segments;
 	uint64_t bytes;
 };
-int journal_span(const char *dir, struct journal_span *out);
-/* Open segment seg_first of dir read-only; returns an fd or a negative errno. */
-int journal_segment_open(const char *dir, uint64_t seg_first);
+int journal_span(const struct journal_view *v, struct journal_span *out);
+/* Open segment seg_first of the view read-only; returns an fd or a negative errno. */
+int journal_segment_open(const struct journal_view *v, uint64_t seg_first);
+/* Check that the segment file at path has a sound header for first seq first (and,
+ * when volid is given, belongs to that volume). -EBADMSG if not. */
+int journal_segment_verify(const char *path, uint64_t first, const uint8_t volid[16]);
 
 #endif

@@ -19,6 +19,7 @@
 
 #include "blockmap.h"
 #include "journal.h"
+#include "jstore.h"
 #include "util.h"
 
 #define BIGZ_CHUNKS 1024
@@ -60,7 +61,7 @@ struct point {
 	size_t nbigz, capbigz;
 	struct pseg *segs;
 	unsigned nsegs, capsegs;
-	char jdir[4096];
+	struct history_jview hv; /* the journal: live directory, then fetched segments */
 	uint8_t *scratch;   /* chunk_size */
 	int err;            /* collect error */
 };
@@ -98,7 +99,7 @@ static int seg_index(struct point *p, uint64_t first, uint32_t *idx)
 		*idx = p->nsegs - 1;
 		return 0;
 	}
-	fd = journal_segment_open(p->jdir, first);
+	fd = journal_segment_open(&p->hv.v, first);
 	if (fd < 0)
 		return fd;
 	if (grow((void **)&p->segs, &cap, p->nsegs, sizeof(*p->segs))) {
@@ -213,15 +214,18 @@ int point_open(struct chunk_store *cs, const char *state_dir, const struct point
 	p->cshift = (unsigned)__builtin_ctz(p->chunk_size);
 	p->nchunks = (plan->info.size + p->chunk_size - 1) >> p->cshift;
 	pthread_mutex_init(&p->lock, NULL);
-	history_journal_dir(state_dir ? state_dir : "/nonexistent", plan->info.id, p->jdir,
-			    sizeof(p->jdir));
+	history_view(state_dir, plan->info.id, &p->hv);
 	p->scratch = malloc(p->chunk_size);
 	if (!p->scratch) {
 		ret = -ENOMEM;
 		goto out_close;
 	}
 	if (plan->from_seq < plan->to_seq) {
-		ret = journal_scan(p->jdir, plan->from_seq, collect_cb, p, &end);
+		/* stored segments the state directory lacks (a copy of the repository) */
+		ret = jstore_prepare(cs, plan->info.id, &p->hv.v, plan->from_seq, plan->to_seq, 0, 0);
+		if (ret)
+			goto out_close;
+		ret = journal_scan(&p->hv.v, plan->from_seq, collect_cb, p, &end);
 		if (ret == -ENOENT)
 			ret = -ERANGE;
 		if (!ret)

@@ -23,9 +23,14 @@
  * it the base of every point in time >= hi (history.h).
  *
  * History: the journal is the CDP log. Checkpoints are also kept as history
- * checkpoints (every HIST_EVERY_NS or HIST_EVERY_RECS records, and at every cut), and
+ * checkpoints (every hist_every_ns() or HIST_EVERY_RECS records, and at every cut), and
  * journal segments are deleted only when they are older than the retention window
- * (and below the newest history checkpoint older than it). A restore (paused folds,
+ * (and below the newest history checkpoint older than it). Sealed segments are stored
+ * in the repository (jstore.h) by the checkpoint thread and at close (which seals the
+ * active one), unless the window is 0. Retention (volume.h struct volume_retention)
+ * thins the checkpoints past the window to hourly and daily exact points
+ * (history_ckpt_thin), then drops the journal below the boundary, locally and in the
+ * repository. A restore (paused folds,
  * under wlock, gate and olock) appends a RESTORE record and resets the overlay and the
  * map to the restored root; replay does the same when it meets one.
  */
@@ -43,6 +48,7 @@
 #include "bufpool.h"
 #include "history.h"
 #include "journal.h"
+#include "jstore.h"
 #include "log.h"
 #include "overlay.h"
 #include "point.h"
@@ -57,8 +63,9 @@
 #define JOURNAL_MAX_DEFAULT (1ull << 30)
 #define PICK_SCAN 64
 #define HIST_EVERY_NS (30ull * 1000 * 1000 * 1000)
-#define HIST_EVERY_RECS 50000ull
-#define RETAIN_DEFAULT_NS (24ull * 3600 * 1000 * 1000 * 1000)
+#define HIST_EVERY_RECS 20000ull
+#define HIST_EVERY_BYTES (128ull << 20)
+#define SEAL_AGE_MAX_NS (15ull * 60 * 1000 * 1000 * 1000)
 #define RETAIN_CHECK_NS (10ull * 1000 * 1000 * 1000)
 
 struct folder {
@@ -105,8 +112,13 @@ struct volume {
 	unsigned paused;             /* folds may not start (restore) */
 	unsigned folding_now;        /* folds in progress */
 	uint64_t hist_ns, hist_hi;   /* the last history checkpoint (ckpt_lock) */
-	uint64_t retain_ns;          /* keep every write this long */
+	struct volume_retention ret; /* the policy in force (ckpt_lock to change) */
+	uint64_t retain_override;    /* volume_open_opts.retain_ns */
 	uint64_t retain_checked_ns;  /* last retention pass (ckpt_lock) */
+	uint64_t hist_jbytes;        /* journal bytes at the last history checkpoint */
+	pthread_mutex_t up_lock;     /* one upload at a time: guards up_next, up_known */
+	uint64_t up_next;            /* sealed segments below this seq are stored */
+	int up_known;                /* up_next was read from the repository */
 	char state_dir[4096];
 
 	uint64_t writes, reads, flushes, folds; /* atomics */
@@ -394,7 +406,88 @@ static int hist_record(struct volume *v)
 	}
 	v->hist_ns = now;
 	v->hist_hi = v->head.hi;
+	v->hist_jbytes = journal_bytes(v->j);
 	return 0;
+}
+
+/* The retention window in force. */
+static uint64_t retain_window(const struct volume *v)
+{
+	return v->retain_override ? v->retain_override : v->ret.retain_ns;
+}
+
+/* History checkpoints are written at least this often while the volume changes: dense
+ * enough that the window's edge and every hourly period find one. */
+static uint64_t hist_every_ns(const struct volume *v)
+{
+	uint64_t w = MIN(retain_window(v), v->ret.hourly_every_ns) / 2;
+
+	return MIN(HIST_EVERY_NS, MAX(w, VOLUME_NS_PER_S));
+}
+
+static uint64_t retain_check_ns(const struct volume *v)
+{
+	uint64_t w = MIN(retain_window(v), v->ret.hourly_every_ns) / 2;
+
+	return MIN(RETAIN_CHECK_NS, MAX(w, VOLUME_NS_PER_S));
+}
+
+/* Store the sealed journal segments not stored yet in the repository, oldest first.
+ * Runs outside ckpt_lock (a 64 MiB upload must not hold up a snapshot); up_lock makes
+ * it one at a time. */
+static int upload_sealed(struct volume *v)
+{
+	struct journal_seginfo *segs = NULL;
+	char jdir[4096];
+	unsigned n = 0;
+	int ret = 0;
+
+	if (!retain_window(v))
+		return 0;
+	pthread_mutex_lock(&v->up_lock);
+	if (!v->up_known) {
+		struct jstore_seg *rs;
+		unsigned rn;
+
+		ret = jstore_list(v->cs, v->info.id, &rs, &rn);
+		if (ret)
+			goto out_unlock;
+		/* the newest may be an upload a crash cut short: store it again */
+		if (rn && jstore_verify(v->cs, v->info.id, &rs[rn - 1]) == -EBADMSG) {
+			log_warn("volume", "%s: stored journal segment %" PRIu64 " is damaged; "
+				 "storing it again", v->info.name, rs[rn - 1].first);
+			ret = jstore_del(v->cs, v->info.id, &rs[rn - 1]);
+			rn--;
+		}
+		v->up_next = rn ? rs[rn - 1].next : 0;
+		free(rs);
+		if (ret)
+			goto out_unlock;
+		v->up_known = 1;
+	}
+	ret = journal_sealed(v->j, &segs, &n);
+	if (ret)
+		goto out_unlock;
+	history_journal_dir(v->state_dir, v->info.id, jdir, sizeof(jdir));
+	for (unsigned i = 0; i < n; i++) {
+		if (segs[i].next <= v->up_next || segs[i].next == segs[i].first)
+			continue;
+		ret = jstore_put(v->cs, v->info.id, jdir, &segs[i]);
+		if (ret == -ENOENT) { /* expired meanwhile */
+			ret = 0;
+			continue;
+		}
+		if (ret) {
+			log_warn("volume", "%s: cannot store journal segment %" PRIu64 " in the "
+				 "repository: %s", v->info.name, segs[i].first, strerror(-ret));
+			break;
+		}
+		v->up_next = segs[i].next;
+	}
+	free(segs);
+out_unlock:
+	pthread_mutex_unlock(&v->up_lock);
+	return ret;
 }
 
 static int materialize_cb(void *arg, const struct history_snap *sn)
@@ -430,21 +523,46 @@ static int materialize_cb(void *arg, const struct history_snap *sn)
 	return ret;
 }
 
-/* Retention: fold away journal segments older than the window. Lazy snapshots whose
- * records would go are materialized first. Caller holds ckpt_lock. */
+/* history_exact_fn: the point seq:c->hi as a root of its own. */
+static int exact_cb(void *arg, const struct history_ckpt *c, struct chunk_id *root)
+{
+	struct volume *v = arg;
+	char point[VOLUME_NAME_MAX + 32];
+	struct point_plan plan;
+	struct point *p;
+	int ret;
+
+	snprintf(point, sizeof(point), "%s@seq:%" PRIu64, v->info.name, c->hi);
+	ret = history_resolve(v->cs, v->state_dir, point, 0, &plan);
+	if (!ret)
+		ret = point_open(v->cs, v->state_dir, &plan, &p);
+	if (ret)
+		return ret;
+	ret = point_materialize(p, root);
+	point_close(p);
+	return ret;
+}
+
+/* Retention (struct volume_retention): past the window, lazy snapshots are
+ * materialized and checkpoints thinned to hourly and daily exact points; then the
+ * journal below the boundary (the newest checkpoint older than the window) is dropped,
+ * locally and in the repository. Caller holds ckpt_lock. */
 static int retention(struct volume *v)
 {
 	struct history_ckpt b;
-	uint64_t now = util_now_ns(), below;
+	struct volume_retention pol = v->ret;
+	uint64_t now = util_now_ns(), ws, below, tail_first, tail_created;
+	unsigned kept, deleted;
+	char cdir[4096];
 	void *arg[2];
 	int ret;
 
-	if (now - v->retain_checked_ns < RETAIN_CHECK_NS || now < v->retain_ns)
+	pol.retain_ns = retain_window(v);
+	if (now - v->retain_checked_ns < retain_check_ns(v) || now < pol.retain_ns)
 		return 0;
 	v->retain_checked_ns = now;
-	if (journal_segments(v->j) < 2)
-		return 0;
-	ret = history_ckpt_expire(v->cs, v->info.id, now - v->retain_ns, &b);
+	ws = now - pol.retain_ns;
+	ret = history_ckpt_boundary(v->cs, v->info.id, ws, &b);
 	if (ret == -ENOENT)
 		return 0;
 	if (ret)
@@ -455,10 +573,40 @@ static int retention(struct volume *v)
 	ret = history_snap_list(v->cs, v->info.id, materialize_cb, arg);
 	if (ret)
 		return ret;
-	ret = journal_delete_expired(v->j, below, now - v->retain_ns);
+	ret = history_ckpt_thin(v->cs, v->info.id, &pol, now, exact_cb, v, &kept, &deleted);
+	if (ret)
+		return ret;
+	if (deleted)
+		log_info("volume", "%s: retention kept %u points past the window, dropped %u",
+			 v->info.name, kept, deleted);
+	ret = journal_delete_expired(v->j, below, ws);
+	if (ret)
+		return ret;
+	if (v->hist_jbytes > journal_bytes(v->j))
+		v->hist_jbytes = journal_bytes(v->j);
+	jstore_cache_dir(v->state_dir, v->info.id, cdir, sizeof(cdir));
+	journal_active(v->j, &tail_first, &tail_created);
+	ret = jstore_expire(v->cs, v->info.id, below, ws, cdir, tail_first, tail_created);
 	if (!ret)
 		ret = history_mark_expire(v->cs, v->info.id, journal_first_seq(v->j));
 	return ret;
+}
+
+/* The history work of a checkpoint pass: seal a segment that has been active for a
+ * quarter of the window (at most SEAL_AGE_MAX_NS), so that a slow volume's journal also
+ * reaches the repository and expires; retention. Caller holds ckpt_lock. (The
+ * checkpoint thread stores sealed segments after the pass, without the lock.) */
+static int history_pass(struct volume *v)
+{
+	uint64_t win = retain_window(v);
+	int ret = 0;
+
+	if (win) {
+		uint64_t age = MIN(SEAL_AGE_MAX_NS, MAX(win / 4, VOLUME_NS_PER_S));
+
+		ret = journal_seal_older(v->j, util_now_ns() - age);
+	}
+	return ret ? ret : retention(v);
 }
 
 /* Fold every record applied so far (when force), store the map, write a head, and
@@ -510,7 +658,7 @@ static int checkpoint(struct volume *v, int force)
 		goto out_unlock;
 	if (!memcmp(&root, &v->head.root, sizeof(root)) && s == v->head.info.ckpt_seq &&
 	    next == v->head.next_seq) {
-		ret = retention(v);
+		ret = history_pass(v);
 		goto out_unlock;
 	}
 	ret = v->cs->ops->flush(v->cs->ctx);
@@ -529,10 +677,11 @@ static int checkpoint(struct volume *v, int force)
 	}
 	__atomic_store_n(&v->info.ckpt_seq, s, __ATOMIC_RELAXED);
 	v->folds_at_ckpt = folds;
-	if (util_now_ns() - v->hist_ns >= HIST_EVERY_NS || hi - v->hist_hi >= HIST_EVERY_RECS)
+	if (util_now_ns() - v->hist_ns >= hist_every_ns(v) || hi - v->hist_hi >= HIST_EVERY_RECS ||
+	    journal_bytes(v->j) >= v->hist_jbytes + HIST_EVERY_BYTES)
 		ret = hist_record(v);
 	if (!ret)
-		ret = retention(v);
+		ret = history_pass(v);
 	pthread_mutex_lock(&v->olock);
 	v->journal_full = 0;
 	pthread_cond_broadcast(&v->space_cond);
@@ -556,7 +705,9 @@ static void *ckpt_main(void *arg)
 		if (v->stop)
 			break;
 		full = v->journal_full || unfolded_bytes(v) > v->journal_max / 2;
-		due = full || __atomic_load_n(&v->folds, __ATOMIC_RELAXED) != v->folds_at_ckpt;
+		due = full || __atomic_load_n(&v->folds, __ATOMIC_RELAXED) != v->folds_at_ckpt ||
+		      util_now_ns() - __atomic_load_n(&v->retain_checked_ns, __ATOMIC_RELAXED) >=
+			      retain_check_ns(v); /* retention goes on while idle */
 		pthread_mutex_unlock(&v->olock);
 		if (due) {
 			int ret = checkpoint(v, full);
@@ -564,6 +715,7 @@ static void *ckpt_main(void *arg)
 			if (ret)
 				log_warn("volume", "%s: checkpoint failed: %s", v->info.name,
 					 strerror(-ret));
+			upload_sealed(v);
 		}
 		pthread_mutex_lock(&v->olock);
 	}
@@ -609,6 +761,7 @@ static void destroy(struct volume *v)
 	pthread_cond_destroy(&v->folded_cond);
 	pthread_cond_destroy(&v->ckpt_cond);
 	pthread_mutex_destroy(&v->ckpt_lock);
+	pthread_mutex_destroy(&v->up_lock);
 	if (v->claimed)
 		volume_head_release(v->cs, v->info.id);
 	free(v);
@@ -736,6 +889,7 @@ int volume_open(struct chunk_store *cs, const char *name, const struct volume_op
 	pthread_cond_init(&v->folded_cond, NULL);
 	pthread_cond_init(&v->ckpt_cond, NULL);
 	pthread_mutex_init(&v->ckpt_lock, NULL);
+	pthread_mutex_init(&v->up_lock, NULL);
 	ret = blockmap_open(cs, v->nchunks, &v->head.root, &v->bm);
 	if (ret)
 		goto out_destroy;
@@ -766,7 +920,8 @@ int volume_open(struct chunk_store *cs, const char *name, const struct volume_op
 	v->applied_next = v->head.info.ckpt_seq;
 	v->force_below = 0;
 	snprintf(v->state_dir, sizeof(v->state_dir), "%s", o->state_dir);
-	v->retain_ns = o->retain_ns ? o->retain_ns : RETAIN_DEFAULT_NS;
+	v->ret = v->head.info.retention;
+	v->retain_override = o->retain_ns;
 	for (int i = 0; i < NFOLDERS; i++) {
 		struct folder *f = &v->folders[i];
 
@@ -820,6 +975,17 @@ int volume_close(struct volume *v)
 		pthread_mutex_lock(&v->ckpt_lock);
 		if (!ret)
 			ret = hist_record(v);
+		/* a copy of the repository keeps the history up to here */
+		if (!ret && retain_window(v)) {
+			ret = journal_seal(v->j);
+			if (!ret)
+				ret = upload_sealed(v);
+			if (ret)
+				log_error("volume", "%s: cannot store the journal in the repository: "
+					  "%s; the state directory keeps it", v->info.name,
+					  strerror(-ret));
+			ret = 0;
+		}
 		pthread_mutex_unlock(&v->ckpt_lock);
 		stop_threads(v);
 	}
@@ -1108,6 +1274,9 @@ int volume_restore(struct volume *v, const struct chunk_id *root, uint64_t *seq_
 	if (!ret)
 		ret = reset_to(v, root, seq);
 	pthread_mutex_unlock(&v->wlock);
+	/* the restored state is a point of its own (and its root stays referenced) */
+	if (!ret)
+		ret = history_ckpt_put(v->cs, v->info.id, root, seq + 1, seq + 1, util_now_ns());
 	if (ret)
 		return ret;
 	ret = checkpoint(v, 0);
@@ -1119,6 +1288,47 @@ int volume_restore(struct volume *v, const struct chunk_id *root, uint64_t *seq_
 const char *volume_state_dir(const struct volume *v)
 {
 	return v->state_dir[0] ? v->state_dir : NULL;
+}
+
+int volume_set_retention(struct chunk_store *cs, struct volume *v, const char *name,
+			 const struct volume_retention *r)
+{
+	struct volume_head h;
+	int ret;
+
+	if (!volume_retention_valid(r))
+		return -EINVAL;
+	if (v && !v->read_only) {
+		pthread_mutex_lock(&v->ckpt_lock);
+		h = v->head;
+		h.info.retention = *r;
+		h.version++;
+		ret = volume_head_put(cs, &h);
+		if (!ret) {
+			v->head = h;
+			v->ret = *r;
+			v->info.retention = *r;
+			v->retain_checked_ns = 0;
+		}
+		pthread_mutex_unlock(&v->ckpt_lock);
+		return ret;
+	}
+	ret = volume_head_find(cs, name, &h);
+	if (ret)
+		return ret;
+	ret = volume_head_claim(cs, h.info.id);
+	if (ret)
+		return ret;
+	ret = volume_head_get(cs, h.info.id, &h);
+	if (!ret && h.deleted)
+		ret = -ENOENT;
+	if (!ret) {
+		h.info.retention = *r;
+		h.version++;
+		ret = volume_head_put(cs, &h);
+	}
+	volume_head_release(cs, h.info.id);
+	return ret;
 }
 
 /* ---- internals for volume_map.c (volume.h) ---- */

@@ -32,6 +32,22 @@
 #define VOLUME_SECTOR 512u
 #define VOLUME_NAME_MAX 64 /* [A-Za-z0-9._-], starting with an alphanumeric */
 
+/* What the history of a volume keeps (stored in its head, so it persists; `cairn volume
+ * set`). Every write for retain_ns; past that, one point in time per hourly_every_ns
+ * while younger than hourly_ns, and one per daily_every_ns while younger than
+ * daily_ns (the oldest checkpoint of each period, made exact); snapshots stay until
+ * deleted. retain_ns 0 keeps no write past folding (CDP off). */
+struct volume_retention {
+	uint64_t retain_ns;        /* default 24 h */
+	uint64_t hourly_ns;        /* default 7 days */
+	uint64_t hourly_every_ns;  /* default 1 h */
+	uint64_t daily_ns;         /* default 30 days */
+	uint64_t daily_every_ns;   /* default 1 day */
+};
+#define VOLUME_NS_PER_S 1000000000ull
+#define VOLUME_RETAIN_DEFAULT_NS (24ull * 3600 * VOLUME_NS_PER_S)
+void volume_retention_default(struct volume_retention *r);
+
 struct volume_info {
 	char name[VOLUME_NAME_MAX + 1];
 	char id[33];         /* 16 random bytes as hex: the volume's identity, stable */
@@ -39,6 +55,7 @@ struct volume_info {
 	uint32_t chunk_size; /* bytes */
 	uint64_t created_ns; /* wall clock */
 	uint64_t ckpt_seq;   /* journal seq folded into the stored map */
+	struct volume_retention retention;
 };
 
 /* 1 if name is a valid volume name. */
@@ -68,7 +85,8 @@ struct volume_open_opts {
 	uint64_t journal_max;      /* unfolded journal bytes before writers wait; 0 = 1 GiB */
 	uint64_t segment_bytes;    /* journal segment size; 0 = 64 MiB */
 	int read_only;             /* no journal, no folding: reads of the stored map only */
-	uint64_t retain_ns;        /* keep every write this long (CDP window); 0 = 24 h */
+	uint64_t retain_ns;        /* overrides the volume's stored retention window when
+				    * non-zero (tests); 0 = the stored one */
 };
 
 struct volume;
@@ -118,6 +136,14 @@ int volume_mark(struct volume *v, const char *label, uint64_t *seq_out);
 int volume_restore(struct volume *v, const struct chunk_id *root, uint64_t *seq_out);
 /* The state directory the volume was opened with (NULL if read-only). */
 const char *volume_state_dir(const struct volume *v);
+/* Set the retention of volume name (stored in a new head version, so it persists).
+ * v: the volume when it is open for IO here (NULL otherwise: then -EBUSY if another
+ * opener holds it); the new policy applies to it at once. -EINVAL if not
+ * volume_retention_valid(r). */
+int volume_set_retention(struct chunk_store *cs, struct volume *v, const char *name,
+			 const struct volume_retention *r);
+/* 1 if r is a valid policy (both periods non-zero). */
+int volume_retention_valid(const struct volume_retention *r);
 
 /* ---- provisioning and SCSI state (volume_map.c, volume_blob.c) ---- */
 

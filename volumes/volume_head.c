@@ -13,6 +13,8 @@
  *   "hi"          no record with seq >= hi is in the map (absent in old heads: next_seq)
  *   "version"     equal to the key's version
  *   "deleted"     true in a tombstone
+ *   "retention"   {"retain_ns","hourly_ns","hourly_every_ns","daily_ns","daily_every_ns"}
+ *                 (volume.h struct volume_retention; absent in old heads: the defaults)
  * Checksum: the repository stores metadata objects whole and verifies them on read;
  * a head that does not parse is reported as -EBADMSG.
  */
@@ -62,6 +64,20 @@ int volume_name_valid(const char *name)
 	return 1;
 }
 
+void volume_retention_default(struct volume_retention *r)
+{
+	r->retain_ns = VOLUME_RETAIN_DEFAULT_NS;
+	r->hourly_ns = 7 * 24 * 3600 * VOLUME_NS_PER_S;
+	r->hourly_every_ns = 3600 * VOLUME_NS_PER_S;
+	r->daily_ns = 30 * 24 * 3600 * VOLUME_NS_PER_S;
+	r->daily_every_ns = 24 * 3600 * VOLUME_NS_PER_S;
+}
+
+int volume_retention_valid(const struct volume_retention *r)
+{
+	return r->hourly_every_ns && r->daily_every_ns;
+}
+
 static void head_key(const char *volid, uint64_t version, char *out, size_t n)
 {
 	snprintf(out, n, PREFIX "%s/head.%016" PRIx64, volid, version);
@@ -89,6 +105,17 @@ int volume_head_put(struct chunk_store *cs, const struct volume_head *h)
 	json_object_object_add(o, "hi", json_object_new_uint64(h->hi ? h->hi : h->next_seq));
 	json_object_object_add(o, "version", json_object_new_uint64(h->version));
 	json_object_object_add(o, "deleted", json_object_new_boolean(h->deleted));
+	{
+		const struct volume_retention *r = &h->info.retention;
+		struct json_object *ro = json_object_new_object();
+
+		json_object_object_add(ro, "retain_ns", json_object_new_uint64(r->retain_ns));
+		json_object_object_add(ro, "hourly_ns", json_object_new_uint64(r->hourly_ns));
+		json_object_object_add(ro, "hourly_every_ns", json_object_new_uint64(r->hourly_every_ns));
+		json_object_object_add(ro, "daily_ns", json_object_new_uint64(r->daily_ns));
+		json_object_object_add(ro, "daily_every_ns", json_object_new_uint64(r->daily_every_ns));
+		json_object_object_add(o, "retention", ro);
+	}
 	s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY);
 	head_key(h->info.id, h->version, key, sizeof(key));
 	ret = cs->ops->meta_put(cs->ctx, key, s, strlen(s), BACKEND_PUT_EXCL);
@@ -164,6 +191,18 @@ static int head_parse(const void *data, size_t len, struct volume_head *h)
 		h->hi = h->next_seq;
 	if (json_object_object_get_ex(o, "deleted", &x))
 		h->deleted = json_object_get_boolean(x);
+	volume_retention_default(&h->info.retention);
+	if (json_object_object_get_ex(o, "retention", &x) && json_object_is_type(x, json_type_object)) {
+		struct volume_retention r = h->info.retention;
+
+		get_u64(x, "retain_ns", &r.retain_ns);
+		get_u64(x, "hourly_ns", &r.hourly_ns);
+		get_u64(x, "hourly_every_ns", &r.hourly_every_ns);
+		get_u64(x, "daily_ns", &r.daily_ns);
+		get_u64(x, "daily_every_ns", &r.daily_every_ns);
+		if (volume_retention_valid(&r))
+			h->info.retention = r;
+	}
 	ret = 0;
 out_put:
 	json_object_put(o);
@@ -401,6 +440,7 @@ int volume_create_from(struct chunk_store *cs, const char *name, uint64_t size,
 	h.info.chunk_size = chunk_size;
 	h.info.created_ns = util_now_ns();
 	h.info.ckpt_seq = 1;
+	volume_retention_default(&h.info.retention);
 	h.next_seq = 1;
 	h.hi = 1;
 	h.version = 1;

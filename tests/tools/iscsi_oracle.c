@@ -2,8 +2,10 @@
  * an oracle log, for crash and durability tests.
  *
  *   iscsi_oracle write URL --oracle F --seed S [--start LBA] [--blocks N] [--count C]
+ *                    [--mix] [--pace-ms M]   (M: pause after each write)
  *   iscsi_oracle verify URL --oracle F [--strict]
- *   iscsi_oracle check-image IMG --oracle F (--writes K | --seq-base B --seq N)
+ *   iscsi_oracle check-image IMG --oracle F (--writes K | --seq-base B --seq N |
+ *                                          --writes-range LO HI)
  *   iscsi_oracle pick-times --oracle F [--count C]
  *
  * Sector content (512 bytes) written by write number idx at lba:
@@ -35,7 +37,8 @@
  * exactly the first K writes of the log (--writes K), or exactly the writes whose
  * journal seq is below N when the journal records of this run start at seq B
  * (--seq-base B --seq N: each acknowledged write, then each F line, is one record, in
- * log order). pick-times prints C lines "TIME K": an RFC 3339 time between the
+ * log order); with --writes-range, exactly the first K writes for some K in [LO, HI]
+ * (a snapshot taken while writes were in flight). pick-times prints C lines "TIME K": an RFC 3339 time between the
  * acknowledgement of write K-1 and the issue of write K, at which exactly K writes
  * were done.
  */
@@ -62,6 +65,14 @@ struct wrec {
 	uint64_t t_issue, t_ack;
 	uint64_t seq_rank;  /* journal order of its record among A and F lines */
 };
+
+static int util_zero(const uint8_t *p)
+{
+	for (unsigned i = 0; i < SECTOR; i++)
+		if (p[i])
+			return 0;
+	return 1;
+}
 
 static uint64_t now_ns(void)
 {
@@ -140,7 +151,7 @@ static void logf_sync(int fd, const char *fmt, ...)
 }
 
 static int do_write(const char *url, const char *oracle, uint32_t seed, uint64_t start,
-		    uint64_t blocks, uint64_t count, int mix)
+		    uint64_t blocks, uint64_t count, int mix, unsigned pace_ms)
 {
 	static uint8_t zero[SECTOR];
 	uint8_t *buf = malloc(MAX_BLOCKS * SECTOR);
@@ -194,6 +205,8 @@ static int do_write(const char *url, const char *oracle, uint32_t seed, uint64_t
 		}
 		scsi_free_scsi_task(t);
 		logf_sync(fd, "A %" PRIu64 " %" PRIu64 "\n", idx, now_ns());
+		if (pace_ms)
+			usleep(pace_ms * 1000u);
 		if (xs_next(&rng) % 16 == 0) {
 			t = iscsi_synchronizecache10_sync(iscsi, lun, 0, 0, 0, 0);
 			if (!t || t->status != SCSI_STATUS_GOOD) {
@@ -437,6 +450,81 @@ static int do_check_image(const char *img, const char *oracle, int64_t writes, u
 	return bad ? 1 : 0;
 }
 
+/* --writes-range: IMG holds exactly the first K writes for some K in [lo, hi]. Each
+ * sector is decoded once (the write whose data it holds, zeros, or garbage); then K
+ * grows from 0 with a running count of sectors that differ from "the state after K". */
+static int do_check_range(const char *img, const char *oracle, int64_t lo, int64_t hi)
+{
+	struct wrec *w;
+	size_t nw;
+	uint32_t seed = 0;
+	uint64_t start = 0, blocks = 0, bad;
+	int64_t *last, *found, match = -1;
+	uint8_t p[SECTOR], expect[SECTOR];
+	FILE *f;
+
+	if (load_log(oracle, &w, &nw, &seed, &start, &blocks))
+		return 2;
+	if (hi > (int64_t)nw)
+		hi = (int64_t)nw;
+	last = malloc(blocks * sizeof(*last));
+	found = malloc(blocks * sizeof(*found));
+	f = fopen(img, "rb");
+	if (!f || !last || !found) {
+		perror("oracle: open image");
+		return 2;
+	}
+	for (uint64_t s = 0; s < blocks; s++) {
+		uint64_t lba = start + s;
+		uint32_t idx;
+
+		last[s] = -1;
+		if (fseeko(f, (off_t)(lba * SECTOR), SEEK_SET) || fread(p, 1, SECTOR, f) != SECTOR) {
+			fprintf(stderr, "oracle: image too short at lba %" PRIu64 "\n", lba);
+			return 1;
+		}
+		found[s] = -2; /* garbage */
+		if (util_zero(p)) {
+			found[s] = -1;
+		} else if (!memcmp(p, "CRNORCL1", 8)) {
+			memcpy(&idx, p + 12, 4);
+			fill_sector(expect, seed, idx, lba);
+			if (!memcmp(p, expect, SECTOR))
+				found[s] = idx;
+		}
+	}
+	fclose(f);
+	/* a sector whose expected op is zeros (kind != 0 or none) matches found -1 */
+	bad = 0;
+	for (uint64_t s = 0; s < blocks; s++)
+		bad += found[s] != -1;
+	for (int64_t k = 0; k <= hi; k++) {
+		if (k >= lo && !bad) {
+			match = k;
+			break;
+		}
+		if (k == hi)
+			break;
+		for (uint32_t i = 0; i < w[k].n; i++) {
+			uint64_t s = w[k].lba + i - start;
+			int64_t before = last[s] < 0 || w[last[s]].kind ? -1 : last[s];
+			int64_t after = w[k].kind ? -1 : k;
+
+			bad -= found[s] != before;
+			last[s] = k;
+			bad += found[s] != after;
+		}
+	}
+	printf("oracle: image %s: %s (writes %" PRId64 "..%" PRId64 " of %zu)\n", img,
+	       match >= 0 ? "matches" : "matches no", lo, hi, nw);
+	if (match >= 0)
+		printf("oracle: it holds exactly the first %" PRId64 " writes\n", match);
+	free(last);
+	free(found);
+	free(w);
+	return match >= 0 ? 0 : 1;
+}
+
 static int do_pick_times(const char *oracle, uint64_t count)
 {
 	struct wrec *w;
@@ -477,8 +565,9 @@ int main(int argc, char **argv)
 	const char *oracle = NULL;
 	uint32_t seed = 1;
 	uint64_t start = 0, blocks = 65536, count = 1000, seq_base = 0, seq = 0;
-	int64_t writes = -1;
+	int64_t writes = -1, range_lo = -1, range_hi = -1;
 	int strict = 0, mix = 0;
+	unsigned pace_ms = 0;
 
 	if (argc < 3) {
 		fprintf(stderr, "usage: iscsi_oracle write|verify URL --oracle F [--seed S] [--start LBA] [--blocks N] [--count C] [--strict]\n");
@@ -494,7 +583,12 @@ int main(int argc, char **argv)
 		else if (!strcmp(argv[i], "--count") && i + 1 < argc) count = strtoull(argv[++i], NULL, 0);
 		else if (!strcmp(argv[i], "--strict")) strict = 1;
 		else if (!strcmp(argv[i], "--mix")) mix = 1;
+		else if (!strcmp(argv[i], "--pace-ms") && i + 1 < argc) pace_ms = (unsigned)strtoul(argv[++i], NULL, 0);
 		else if (!strcmp(argv[i], "--writes") && i + 1 < argc) writes = strtoll(argv[++i], NULL, 0);
+		else if (!strcmp(argv[i], "--writes-range") && i + 2 < argc) {
+			range_lo = strtoll(argv[++i], NULL, 0);
+			range_hi = strtoll(argv[++i], NULL, 0);
+		}
 		else if (!strcmp(argv[i], "--seq-base") && i + 1 < argc) seq_base = strtoull(argv[++i], NULL, 0);
 		else if (!strcmp(argv[i], "--seq") && i + 1 < argc) seq = strtoull(argv[++i], NULL, 0);
 		else {
@@ -504,10 +598,12 @@ int main(int argc, char **argv)
 	}
 	if (!oracle || blocks < MAX_BLOCKS)
 		return 2;
+	if (!strcmp(argv[1], "check-image") && range_lo >= 0)
+		return do_check_range(argv[2], oracle, range_lo, range_hi);
 	if (!strcmp(argv[1], "check-image"))
 		return do_check_image(argv[2], oracle, writes, seq_base, seq);
 	if (!strcmp(argv[1], "write"))
-		return do_write(argv[2], oracle, seed, start, blocks, count, mix);
+		return do_write(argv[2], oracle, seed, start, blocks, count, mix, pace_ms);
 	if (!strcmp(argv[1], "verify"))
 		return do_verify(argv[2], oracle, strict);
 	return 2;

@@ -395,6 +395,89 @@ static void test_group_commit(void)
 	free(d);
 }
 
+struct scan_arg {
+	uint64_t first, n, next;
+	int bad;
+};
+
+static int scan_cb(void *arg, const struct journal_rec *rec, uint64_t seg_first, uint64_t pos)
+{
+	struct scan_arg *a = arg;
+	uint8_t want[4096];
+
+	(void)seg_first;
+	(void)pos;
+	if (!a->n)
+		a->first = rec->seq;
+	else if (rec->seq != a->next)
+		a->bad = 1;
+	fill(want, rec->payload_len, rec->seq);
+	if (rec->payload_len && memcmp(want, rec->payload, rec->payload_len))
+		a->bad = 1;
+	a->next = rec->seq + 1;
+	a->n++;
+	return 0;
+}
+
+/* The index beside a segment lets a scan and a time lookup start near the record they
+ * want; a damaged index only makes them start earlier, never wrong. Two directories
+ * make one view (the second holding an older segment, as fetched from a repository). */
+static void test_index_and_view(void)
+{
+	char *d = tmpdir(), *d2 = tmpdir(), path[512];
+	struct journal_view v = { { d, NULL } };
+	struct scan_arg a = { 0 };
+	struct journal *j;
+	uint64_t seq, end = 0, n = 4000; /* ~5 MiB of records: several index entries */
+	FILE *f;
+
+	CHECK_EQ(journal_open(d, volid, 1, 0, &j), 0);
+	append_n(j, 1, n);
+	journal_close(j);
+	CHECK_EQ(journal_scan(&v, 2500, scan_cb, &a, &end), 0);
+	CHECK_EQ(a.first, 2500);
+	CHECK_EQ(a.n, n + 1 - 2500);
+	CHECK_EQ(end, n + 1);
+	CHECK(!a.bad);
+	CHECK_EQ(journal_seek_time(&v, UINT64_MAX, &seq), 0);
+	CHECK(seq > 1 && seq <= n); /* an indexed record, not the segment start */
+	/* damage the index: the scan is the same */
+	snprintf(path, sizeof(path), "%s/%016x.idx", d, 1);
+	f = fopen(path, "r+b");
+	CHECK(f != NULL);
+	fseek(f, 40, SEEK_SET);
+	fputs("garbage garbage garbage garbage garbage garbage", f);
+	fclose(f);
+	memset(&a, 0, sizeof(a));
+	CHECK_EQ(journal_scan(&v, 2500, scan_cb, &a, &end), 0);
+	CHECK_EQ(a.first, 2500);
+	CHECK_EQ(a.n, n + 1 - 2500);
+	CHECK(!a.bad);
+	/* reopen and go on: a new segment; the old one moves to the second directory */
+	CHECK_EQ(journal_open(d, volid, 1, 0, &j), 0);
+	CHECK_EQ(journal_seal(j), 0);
+	append_n(j, n + 1, 100);
+	journal_close(j);
+	{
+		char from[512], to[512];
+
+		snprintf(from, sizeof(from), "%s/%016x.log", d, 1);
+		snprintf(to, sizeof(to), "%s/%016x.log", d2, 1);
+		CHECK_EQ(rename(from, to), 0);
+	}
+	v.dir[1] = d2;
+	memset(&a, 0, sizeof(a));
+	CHECK_EQ(journal_scan(&v, 10, scan_cb, &a, &end), 0);
+	CHECK_EQ(a.first, 10);
+	CHECK_EQ(a.n, n + 100 + 1 - 10);
+	CHECK_EQ(end, n + 101);
+	CHECK(!a.bad);
+	rmtree(d);
+	rmtree(d2);
+	free(d);
+	free(d2);
+}
+
 int main(void)
 {
 	log_init();
@@ -407,5 +490,6 @@ int main(void)
 	RUN(test_torn_middle_segment);
 	RUN(test_min_next_seq);
 	RUN(test_group_commit);
+	RUN(test_index_and_view);
 	return check_result();
 }

@@ -1,0 +1,57 @@
+/* jstore.h - sealed journal segments kept in the repository, so that a copy of the
+ * repository keeps the point-in-time history of its volumes, not only their snapshots.
+ *
+ * Metadata key "journal/<volid>/<016x first>.<016x next>.<016x created_ns>": the
+ * segment holding records [first, next), started at created_ns (wall clock). The
+ * content is the segment file compressed with LZ4 (layout at the top of jstore.c; the
+ * file's own format, header with magic, version and XXH3 and records hash-chained with
+ * XXH3, is at the top of journal.c), stored like every
+ * metadata object (checksummed, and AES-256-GCM encrypted in an encrypted repository).
+ * A segment is written once, after it is sealed, and deleted by retention with its
+ * local copy. Readers fetch the ones their state directory lacks into a cache
+ * directory (journal_view's second directory) and read them like local segments.
+ *
+ * All functions return 0 or a negative errno.
+ */
+#ifndef CAIRN_JSTORE_H
+#define CAIRN_JSTORE_H
+
+#include <stdint.h>
+
+#include "journal.h"
+#include "repo.h"
+
+struct jstore_seg {
+	uint64_t first, next;
+	uint64_t created_ns;
+	uint64_t bytes;
+};
+
+/* "<state_dir>/<volid>/jcache": where fetched segments are kept. */
+void jstore_cache_dir(const char *state_dir, const char *volid, char *buf, size_t len);
+/* The stored segments of volume volid, by first seq; *out malloc'd (NULL if none). */
+int jstore_list(struct chunk_store *cs, const char *volid, struct jstore_seg **out,
+		unsigned *n);
+/* Store sealed segment s of the journal directory jdir (no-op if stored already). */
+int jstore_put(struct chunk_store *cs, const char *volid, const char *jdir,
+	       const struct journal_seginfo *s);
+/* Read stored segment s whole: 0 when it is intact, -EBADMSG when damaged (e.g. an
+ * upload cut by a crash, on a store that keeps partial objects). */
+int jstore_verify(struct chunk_store *cs, const char *volid, const struct jstore_seg *s);
+/* Delete stored segment s. */
+int jstore_del(struct chunk_store *cs, const char *volid, const struct jstore_seg *s);
+/* Make the stored segments holding records in [from, to) readable through v: those no
+ * directory of v has are fetched into v->dir[1] (written to a temporary name, checked,
+ * renamed). With by_time, [from, to) is ignored and the segments that a time lookup of
+ * t_ns needs are fetched instead (the newest started at or before t_ns, and the next). */
+int jstore_prepare(struct chunk_store *cs, const char *volid, const struct journal_view *v,
+		   uint64_t from, uint64_t to, int by_time, uint64_t t_ns);
+/* Retention: delete the stored segments whose records all lie below below and whose
+ * successor was started before before_ns, and their fetched copies in cache_dir (may
+ * be NULL). The successor of the newest stored one is the live journal's segment
+ * starting at tail_first (started at tail_created_ns), when it starts where it ends. */
+int jstore_expire(struct chunk_store *cs, const char *volid, uint64_t below,
+		  uint64_t before_ns, const char *cache_dir, uint64_t tail_first,
+		  uint64_t tail_created_ns);
+
+#endif
