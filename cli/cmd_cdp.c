@@ -9,7 +9,6 @@
 #include "control.h"
 #include "errmsg.h"
 #include "history_cli.h"
-#include "journal.h"
 #include "util.h"
 #include "volume.h"
 
@@ -20,23 +19,6 @@ static const char usage[] =
 	"  mark   add a named point (e.g. after an application flush); it shows in 'cdp list'\n"
 	"         and can be used as VOLUME@seq:N with the seq printed\n"
 	"  --state-dir DIR  journal directory when no daemon runs (as given to cairn serve)\n";
-
-struct last {
-	uint64_t seq, time_ns;
-	int any;
-};
-
-static int last_cb(void *arg, const struct journal_rec *rec, uint64_t seg_first, uint64_t pos)
-{
-	struct last *l = arg;
-
-	(void)seg_first;
-	(void)pos;
-	l->seq = rec->seq;
-	l->time_ns = rec->time_ns;
-	l->any = 1;
-	return 0;
-}
 
 static int mark_cb(void *arg, const struct history_mark *m)
 {
@@ -50,15 +32,53 @@ static int mark_cb(void *arg, const struct history_mark *m)
 	return 0;
 }
 
+json_object *cli_retention_json(const struct volume_retention *r)
+{
+	json_object *o = json_object_new_object();
+	char b[32];
+
+	json_object_object_add(o, "retain", json_object_new_string(history_fmt_duration(r->retain_ns, b, sizeof(b))));
+	json_object_object_add(o, "hourly", json_object_new_string(history_fmt_duration(r->hourly_ns, b, sizeof(b))));
+	json_object_object_add(o, "hourly_every", json_object_new_string(history_fmt_duration(r->hourly_every_ns, b, sizeof(b))));
+	json_object_object_add(o, "daily", json_object_new_string(history_fmt_duration(r->daily_ns, b, sizeof(b))));
+	json_object_object_add(o, "daily_every", json_object_new_string(history_fmt_duration(r->daily_every_ns, b, sizeof(b))));
+	json_object_object_add(o, "retain_s", json_object_new_uint64(r->retain_ns / VOLUME_NS_PER_S));
+	json_object_object_add(o, "hourly_s", json_object_new_uint64(r->hourly_ns / VOLUME_NS_PER_S));
+	json_object_object_add(o, "hourly_every_s", json_object_new_uint64(r->hourly_every_ns / VOLUME_NS_PER_S));
+	json_object_object_add(o, "daily_s", json_object_new_uint64(r->daily_ns / VOLUME_NS_PER_S));
+	json_object_object_add(o, "daily_every_s", json_object_new_uint64(r->daily_every_ns / VOLUME_NS_PER_S));
+	return o;
+}
+
+/* The automatic points past the window: checkpoints older than the first record kept. */
+struct points_arg {
+	json_object *arr;
+	uint64_t below;
+};
+
+static int point_cb(void *arg, const struct history_ckpt *c, int exact)
+{
+	struct points_arg *pa = arg;
+	json_object *o;
+	char t[48];
+
+	if (c->hi >= pa->below || !exact)
+		return 0;
+	o = json_object_new_object();
+	json_object_object_add(o, "seq", json_object_new_uint64(c->hi));
+	json_object_object_add(o, "time", json_object_new_string(util_fmt_time(c->time_ns, t, sizeof(t))));
+	json_object_array_add(pa->arr, o);
+	return 0;
+}
+
 json_object *hist_cdp_list(struct hist_ctx *h, json_object *req)
 {
 	const char *vol = daemon_req_str(req, "volume");
 	struct volume_info vi;
-	struct journal_span span;
-	struct last l = { 0 };
-	uint64_t lastseg = 0, end = 0;
+	struct history_span sp;
+	struct points_arg pa;
 	json_object *r, *marks;
-	char jdir[4096], t[48];
+	char t[48];
 	int rc;
 
 	if (!vol)
@@ -66,37 +86,41 @@ json_object *hist_cdp_list(struct hist_ctx *h, json_object *req)
 	rc = volume_lookup(h->cs, vol, &vi);
 	if (rc)
 		return hist_err(vol, vol, rc);
-	history_journal_dir(h->state_dir, vi.id, jdir, sizeof(jdir));
-	rc = journal_span(jdir, &span);
-	if (rc == -ENOENT) {
-		memset(&span, 0, sizeof(span));
-		span.first_seq = end = vi.ckpt_seq;
-		rc = 0;
-	} else if (!rc) {
-		rc = journal_seek_time(jdir, UINT64_MAX, &lastseg);
-		if (!rc)
-			rc = journal_scan(jdir, lastseg, last_cb, &l, &end);
-	}
+	rc = history_span(h->cs, h->state_dir, &vi, &sp);
 	if (rc)
 		return hist_err(vol, vol, rc);
 	marks = json_object_new_array();
-	rc = history_mark_list(h->cs, vi.id, span.first_seq, mark_cb, marks);
+	rc = history_mark_list(h->cs, vi.id, sp.first_seq, mark_cb, marks);
 	if (rc) {
 		json_object_put(marks);
 		return hist_err(vol, vol, rc);
 	}
+	pa.arr = json_object_new_array();
+	pa.below = sp.first_seq;
+	rc = history_ckpt_list(h->cs, vi.id, point_cb, &pa);
+	if (rc) {
+		json_object_put(marks);
+		json_object_put(pa.arr);
+		return hist_err(vol, vol, rc);
+	}
 	r = control_reply_ok();
 	json_object_object_add(r, "volume", json_object_new_string(vol));
-	json_object_object_add(r, "first_seq", json_object_new_uint64(span.first_seq));
-	json_object_object_add(r, "first_time", span.first_time_ns ?
-			       json_object_new_string(util_fmt_time(span.first_time_ns, t, sizeof(t))) : NULL);
-	json_object_object_add(r, "last_seq", l.any ? json_object_new_uint64(l.seq) : NULL);
-	json_object_object_add(r, "last_time", l.any ?
-			       json_object_new_string(util_fmt_time(l.time_ns, t, sizeof(t))) : NULL);
-	json_object_object_add(r, "next_seq", json_object_new_uint64(end));
-	json_object_object_add(r, "records", json_object_new_uint64(end - span.first_seq));
-	json_object_object_add(r, "bytes", json_object_new_uint64(span.bytes));
-	json_object_object_add(r, "segments", json_object_new_uint64(span.segments));
+	json_object_object_add(r, "first_seq", json_object_new_uint64(sp.first_seq));
+	json_object_object_add(r, "first_time", sp.first_time_ns ?
+			       json_object_new_string(util_fmt_time(sp.first_time_ns, t, sizeof(t))) : NULL);
+	json_object_object_add(r, "last_seq", sp.have_records ? json_object_new_uint64(sp.last_seq) : NULL);
+	json_object_object_add(r, "last_time", sp.have_records && sp.last_time_ns ?
+			       json_object_new_string(util_fmt_time(sp.last_time_ns, t, sizeof(t))) : NULL);
+	json_object_object_add(r, "next_seq", json_object_new_uint64(sp.next_seq));
+	json_object_object_add(r, "records", json_object_new_uint64(sp.next_seq - sp.first_seq));
+	json_object_object_add(r, "bytes", json_object_new_uint64(sp.local_bytes));
+	json_object_object_add(r, "segments", json_object_new_uint64(sp.local_segments));
+	json_object_object_add(r, "repo_segments", json_object_new_uint64(sp.repo_segments));
+	json_object_object_add(r, "repo_bytes", json_object_new_uint64(sp.repo_bytes));
+	json_object_object_add(r, "repo_first_seq", sp.repo_segments ? json_object_new_uint64(sp.repo_first_seq) : NULL);
+	json_object_object_add(r, "repo_next_seq", sp.repo_segments ? json_object_new_uint64(sp.repo_next_seq) : NULL);
+	json_object_object_add(r, "retention", cli_retention_json(&vi.retention));
+	json_object_object_add(r, "points", pa.arr);
 	json_object_object_add(r, "marks", marks);
 	return r;
 }
@@ -145,6 +169,27 @@ static void print_list(json_object *r)
 	       json_object_get_string(json_object_object_get(r, "records")),
 	       json_object_get_string(json_object_object_get(r, "bytes")),
 	       json_object_get_string(json_object_object_get(r, "segments")));
+	printf("stored     %s segments in the repository (%s bytes)\n",
+	       json_object_get_string(json_object_object_get(r, "repo_segments")),
+	       json_object_get_string(json_object_object_get(r, "repo_bytes")));
+	f = json_object_object_get(r, "retention");
+	if (f)
+		printf("retention  every write for %s; then one point per %s for %s, one per %s for %s\n",
+		       json_object_get_string(json_object_object_get(f, "retain")),
+		       json_object_get_string(json_object_object_get(f, "hourly_every")),
+		       json_object_get_string(json_object_object_get(f, "hourly")),
+		       json_object_get_string(json_object_object_get(f, "daily_every")),
+		       json_object_get_string(json_object_object_get(f, "daily")));
+	f = json_object_object_get(r, "points");
+	n = f ? json_object_array_length(f) : 0;
+	for (size_t i = 0; i < n; i++) {
+		json_object *m = json_object_array_get_idx(f, i);
+
+		printf("point      seq %s  %s  (use VOLUME@seq:%s)\n",
+		       json_object_get_string(json_object_object_get(m, "seq")),
+		       json_object_get_string(json_object_object_get(m, "time")),
+		       json_object_get_string(json_object_object_get(m, "seq")));
+	}
 	marks = json_object_object_get(r, "marks");
 	n = marks ? json_object_array_length(marks) : 0;
 	for (size_t i = 0; i < n; i++) {

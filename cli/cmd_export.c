@@ -104,9 +104,9 @@ static int open_point(struct cli_globals *g, const char *point, const char *stat
 		json_object_put(resp);
 		sdir = sd;
 		/* opened after the plan: every chunk the plan names is in its index */
-		rc = repo_open(g->repo, &ro, repo);
+		rc = cli_repo_open(g, &ro, repo); /* with the password of an encrypted one */
 		if (rc)
-			return cli_repo_fail(g->repo, rc);
+			return rc;
 		repo_chunk_store(*repo, cs);
 	} else {
 		sdir = hist_state_dir(s, state, sd, sizeof(sd));
@@ -252,6 +252,28 @@ static ssize_t read_full(int fd, void *buf, size_t len)
 	return (ssize_t)got;
 }
 
+/* Undo a failed import: roll the volume back to the point seq0 taken before it (the
+ * partial import stays in the history, like any restore). */
+static int import_undo(struct chunk_store *cs, struct volume *v, const char *state,
+		       uint64_t seq0)
+{
+	char point[VOLUME_NAME_MAX + 32];
+	struct point_plan plan;
+	struct chunk_id root;
+	struct point *p;
+	int rc;
+
+	snprintf(point, sizeof(point), "%s@seq:%" PRIu64, volume_get_info(v)->name, seq0);
+	rc = history_resolve(cs, state, point, 0, &plan);
+	if (!rc)
+		rc = point_open(cs, state, &plan, &p);
+	if (rc)
+		return rc;
+	rc = point_materialize(p, &root);
+	point_close(p);
+	return rc ? rc : volume_restore(v, &root, NULL);
+}
+
 int cmd_import(struct cli_globals *g, int argc, char **argv)
 {
 	struct cli_session s;
@@ -260,7 +282,7 @@ int cmd_import(struct cli_globals *g, int argc, char **argv)
 	struct volume *v = NULL;
 	struct stat st;
 	const char *state = NULL, *vol, *file;
-	uint64_t off = 0, zero = 0, total = 0;
+	uint64_t off = 0, zero = 0, total = 0, seq0 = 0;
 	uint8_t *buf = NULL;
 	char sd[4096], sz[32];
 	int rc, fd = -1, tty = isatty(2), last = -1;
@@ -310,7 +332,11 @@ int cmd_import(struct cli_globals *g, int argc, char **argv)
 	}
 	vo.state_dir = hist_state_dir(&s, state, sd, sizeof(sd));
 	rc = volume_open(&s.cs, vol, &vo, &v);
+	if (!rc)
+		rc = volume_cut(v, &seq0); /* the state to go back to if the input fails */
 	if (rc) {
+		if (v)
+			volume_close(v);
 		rc = cli_volume_fail(vol, rc, NULL, 0);
 		goto out_close;
 	}
@@ -323,12 +349,19 @@ int cmd_import(struct cli_globals *g, int argc, char **argv)
 		}
 		if (n == 0)
 			break;
-		if (off + (uint64_t)n > vi.size) {
-			rc = cli_fail(MSG_IMPORT_TOO_BIG, file, vol, util_fmt_size(vi.size, sz, sizeof(sz)));
-			goto out_vol;
-		}
-		if (n % VOLUME_SECTOR) {
-			rc = cli_fail(MSG_IMPORT_UNALIGNED, file);
+		if (off + (uint64_t)n > vi.size || n % VOLUME_SECTOR) {
+			/* only a stream can get here: a file's size was checked up front */
+			int urc = import_undo(&s.cs, v, vo.state_dir, seq0);
+
+			if (urc)
+				rc = cli_fail(MSG_VOLUME_IO, vol, strerror(-urc));
+			else if (n % VOLUME_SECTOR && off + (uint64_t)n <= vi.size)
+				rc = cli_fail(MSG_IMPORT_UNALIGNED, file);
+			else
+				rc = cli_fail(MSG_IMPORT_STDIN_TOO_BIG, vol,
+					      util_fmt_size(vi.size, sz, sizeof(sz)),
+					      (unsigned long long)vi.size,
+					      (unsigned long long)(off + (uint64_t)n));
 			goto out_vol;
 		}
 		if (util_is_zero(buf, (size_t)n)) {

@@ -25,6 +25,7 @@
 #include "config.h"
 #include "control.h"
 #include "daemon.h"
+#include "gc_cli.h"
 #include "lun_volume.h"
 #include "errmsg.h"
 #include "gateway.h"
@@ -490,6 +491,7 @@ int cmd_serve(struct cli_globals *g, int argc, char **argv)
 	log_info("serve", "signal %d: stopping", sig);
 	status = 0;
 	control_server_stop(ctl);
+	daemon_gc_wait(); /* gc_cli.h: a running gc stops before volumes and repository close */
 out_volumes:
 	gateway_stop(d.gw);
 	d.gw = NULL;

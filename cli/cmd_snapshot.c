@@ -395,6 +395,11 @@ json_object *daemon_volume_clone(struct daemon *d, json_object *req)
 	return in_daemon(d, hist_volume_clone, req);
 }
 
+json_object *daemon_volume_set(struct daemon *d, json_object *req)
+{
+	return in_daemon(d, hist_volume_set, req);
+}
+
 /* ---- the subcommand ---- */
 
 static int print_snapshots(json_object *arr, int json)

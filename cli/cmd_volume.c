@@ -19,9 +19,14 @@ static const char usage[] =
 	"       cairn volume list [--json]\n"
 	"       cairn volume delete NAME\n"
 	"       cairn volume clone POINT NEW   (a writable volume from any point; O(1))\n"
+	"       cairn volume set NAME [--retain D] [--hourly D[/EVERY]] [--daily D[/EVERY]]\n"
 	"  --size S         volume size, e.g. 10G (a multiple of 512 bytes)\n"
 	"  --chunk-size S   chunk size: a power of two, 4K to 1M (default: the repository's)\n"
-	"  --json           machine-readable output\n";
+	"  --json           machine-readable output\n"
+	"  --retain D       keep every write (CDP) for D, e.g. 24h (default); 0 keeps none\n"
+	"  --hourly D[/E]   then one point per E (default 1h) for D (default 7d)\n"
+	"  --daily D[/E]    then one point per E (default 1d) for D (default 30d)\n"
+	"                   durations: 90s, 15m, 24h, 7d, 2w or seconds\n";
 
 json_object *cli_volume_json(const struct volume_info *vi)
 {
@@ -33,6 +38,7 @@ json_object *cli_volume_json(const struct volume_info *vi)
 	json_object_object_add(o, "size", json_object_new_int64((int64_t)vi->size));
 	json_object_object_add(o, "chunk_size", json_object_new_int64(vi->chunk_size));
 	json_object_object_add(o, "created", json_object_new_string(util_fmt_time(vi->created_ns, t, sizeof(t))));
+	json_object_object_add(o, "retention", cli_retention_json(&vi->retention));
 	return o;
 }
 
@@ -187,6 +193,75 @@ static int do_delete(struct cli_globals *g, const char *name)
 	return rc;
 }
 
+/* "D" or "D/EVERY" into window and (when given) every. */
+static int parse_tier(const char *arg, const char *what, uint64_t *window, uint64_t *every,
+		      int *has_every)
+{
+	char buf[64], *slash;
+
+	snprintf(buf, sizeof(buf), "%s", arg);
+	slash = strchr(buf, '/');
+	if (slash)
+		*slash++ = 0;
+	*has_every = slash != NULL;
+	if (history_parse_duration(buf, window) ||
+	    (slash && (history_parse_duration(slash, every) || !*every)))
+		return cli_fail(MSG_BAD_DURATION, arg, what);
+	return 0;
+}
+
+static int do_set(struct cli_globals *g, const char *name, const char *retain,
+		  const char *hourly, const char *daily, const char *state)
+{
+	json_object *req, *resp = NULL, *r;
+	uint64_t w = 0, e = 0;
+	int rc, he;
+
+	if (!retain && !hourly && !daily)
+		return cli_fail(MSG_USAGE, "volume set needs --retain, --hourly or --daily");
+	req = json_object_new_object();
+	json_object_object_add(req, "cmd", json_object_new_string("volume.set"));
+	json_object_object_add(req, "volume", json_object_new_string(name));
+	if (retain) {
+		if (history_parse_duration(retain, &w)) {
+			json_object_put(req);
+			return cli_fail(MSG_BAD_DURATION, retain, "--retain");
+		}
+		json_object_object_add(req, "retain_ns", json_object_new_uint64(w));
+	}
+	if (hourly) {
+		if ((rc = parse_tier(hourly, "--hourly", &w, &e, &he))) {
+			json_object_put(req);
+			return rc;
+		}
+		json_object_object_add(req, "hourly_ns", json_object_new_uint64(w));
+		if (he)
+			json_object_object_add(req, "hourly_every_ns", json_object_new_uint64(e));
+	}
+	if (daily) {
+		if ((rc = parse_tier(daily, "--daily", &w, &e, &he))) {
+			json_object_put(req);
+			return rc;
+		}
+		json_object_object_add(req, "daily_ns", json_object_new_uint64(w));
+		if (he)
+			json_object_object_add(req, "daily_every_ns", json_object_new_uint64(e));
+	}
+	rc = hist_run(g, CLI_OPEN_WRITE, state, hist_volume_set, req, &resp);
+	if (!rc && json_object_object_get_ex(resp, "retention", &r))
+		printf("volume %s keeps every write for %s, then one point per %s for %s and one "
+		       "per %s for %s\n", name,
+		       json_object_get_string(json_object_object_get(r, "retain")),
+		       json_object_get_string(json_object_object_get(r, "hourly_every")),
+		       json_object_get_string(json_object_object_get(r, "hourly")),
+		       json_object_get_string(json_object_object_get(r, "daily_every")),
+		       json_object_get_string(json_object_object_get(r, "daily")));
+	json_object_put(req);
+	if (resp)
+		json_object_put(resp);
+	return rc;
+}
+
 int cmd_volume(struct cli_globals *g, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -195,10 +270,14 @@ int cmd_volume(struct cli_globals *g, int argc, char **argv)
 		{ "chunk-size", required_argument, NULL, 'c' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "state-dir", required_argument, NULL, 'S' },
+		{ "retain", required_argument, NULL, 'R' },
+		{ "hourly", required_argument, NULL, 'H' },
+		{ "daily", required_argument, NULL, 'D' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0, 0, 0, 0 },
 	};
 	const char *size_arg = NULL, *sub, *state = NULL;
+	const char *retain = NULL, *hourly = NULL, *daily = NULL;
 	uint64_t size = 0;
 	uint32_t chunk = 0;
 	int c, json = 0;
@@ -212,6 +291,9 @@ int cmd_volume(struct cli_globals *g, int argc, char **argv)
 			break;
 		case 'j': json = 1; break;
 		case 'S': state = optarg; break;
+		case 'R': retain = optarg; break;
+		case 'H': hourly = optarg; break;
+		case 'D': daily = optarg; break;
 		case 'h': fputs(usage, stdout); return 0;
 		default:
 			if (cli_other_opt(g, c, optarg, usage))
@@ -247,6 +329,13 @@ int cmd_volume(struct cli_globals *g, int argc, char **argv)
 		if (optind + 1 != argc)
 			return cli_fail(MSG_USAGE, "volume delete takes one NAME");
 		return do_delete(g, argv[optind]);
+	}
+	if (!strcmp(sub, "set")) {
+		if (optind + 1 != argc)
+			return cli_fail(MSG_USAGE, "volume set takes one NAME");
+		if (!volume_name_valid(argv[optind]))
+			return cli_fail(MSG_BAD_VOLUME_NAME, argv[optind]);
+		return do_set(g, argv[optind], retain, hourly, daily, state);
 	}
 	{
 		char detail[160];
@@ -357,6 +446,43 @@ json_object *hist_volume_clone(struct hist_ctx *h, json_object *req)
 	r = control_reply_ok();
 	json_object_object_add(r, "volume", cli_volume_json(&vi));
 	return r;
+}
+
+json_object *hist_volume_set(struct hist_ctx *h, json_object *req)
+{
+	static const char *const keys[] = { "retain_ns", "hourly_ns", "hourly_every_ns",
+					     "daily_ns", "daily_every_ns" };
+	const char *name = daemon_req_str(req, "volume");
+	struct volume_info vi;
+	struct volume_retention r;
+	uint64_t *fields[5];
+	struct served *s;
+	json_object *x, *reply;
+	int rc;
+
+	if (!name)
+		return control_reply_err(2, "volume.set needs a volume");
+	rc = volume_lookup(h->cs, name, &vi);
+	if (rc)
+		return daemon_volume_err(name, rc);
+	r = vi.retention;
+	fields[0] = &r.retain_ns;
+	fields[1] = &r.hourly_ns;
+	fields[2] = &r.hourly_every_ns;
+	fields[3] = &r.daily_ns;
+	fields[4] = &r.daily_every_ns;
+	for (unsigned i = 0; i < 5; i++)
+		if (json_object_object_get_ex(req, keys[i], &x))
+			*fields[i] = json_object_get_uint64(x);
+	if (!volume_retention_valid(&r))
+		return control_reply_err(2, "the period of --hourly and --daily (after '/') must not be 0");
+	s = h->d ? daemon_find_served(h->d, name) : NULL;
+	rc = volume_set_retention(h->cs, s ? s->vol : NULL, name, &r);
+	if (rc)
+		return daemon_volume_err(name, rc);
+	reply = control_reply_ok();
+	json_object_object_add(reply, "retention", cli_retention_json(&r));
+	return reply;
 }
 
 int cmd_volume_clone(struct cli_globals *g, const char *point, const char *name,

@@ -5,6 +5,7 @@
 #include "daemon.h"
 #include "history_cli.h"
 #include "config.h"
+#include "gc_cli.h"
 
 const struct daemon_cmd daemon_cmds[] = {
 	{ "hello", daemon_hello },
@@ -12,6 +13,7 @@ const struct daemon_cmd daemon_cmds[] = {
 	{ "volume.create", daemon_volume_create },
 	{ "volume.delete", daemon_volume_delete },
 	{ "volume.clone", daemon_volume_clone },
+	{ "volume.set", daemon_volume_set },
 	{ "snapshot.create", daemon_snapshot_create },
 	{ "snapshot.list", daemon_snapshot_list },
 	{ "snapshot.delete", daemon_snapshot_delete },
@@ -22,5 +24,7 @@ const struct daemon_cmd daemon_cmds[] = {
 	{ "config.edit", daemon_config_edit },
 	{ "config.show", daemon_config_show },
 	{ "session.list", daemon_session_list },
+	{ "gc.start", daemon_gc_start },
+	{ "gc.status", daemon_gc_status },
 	{ NULL, NULL },
 };

@@ -63,6 +63,13 @@ static const struct {
 	[MSG_CONFIG_NEEDED] = { 2, "no daemon serves this repository and no config file was given: pass --config FILE (or set CAIRN_CONFIG) to edit the file 'cairn serve --config FILE' reads" },
 	[MSG_SESSIONS_NO_DAEMON] = { 1, "no daemon serves this repository, so there are no sessions; start one with 'cairn serve' (give -r REPO)" },
 	[MSG_CHAP_SECRET_FILE] = { 2, "cannot use secret file %s: %s; put the secret (12 to 255 characters) on the first line of a file only you can read" },
+	[MSG_GC_FAILED] = { 1, "gc of repository %s stopped: %s; nothing still referenced was deleted, and running 'cairn gc' again finishes the work" },
+	[MSG_GC_DAMAGED] = { 1, "gc of repository %s found damaged roots or block-map nodes (logged above), so it deleted nothing; run 'cairn check' and repair first" },
+	[MSG_GC_RUNNING] = { 1, "a gc is already running in the daemon; wait for it to finish and try again" },
+	[MSG_GC_PERCENT] = { 2, "repack threshold '%s' is invalid: give a percentage from 0 to 100 (e.g. 50)" },
+	[MSG_GC_DURATION] = { 2, "grace period '%s' is invalid: give 0 or a number with s, m, h, d or w (e.g. 90s, 15m, 1h, 2d, 1w)" },
+	[MSG_BAD_DURATION] = { 2, "duration '%s' of %s is invalid: give a number with an optional unit s, m, h, d or w (e.g. 24h, 7d), or 0" },
+	[MSG_IMPORT_STDIN_TOO_BIG] = { 1, "the image on standard input is larger than volume '%s' (%s, %llu bytes; %llu bytes or more were read); nothing was imported: the volume holds what it held before (give an image of at most the volume's size, or grow a new volume)" },
 };
 
 int cli_fail(enum cli_msg id, ...)

@@ -64,6 +64,13 @@ enum cli_msg {
 	MSG_CONFIG_NEEDED,      /* (none) */
 	MSG_CHAP_SECRET_FILE,   /* %s path, %s reason */
 	MSG_SESSIONS_NO_DAEMON, /* (none) */
+	MSG_GC_FAILED,          /* %s url, %s strerror */
+	MSG_GC_DAMAGED,         /* %s url */
+	MSG_GC_RUNNING,         /* (none) */
+	MSG_GC_PERCENT,         /* %s text */
+	MSG_GC_DURATION,        /* %s text */
+	MSG_BAD_DURATION,       /* %s text, %s option */
+	MSG_IMPORT_STDIN_TOO_BIG, /* %s volume, %s size, %llu size, %llu bytes read */
 	MSG_COUNT
 };
 

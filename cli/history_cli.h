@@ -55,6 +55,11 @@ json_object *hist_cdp_list(struct hist_ctx *h, json_object *req);
 json_object *hist_cdp_mark(struct hist_ctx *h, json_object *req);
 json_object *hist_restore(struct hist_ctx *h, json_object *req);
 json_object *hist_volume_clone(struct hist_ctx *h, json_object *req);
+/* volume.set: {"volume", and any of "retain_ns", "hourly_ns", "hourly_every_ns",
+ * "daily_ns", "daily_every_ns"} (cmd_volume.c) */
+json_object *hist_volume_set(struct hist_ctx *h, json_object *req);
+/* A volume's retention as JSON: durations as text ("24h") and in seconds (cmd_cdp.c). */
+json_object *cli_retention_json(const struct volume_retention *r);
 
 /* Daemon handlers (registered in daemon_cmds.c): wrap the hist_* ones. */
 json_object *daemon_snapshot_create(struct daemon *d, json_object *req);
@@ -65,6 +70,7 @@ json_object *daemon_cdp_list(struct daemon *d, json_object *req);
 json_object *daemon_cdp_mark(struct daemon *d, json_object *req);
 json_object *daemon_restore(struct daemon *d, json_object *req);
 json_object *daemon_volume_clone(struct daemon *d, json_object *req);
+json_object *daemon_volume_set(struct daemon *d, json_object *req);
 
 int cmd_snapshot(struct cli_globals *g, int argc, char **argv);
 int cmd_cdp(struct cli_globals *g, int argc, char **argv);

@@ -6,6 +6,7 @@
 
 #include "cli.h"
 #include "errmsg.h"
+#include "gc_cli.h"
 #include "history_cli.h"
 #include "log.h"
 
@@ -18,6 +19,8 @@ static const char usage[] =
 	"  volume list [--json]                    list volumes\n"
 	"  volume delete NAME                      delete a volume (space returns with gc)\n"
 	"  volume clone POINT NEW                  a writable volume from any point\n"
+	"  volume set NAME [--retain 24h] [--hourly 7d] [--daily 30d]\n"
+	"                                          what a volume's history keeps\n"
 	"  snapshot create VOLUME [--name N] | list VOLUME [--json] | delete VOLUME N\n"
 	"  cdp list VOLUME [--json] | mark VOLUME LABEL   the write-level history\n"
 	"  export POINT FILE|-                     raw image of a point (VOLUME, VOLUME@SNAP,\n"
@@ -33,6 +36,8 @@ static const char usage[] =
 	"  key add|list|remove ID|passwd           passwords of an encrypted repository\n"
 	"  check [--read-data]                     verify the repository, name damaged objects\n"
 	"  stats [--json]                          sizes, dedup and compression ratios\n"
+	"  gc [--dry-run] [--json] [--repack-threshold PCT] [--grace DURATION]\n"
+	"                                          free the space nothing references\n"
 	"  mount MOUNTPOINT                        browse history as read-only disk images\n"
 	"\n"
 	"The repository is a directory or s3://bucket/prefix (-r/--repo or CAIRN_REPO; S3\n"
@@ -54,6 +59,7 @@ static const struct {
 	{ "key", cmd_key },
 	{ "check", cmd_check },
 	{ "stats", cmd_stats },
+	{ "gc", cmd_gc },
 	{ "mount", cmd_mount },
 	{ "target", cmd_target },
 	{ "lun", cmd_lun },

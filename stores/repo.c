@@ -31,9 +31,9 @@
  *
  * Pack slot states: OPEN (taking records) -> SEALED (complete, not yet stored; one
  * thread at a time writes it, flagged by 'writing') -> STORED (pack and index segment
- * written, memory freed). A failed write leaves the slot SEALED and 'failed': the
- * writer thread skips it, puts fail with the write's error, and the next repo_flush()
- * retries it.
+ * written, memory freed) -> GONE (retired by gc: no index entry names it). A failed
+ * write leaves the slot SEALED and 'failed': the writer thread skips it, puts fail with
+ * the write's error, and the next repo_flush() retries it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -75,7 +75,7 @@
 #define MAX_SEALED 3
 #define RETRY_MS 2000 /* between retries of failed pack writes */
 
-enum slot_state { SLOT_OPEN, SLOT_SEALED, SLOT_STORED };
+enum slot_state { SLOT_OPEN, SLOT_SEALED, SLOT_STORED, SLOT_GONE };
 
 struct pack_slot {
 	uint8_t id[PACK_ID_LEN];
@@ -83,6 +83,7 @@ struct pack_slot {
 	int writing;               /* a thread is writing this SEALED pack */
 	int failed;                /* its last write failed; the writer retries it every
 				    * RETRY_MS, repo_flush() at once */
+	uint32_t nents;            /* records, once STORED */
 	struct pack_builder *pb;   /* records in memory until STORED */
 };
 
@@ -122,6 +123,10 @@ struct repo {
 
 	struct chunk_cache *cache;
 	struct bufpool *scratch;   /* CODEC_REC_MAX bytes each: records in flight */
+
+	struct repo_gc_hook gc_hook; /* gc_hook.reused NULL: none (under lock) */
+	unsigned gc_hook_calls;      /* meta_replacing calls running (under lock) */
+	pthread_cond_t gc_hook_idle;
 };
 
 static int is_s3(const char *url)
@@ -331,6 +336,7 @@ static int slot_add(struct repo *r, const uint8_t id[PACK_ID_LEN], enum slot_sta
 	r->slots[r->nslots].state = state;
 	r->slots[r->nslots].writing = 0;
 	r->slots[r->nslots].failed = 0;
+	r->slots[r->nslots].nents = 0;
 	r->slots[r->nslots].pb = pb;
 	*out = r->nslots++;
 	return 0;
@@ -411,6 +417,7 @@ out_done:
 	r->sealed--;
 	if (rc == 0) {
 		r->slots[s].state = SLOT_STORED;
+		r->slots[s].nents = pb->n;
 		r->slots[s].pb = NULL;
 		r->packs++;
 		if (!r->spare) {
@@ -523,6 +530,8 @@ int repo_chunk_put(struct repo *r, enum chunk_kind kind, const void *data, size_
 	}
 	pthread_mutex_lock(&r->lock);
 	rc = index_lookup(r->ix, &id, &loc);
+	if (rc == 0 && r->gc_hook.reused)
+		r->gc_hook.reused(r->gc_hook.arg, loc.pack, loc.entry);
 	pthread_mutex_unlock(&r->lock);
 	if (rc == 0)
 		goto out_dedup;
@@ -533,6 +542,8 @@ int repo_chunk_put(struct repo *r, enum chunk_kind kind, const void *data, size_
 		goto out_put_scratch;
 	pthread_mutex_lock(&r->lock);
 	if (index_lookup(r->ix, &id, &loc) == 0) {
+		if (r->gc_hook.reused)
+			r->gc_hook.reused(r->gc_hook.arg, loc.pack, loc.entry);
 		pthread_mutex_unlock(&r->lock);
 		bufpool_put(r->scratch, rec);
 		goto out_dedup;
@@ -557,7 +568,7 @@ int repo_chunk_put(struct repo *r, enum chunk_kind kind, const void *data, size_
 	pack_builder_append(pb, rec, rec_len, (uint8_t)kind, &id, (uint32_t)len, &off);
 	loc = (struct index_loc){ .pack = r->open_slot, .offset = (uint32_t)off,
 				  .rec_len = (uint32_t)rec_len, .plain_len = (uint32_t)len,
-				  .kind = (uint8_t)kind };
+				  .entry = pb->n - 1, .kind = (uint8_t)kind };
 	rc = index_insert(r->ix, &id, &loc);
 	if (rc) {
 		pb->n--;
@@ -584,10 +595,10 @@ out_dedup:
 int repo_chunk_get(struct repo *r, const struct chunk_id *id, void *buf, size_t cap, size_t *len)
 {
 	char key[PACK_KEY_LEN];
-	struct index_loc loc;
+	struct index_loc loc, prev;
 	struct pack_builder *pb;
 	void *rec;
-	int rc;
+	int rc, tries = 0;
 
 	if (chunk_id_is_null(id))
 		return -EINVAL;
@@ -595,6 +606,8 @@ int repo_chunk_get(struct repo *r, const struct chunk_id *id, void *buf, size_t 
 	if (rc != -ENOENT)
 		return rc;
 	rec = bufpool_get(r->scratch);
+	memset(&prev, 0, sizeof(prev));
+again:
 	pthread_mutex_lock(&r->lock);
 	rc = index_lookup(r->ix, id, &loc);
 	if (rc)
@@ -616,6 +629,13 @@ int repo_chunk_get(struct repo *r, const struct chunk_id *id, void *buf, size_t 
 
 	if (!pb) {
 		rc = r->be->ops->get_range(r->be->ctx, key, loc.offset, rec, loc.rec_len);
+		if (rc == -ENOENT && tries++ < 3 &&
+		    (tries == 1 || prev.pack != loc.pack || prev.offset != loc.offset)) {
+			/* gc may have moved the chunk to another pack and deleted this one
+			 * since the lookup: look again */
+			prev = loc;
+			goto again;
+		}
 		if (rc == -ENODATA) {
 			rc = -EBADMSG;
 		} else if (rc == -ENOENT) {
@@ -794,9 +814,27 @@ static int pack_entries(struct repo *r, const struct key_list *segs, const char 
 	return 0;
 }
 
+static int condemned_cmp(const void *a, const void *b)
+{
+	return strncmp(*(char *const *)a + strlen(REPO_GC_CONDEMNED),
+		       *(char *const *)b + strlen(REPO_GC_CONDEMNED), 2 * PACK_ID_LEN);
+}
+
+/* 1 if gc condemned the pack key (a "gc/condemned/<id>.<time>" is in the sorted list). */
+static int pack_condemned(const struct key_list *cond, const char *key)
+{
+	char probe[sizeof(REPO_GC_CONDEMNED) + 2 * PACK_ID_LEN];
+	const char *p = probe;
+
+	if (!cond->n || strlen(key) != PACK_KEY_LEN - 1)
+		return 0;
+	snprintf(probe, sizeof(probe), REPO_GC_CONDEMNED "%s", key + 9);
+	return bsearch(&p, cond->keys, cond->n, sizeof(char *), condemned_cmp) != NULL;
+}
+
 static int load_index(struct repo *r)
 {
-	struct key_list segs = { 0 }, packs = { 0 };
+	struct key_list segs = { 0 }, packs = { 0 }, cond = { 0 };
 	struct pack_entry *ents;
 	uint8_t id[PACK_ID_LEN];
 	uint32_t n, slot;
@@ -808,14 +846,22 @@ static int load_index(struct repo *r)
 	rc = r->be->ops->list(r->be->ctx, "packs/", key_list_add, &packs);
 	if (rc)
 		goto out_free_lists;
-	for (size_t i = 0; i < packs.n; i++) {
-		const char *key = packs.keys[i];
+	rc = r->be->ops->list(r->be->ctx, REPO_GC_CONDEMNED, key_list_add, &cond);
+	if (rc)
+		goto out_free_lists;
+	/* two passes: condemned packs last, so that a chunk gc copied out of one (and
+	 * that is therefore in two packs) is found in its new pack */
+	for (size_t i = 0; i < 2 * packs.n; i++) {
+		const char *key = packs.keys[i % packs.n];
 
+		if (pack_condemned(&cond, key) != (i >= packs.n))
+			continue;
 		if (pack_id_from_key(key, id)) {
-			log_warn("repo", "ignoring stray object %s", key);
+			if (i < packs.n)
+				log_warn("repo", "ignoring stray object %s", key);
 			continue;
 		}
-		rc = pack_entries(r, &segs, key, id, packs.sizes[i], &ents, &n);
+		rc = pack_entries(r, &segs, key, id, packs.sizes[i % packs.n], &ents, &n);
 		if (rc) {
 			log_error("repo", "pack %s is damaged (%s); its chunks are unavailable",
 				  key, strerror(-rc));
@@ -828,13 +874,14 @@ static int load_index(struct repo *r)
 			goto out_free_lists;
 		}
 		r->packs++;
+		r->slots[slot].nents = n;
 		for (uint32_t e = 0; e < n; e++) {
 			struct pack_entry *pe = &ents[e];
 			struct index_loc loc = { .pack = slot, .offset = (uint32_t)pe->offset,
 						 .rec_len = pe->rec_len, .plain_len = pe->plain_len,
-						 .kind = pe->kind };
+						 .entry = e, .kind = pe->kind };
 
-			if (pe->offset < PACK_HDR_LEN || pe->offset + pe->rec_len > packs.sizes[i] ||
+			if (pe->offset < PACK_HDR_LEN || pe->offset + pe->rec_len > packs.sizes[i % packs.n] ||
 			    pe->rec_len < CODEC_REC_HDR_LEN || pe->rec_len > CODEC_REC_MAX ||
 			    pe->plain_len == 0 || pe->plain_len > CHUNK_SIZE_MAX) {
 				log_warn("repo", "bad index entry for pack %s skipped", key);
@@ -856,6 +903,7 @@ static int load_index(struct repo *r)
 	}
 	rc = 0;
 out_free_lists:
+	key_list_free(&cond);
 	key_list_free(&segs);
 	key_list_free(&packs);
 	return rc;
@@ -986,6 +1034,7 @@ int repo_open(const char *url, const struct repo_open_opts *o, struct repo **out
 	pthread_mutex_init(&r->lock, NULL);
 	pthread_cond_init(&r->written, NULL);
 	pthread_cond_init(&r->work, NULL);
+	pthread_cond_init(&r->gc_hook_idle, NULL);
 	rc = open_backend(url, 0, o ? o->s3_endpoint : NULL, &r->be);
 	if (rc)
 		goto out_free_repo;
@@ -1028,7 +1077,8 @@ int repo_open(const char *url, const struct repo_open_opts *o, struct repo **out
 		rc = -ENOMEM;
 		goto out_destroy_cache;
 	}
-	rc = index_create(0, &r->ix);
+	/* the index's run files: the cache or state directory, else $TMPDIR */
+	rc = index_open(o && o->cache_dir ? o->cache_dir : o ? o->state_root : NULL, &r->ix);
 	if (rc)
 		goto out_destroy_scratch;
 	rc = load_index(r);
@@ -1059,6 +1109,7 @@ out_close_backend:
 out_free_repo:
 	OPENSSL_cleanse(&r->keys, sizeof(r->keys));
 	OPENSSL_cleanse(r->master, sizeof(r->master));
+	pthread_cond_destroy(&r->gc_hook_idle);
 	pthread_cond_destroy(&r->work);
 	pthread_cond_destroy(&r->written);
 	pthread_mutex_destroy(&r->lock);
@@ -1102,6 +1153,7 @@ void repo_close(struct repo *r)
 	backend_close(r->be);
 	OPENSSL_cleanse(&r->keys, sizeof(r->keys));
 	OPENSSL_cleanse(r->master, sizeof(r->master));
+	pthread_cond_destroy(&r->gc_hook_idle);
 	pthread_cond_destroy(&r->work);
 	pthread_cond_destroy(&r->written);
 	pthread_mutex_destroy(&r->lock);
@@ -1285,6 +1337,25 @@ static int meta_unwrap(struct repo *r, const char *k, void *stored, size_t len, 
 	return 0;
 }
 
+/* A gc runs: let it see the object key before it is deleted or replaced. */
+static void gc_replacing(struct repo *r, const char *key)
+{
+	struct repo_gc_hook h;
+
+	pthread_mutex_lock(&r->lock);
+	h = r->gc_hook;
+	if (h.meta_replacing)
+		r->gc_hook_calls++;
+	pthread_mutex_unlock(&r->lock);
+	if (!h.meta_replacing)
+		return;
+	h.meta_replacing(h.arg, key);
+	pthread_mutex_lock(&r->lock);
+	if (--r->gc_hook_calls == 0)
+		pthread_cond_broadcast(&r->gc_hook_idle);
+	pthread_mutex_unlock(&r->lock);
+}
+
 int repo_meta_put(struct repo *r, const char *key, const void *data, size_t len, int excl)
 {
 	char k[PATH_MAX];
@@ -1297,6 +1368,8 @@ int repo_meta_put(struct repo *r, const char *key, const void *data, size_t len,
 	rc = meta_key(key, k, sizeof(k));
 	if (rc)
 		return rc;
+	if (!excl)
+		gc_replacing(r, key);
 	if (r->version < 2)
 		return r->be->ops->put(r->be->ctx, k, data, len, excl ? BACKEND_PUT_EXCL : 0);
 	rc = meta_wrap(r, k, data, len, &obj, &obj_len);
@@ -1338,6 +1411,7 @@ int repo_meta_del(struct repo *r, const char *key)
 	rc = meta_key(key, k, sizeof(k));
 	if (rc)
 		return rc;
+	gc_replacing(r, key);
 	return r->be->ops->del(r->be->ctx, k);
 }
 
@@ -1428,4 +1502,296 @@ void repo_chunk_store(struct repo *r, struct chunk_store *out)
 {
 	out->ops = &repo_cs_ops;
 	out->ctx = r;
+}
+
+/* ---- for stores/gc.c ---- */
+
+uint32_t repo_pack_slots(struct repo *r)
+{
+	uint32_t n;
+
+	pthread_mutex_lock(&r->lock);
+	n = r->nslots;
+	pthread_mutex_unlock(&r->lock);
+	return n;
+}
+
+int repo_pack_get(struct repo *r, uint32_t s, uint8_t id[16], uint32_t *nents)
+{
+	int rc = -ENOENT;
+
+	pthread_mutex_lock(&r->lock);
+	if (s < r->nslots && r->slots[s].state == SLOT_STORED) {
+		memcpy(id, r->slots[s].id, PACK_ID_LEN);
+		*nents = r->slots[s].nents;
+		rc = 0;
+	}
+	pthread_mutex_unlock(&r->lock);
+	return rc;
+}
+
+int repo_chunk_locate(struct repo *r, const struct chunk_id *id, uint32_t *slot, uint32_t *entry)
+{
+	struct index_loc loc;
+	int rc;
+
+	pthread_mutex_lock(&r->lock);
+	rc = index_lookup(r->ix, id, &loc);
+	pthread_mutex_unlock(&r->lock);
+	if (rc)
+		return rc;
+	*slot = loc.pack;
+	*entry = loc.entry;
+	return 0;
+}
+
+void repo_gc_set_hook(struct repo *r, const struct repo_gc_hook *h)
+{
+	pthread_mutex_lock(&r->lock);
+	if (h) {
+		r->gc_hook = *h;
+	} else {
+		memset(&r->gc_hook, 0, sizeof(r->gc_hook));
+		while (r->gc_hook_calls)
+			pthread_cond_wait(&r->gc_hook_idle, &r->lock);
+	}
+	pthread_mutex_unlock(&r->lock);
+}
+
+int repo_pack_retire(struct repo *r, uint32_t s, const struct pack_entry *ents, uint32_t n,
+		     int (*busy)(void *arg), void *arg)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&r->lock);
+	if (s >= r->nslots || r->slots[s].state != SLOT_STORED) {
+		rc = -ENOENT;
+		goto out_unlock;
+	}
+	if (busy && busy(arg)) {
+		rc = -EBUSY;
+		goto out_unlock;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		struct index_loc loc;
+
+		if (index_lookup(r->ix, &ents[i].id, &loc) || loc.pack != s ||
+		    loc.offset != ents[i].offset)
+			continue; /* found in another pack */
+		index_remove(r->ix, &ents[i].id);
+		r->chunks--;
+		r->tree_chunks -= loc.kind == CHUNK_TREE;
+		r->stored_bytes -= loc.rec_len;
+		r->plain_bytes -= loc.plain_len;
+	}
+	r->slots[s].state = SLOT_GONE;
+	r->packs--;
+out_unlock:
+	pthread_mutex_unlock(&r->lock);
+	return rc;
+}
+
+int repo_pack_adopt(struct repo *r, const uint8_t id[16], const struct pack_entry *ents,
+		    uint32_t n, const uint32_t *from_slot, const uint64_t *from_off,
+		    uint32_t *slot_out)
+{
+	uint32_t slot;
+	int rc;
+
+	pthread_mutex_lock(&r->lock);
+	rc = slot_add(r, id, SLOT_STORED, NULL, &slot);
+	if (rc)
+		goto out_unlock;
+	r->slots[slot].nents = n;
+	r->packs++;
+	for (uint32_t i = 0; i < n; i++) {
+		struct index_loc loc;
+
+		if (index_lookup(r->ix, &ents[i].id, &loc) || loc.pack != from_slot[i] ||
+		    loc.offset != from_off[i])
+			continue; /* forgotten or moved meanwhile: the copy stays unreferenced */
+		loc.pack = slot;
+		loc.offset = (uint32_t)ents[i].offset;
+		loc.entry = i;
+		index_replace(r->ix, &ents[i].id, &loc);
+	}
+	*slot_out = slot;
+out_unlock:
+	pthread_mutex_unlock(&r->lock);
+	return rc;
+}
+
+/* ==== repo_refresh (cairn mount, issue 6) ==========================================
+ * Self-contained addition: uses the backend, pack.h and index.h calls and slot_add()
+ * only, and nothing else of this file's internals.
+ *
+ * A read-only open lists the packs once, at open. A writer (cairn serve) keeps adding
+ * packs, and metadata written later (checkpoints, volume heads) refers to their chunks.
+ * repo_refresh() lists packs/ again and adds every pack this open has no slot for:
+ * entries from its index segment, else from the pack's trailer (segment not written
+ * yet, or lost), as at open. Since a pack is stored before any metadata that refers to
+ * it, a refresh that starts after some metadata was read finds every chunk it reaches. */
+
+struct refresh_scan {
+	const uint8_t (*known)[PACK_ID_LEN]; /* sorted pack ids of the slots at the start */
+	uint32_t nknown;
+	char **keys;                          /* packs not known */
+	uint64_t *sizes;
+	size_t n, cap;
+};
+
+static int refresh_id_cmp(const void *a, const void *b)
+{
+	return memcmp(a, b, PACK_ID_LEN);
+}
+
+static int refresh_list_cb(void *arg, const char *key, uint64_t size)
+{
+	struct refresh_scan *s = arg;
+	uint8_t id[PACK_ID_LEN];
+
+	if (pack_id_from_key(key, id) ||
+	    (s->nknown && bsearch(id, s->known, s->nknown, PACK_ID_LEN, refresh_id_cmp)))
+		return 0;
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 16;
+		char **k = realloc(s->keys, sizeof(*k) * cap);
+		uint64_t *z;
+
+		if (!k)
+			return -ENOMEM;
+		s->keys = k;
+		z = realloc(s->sizes, sizeof(*z) * cap);
+		if (!z)
+			return -ENOMEM;
+		s->sizes = z;
+		s->cap = cap;
+	}
+	s->keys[s->n] = strdup(key);
+	if (!s->keys[s->n])
+		return -ENOMEM;
+	s->sizes[s->n++] = size;
+	return 0;
+}
+
+/* Entries of one new pack: its index segment if sound, else its trailer. */
+static int refresh_entries(struct repo *r, const char *key, const uint8_t id[PACK_ID_LEN],
+			   uint64_t size, struct pack_entry **ents, uint32_t *n)
+{
+	char seg_key[PACK_KEY_LEN];
+	void *seg;
+	size_t seg_len;
+	int rc;
+
+	index_segment_key(id, seg_key);
+	rc = r->be->ops->get(r->be->ctx, seg_key, &seg, &seg_len);
+	if (rc == 0) {
+		rc = index_segment_decode(r->k, seg, seg_len, id, ents, n);
+		free(seg);
+		if (rc == 0)
+			return 0;
+	}
+	return pack_read_trailer(r->be, r->k, key, size, ents, n);
+}
+
+/* Add the entries of pack id (size bytes) under a new slot, unless a concurrent refresh
+ * added it first. Caller holds r->lock. (Entry ordinals, gc's business, stay 0: gc never
+ * runs on a read-only open.) */
+static int refresh_add(struct repo *r, const uint8_t id[PACK_ID_LEN], uint64_t size,
+		       const struct pack_entry *ents, uint32_t n)
+{
+	uint32_t slot;
+	int rc;
+
+	for (uint32_t s = 0; s < r->nslots; s++)
+		if (!memcmp(r->slots[s].id, id, PACK_ID_LEN))
+			return 0;
+	rc = slot_add(r, id, SLOT_STORED, NULL, &slot);
+	if (rc)
+		return rc;
+	r->packs++;
+	for (uint32_t e = 0; e < n; e++) {
+		const struct pack_entry *pe = &ents[e];
+		struct index_loc loc = { .pack = slot, .offset = (uint32_t)pe->offset,
+					 .rec_len = pe->rec_len, .plain_len = pe->plain_len,
+					 .kind = pe->kind };
+
+		if (pe->offset < PACK_HDR_LEN || pe->offset + pe->rec_len > size ||
+		    pe->rec_len < CODEC_REC_HDR_LEN || pe->rec_len > CODEC_REC_MAX ||
+		    pe->plain_len == 0 || pe->plain_len > CHUNK_SIZE_MAX)
+			continue;
+		rc = index_insert(r->ix, &pe->id, &loc);
+		if (rc == -EEXIST)
+			continue;
+		if (rc)
+			return rc;
+		r->chunks++;
+		r->tree_chunks += pe->kind == CHUNK_TREE;
+		r->stored_bytes += pe->rec_len;
+		r->plain_bytes += pe->plain_len;
+	}
+	return 0;
+}
+
+int repo_refresh(struct repo *r, unsigned *added)
+{
+	struct refresh_scan s = { 0 };
+	uint8_t (*known)[PACK_ID_LEN] = NULL;
+	unsigned count = 0;
+	int rc = 0;
+
+	if (added)
+		*added = 0;
+	if (!r->read_only)
+		return 0;
+	pthread_mutex_lock(&r->lock);
+	s.nknown = r->nslots;
+	if (s.nknown) {
+		known = malloc((size_t)s.nknown * PACK_ID_LEN);
+		if (!known) {
+			pthread_mutex_unlock(&r->lock);
+			return -ENOMEM;
+		}
+		for (uint32_t i = 0; i < s.nknown; i++)
+			memcpy(known[i], r->slots[i].id, PACK_ID_LEN);
+	}
+	pthread_mutex_unlock(&r->lock);
+	if (known)
+		qsort(known, s.nknown, PACK_ID_LEN, refresh_id_cmp);
+	s.known = (const uint8_t (*)[PACK_ID_LEN])known;
+	rc = r->be->ops->list(r->be->ctx, "packs/", refresh_list_cb, &s);
+	if (rc)
+		goto out_free_scan;
+	for (size_t i = 0; i < s.n; i++) {
+		struct pack_entry *ents;
+		uint8_t id[PACK_ID_LEN];
+		uint32_t n;
+
+		if (pack_id_from_key(s.keys[i], id))
+			continue;
+		rc = refresh_entries(r, s.keys[i], id, s.sizes[i], &ents, &n);
+		if (rc) {
+			/* gone since the listing (gc), or damaged: its chunks stay unavailable */
+			log_warn("repo", "pack %s not added to the index: %s", s.keys[i],
+				 strerror(-rc));
+			rc = 0;
+			continue;
+		}
+		pthread_mutex_lock(&r->lock);
+		rc = refresh_add(r, id, s.sizes[i], ents, n);
+		pthread_mutex_unlock(&r->lock);
+		free(ents);
+		if (rc)
+			goto out_free_scan;
+		count++;
+	}
+	if (added)
+		*added = count;
+out_free_scan:
+	for (size_t i = 0; i < s.n; i++)
+		free(s.keys[i]);
+	free(s.keys);
+	free(s.sizes);
+	free(known);
+	return rc;
 }

@@ -8,6 +8,11 @@
  *   packs/<2 hex>/<32 hex>     packs of chunks, about 16 MiB each (pack.c)
  *   index/<32 hex>             one index segment per pack (index.c)
  *   meta/<path>                small metadata objects: volume heads etc. (opaque here)
+ *   gc/condemned/<32 hex>.<016x time_ns>
+ *                              a pack gc found unneeded at that time (gc.c); it is
+ *                              deleted by a later gc after the grace period. At open,
+ *                              condemned packs are loaded last, so a chunk that gc moved
+ *                              out of one is found in its new pack.
  *
  * Chunks are identified by a 32-byte id: SHA-256 of the plaintext in a plain
  * repository, HMAC-SHA256 under the id key in an encrypted one. The all-zero
@@ -171,6 +176,46 @@ struct repo_stats {
 };
 void repo_get_stats(struct repo *r, struct repo_stats *st);
 
+/* ---- for stores/gc.c: pack slots, moves and retirement, and a hook that tells gc
+ * what is reused while it runs ----
+ * Pack slots are numbered from 0 and never reused; index locations name them. */
+#define REPO_GC_CONDEMNED "gc/condemned/"
+struct pack_entry;
+
+/* Number of pack slots so far (slot numbers are below it). */
+uint32_t repo_pack_slots(struct repo *r);
+/* Slot s holds a stored pack: 0 with its id (16 bytes) and record count; -ENOENT when
+ * it is open, not yet stored, or retired. */
+int repo_pack_get(struct repo *r, uint32_t s, uint8_t id[16], uint32_t *nents);
+/* Where id is stored: 0 with its slot and record ordinal; -ENOENT if absent. */
+int repo_chunk_locate(struct repo *r, const struct chunk_id *id, uint32_t *slot, uint32_t *entry);
+
+struct repo_gc_hook {
+	/* Called under the repository lock: a put was answered by the stored chunk
+	 * (slot, entry) (dedup), so it is referenced again. Must not block. */
+	void (*reused)(void *arg, uint32_t slot, uint32_t entry);
+	/* Before the metadata object key (without "meta/") is deleted or replaced (a put
+	 * without excl): the hook may still read it. */
+	void (*meta_replacing)(void *arg, const char *key);
+	void *arg;
+};
+/* Install the hook (one at a time), or remove it with NULL; removal returns once no
+ * call of the old hook runs any more. */
+void repo_gc_set_hook(struct repo *r, const struct repo_gc_hook *h);
+/* Retire slot s, whose records are ents[n] (as its index segment lists them):
+ * atomically with puts, unless busy(arg) (called under the repository lock) returns
+ * non-zero (then -EBUSY and nothing changes), forget every index entry that still
+ * points into s and mark the slot retired. From then on no put dedups against the pack
+ * and its chunks read as absent; the caller deletes its objects. */
+int repo_pack_retire(struct repo *r, uint32_t s, const struct pack_entry *ents, uint32_t n,
+		     int (*busy)(void *arg), void *arg);
+/* Register a pack gc wrote (durable, with its index segment) holding records copied
+ * verbatim: ents[i] was the record at from_off[i] of slot from_slot[i]. The index is
+ * pointed at the new record where it still names the old one. *slot_out: its slot. */
+int repo_pack_adopt(struct repo *r, const uint8_t id[16], const struct pack_entry *ents,
+		    uint32_t n, const uint32_t *from_slot, const uint64_t *from_off,
+		    uint32_t *slot_out);
+
 /* The chunk layer as seen from volumes/: a struct of function pointers so that tests
  * can put a fault-injecting layer between a volume and its repository. */
 struct chunk_store_ops {
@@ -194,5 +239,13 @@ struct chunk_store {
 
 /* The chunk store that forwards to a repository. */
 void repo_chunk_store(struct repo *r, struct chunk_store *out);
+
+/* ---- refresh (cairn mount, issue 6) ---- */
+/* A read-only open (cairn mount beside cairn serve): add to the index the packs a
+ * writer stored since the open or the last refresh (from their index segments, else
+ * their trailers); *added (may be NULL) gets how many. Chunks reached from metadata
+ * read before the call are found after it. One listing of packs/ per call: callers
+ * rate-limit. A writable open's index is always complete: 0 at once. */
+int repo_refresh(struct repo *r, unsigned *added);
 
 #endif

@@ -104,10 +104,12 @@ static int check_keys(struct ctx *c)
 		void *obj;
 		size_t len;
 
-		c->res->keys++;
 		rc = c->be->ops->get(c->be->ctx, l.keys[i], &obj, &len);
+		if (rc == -ENOENT)
+			continue; /* removed since the listing */
 		if (rc)
 			goto out_free;
+		c->res->keys++;
 		if (keyring_slot_parse(obj, len, &ki))
 			damaged(c, l.keys[i], "key slot checksum or format is wrong");
 		free(obj);
@@ -130,9 +132,11 @@ static int check_meta(struct ctx *c)
 		void *data;
 		size_t len;
 
-		c->res->meta++;
 		progress(c, "metadata", i, l.n);
 		rc = repo_meta_get(c->r, l.keys[i] + 5, &data, &len);
+		if (rc == -ENOENT)
+			continue; /* deleted since the listing (a daemon serves the repository) */
+		c->res->meta++;
 		if (rc == -EBADMSG) {
 			damaged(c, l.keys[i], "checksum or authentication failed");
 			continue;
@@ -170,6 +174,8 @@ static int read_data(struct ctx *c, const char *key, const struct pack_entry *e,
 	int rc;
 
 	rc = c->be->ops->get(c->be->ctx, key, &obj, &len);
+	if (rc == -ENOENT)
+		return 0; /* deleted since the listing (gc) */
 	if (rc)
 		return rc;
 	for (uint32_t i = 0; i < n; i++) {
@@ -204,9 +210,11 @@ static int check_packs(struct ctx *c)
 	char seg_key[PACK_KEY_LEN], pk[PACK_KEY_LEN];
 	int rc;
 
-	rc = c->be->ops->list(c->be->ctx, "packs/", objs_add, &packs);
+	/* index/ before packs/: a segment is written after its pack, so a pack a writer
+	 * stores meanwhile is not taken for missing */
+	rc = c->be->ops->list(c->be->ctx, "index/", objs_add, &segs);
 	if (!rc)
-		rc = c->be->ops->list(c->be->ctx, "index/", objs_add, &segs);
+		rc = c->be->ops->list(c->be->ctx, "packs/", objs_add, &packs);
 	if (rc)
 		goto out_free;
 	for (size_t i = 0; i < packs.n; i++) {
@@ -219,20 +227,38 @@ static int check_packs(struct ctx *c)
 			damaged(c, key, "stray object under packs/ (not a pack name)");
 			continue;
 		}
-		c->res->packs++;
 		rc = pack_read_trailer(c->be, c->k, key, packs.sizes[i], &te, &tn);
+		if (rc == -ENOENT)
+			continue; /* deleted since the listing (gc) */
+		c->res->packs++;
+		index_segment_key(id, seg_key);
+		if ((rc == -EBADMSG || rc == -ENODATA) && !objs_has(&segs, seg_key)) {
+			/* Written pack first, segment second: a pack with neither a sound
+			 * trailer nor a segment is an upload a crash cut short, on a store
+			 * that keeps partial objects (s3rver; real S3 never shows one).
+			 * Nothing can reference its chunks (roots are written after both);
+			 * a reference to a chunk no pack holds is reported below. */
+			c->res->incomplete++;
+			if (c->o->damaged)
+				c->o->damaged(c->o->arg, key, "note: incomplete upload (cut by a crash); "
+					      "nothing references it");
+			continue;
+		}
 		if (rc == -EBADMSG || rc == -ENODATA) {
 			damaged(c, key, "pack header, footer or trailer is damaged");
 		} else if (rc) {
 			goto out_free;
 		}
-		index_segment_key(id, seg_key);
 		if (objs_has(&segs, seg_key)) {
 			void *seg;
 			size_t len;
 
 			c->res->segments++;
 			rc = c->be->ops->get(c->be->ctx, seg_key, &seg, &len);
+			if (rc == -ENOENT) { /* deleted since the listing (gc) */
+				free(te);
+				continue;
+			}
 			if (rc) {
 				free(te);
 				goto out_free;
@@ -267,8 +293,14 @@ static int check_packs(struct ctx *c)
 			continue;
 		}
 		pack_key(id, pk);
-		if (!objs_has(&packs, pk))
+		if (!objs_has(&packs, pk)) {
+			uint64_t size;
+
+			/* gc deletes a segment, then its pack: gone since the listing? */
+			if (c->be->ops->stat(c->be->ctx, segs.keys[i], &size) == -ENOENT)
+				continue;
 			damaged(c, segs.keys[i], "index segment of a pack that does not exist");
+		}
 	}
 	rc = 0;
 out_free:

@@ -14,6 +14,7 @@
 #ifndef CAIRN_REPO_CHECK_H
 #define CAIRN_REPO_CHECK_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "repo.h"
@@ -21,7 +22,9 @@
 /* What a tree walker reports to check. */
 struct repo_walk_cbs {
 	/* A chunk referenced by root (a name for messages, e.g. "volume disk"); the null id
-	 * is never passed. Return non-zero to stop the walk (walk returns it). */
+	 * is never passed. Return < 0 to stop the walk (walk returns it), REPO_WALK_SEEN
+	 * when id was reported before (a tree node's children then need not be visited
+	 * again), 0 to go on. */
 	int (*ref)(void *arg, const char *root, const struct chunk_id *id);
 	/* A metadata object the walker could not use (damaged, or not its format). */
 	void (*bad)(void *arg, const char *object, const char *what);
@@ -34,8 +37,17 @@ struct repo_walk_cbs {
  * tree nodes included; it reads a tree node's children only after reporting the node.
  * It returns 0, or a negative errno when it could not go on (a tree node it cannot
  * read is reported with cb->bad() and skipped, not an error). */
+#define REPO_WALK_SEEN 1
 struct repo_tree_walker {
 	int (*walk)(void *ctx, struct chunk_store *cs, const struct repo_walk_cbs *cb);
+	/* Optional (gc): as walk, for the one metadata object key (without "meta/") whose
+	 * content is data[len], deleted or replaced while gc ran; objects the walker does
+	 * not know reference nothing. */
+	int (*walk_object)(void *ctx, struct chunk_store *cs, const char *key, const void *data,
+			   size_t len, const struct repo_walk_cbs *cb);
+	/* The metadata key prefixes walk_object wants (NULL-terminated; NULL: none): gc
+	 * reads such an object before it is deleted or replaced while gc runs. */
+	const char *const *object_prefixes;
 	void *ctx;
 };
 
@@ -52,6 +64,7 @@ struct repo_check_opts {
 struct repo_check_result {
 	uint64_t keys, meta, packs, segments, chunks_read, refs;
 	uint64_t damaged;                         /* problems reported */
+	uint64_t incomplete;                      /* packs cut short by a crash (not damage) */
 };
 
 /* 0 when the walk completed (look at res->damaged), or a negative errno when the
