@@ -5,7 +5,11 @@
  * entry is held by every open file; idle entries are evicted LRU past VIEW_MAX_POINTS.
  * "current" entries expire after CURRENT_TTL_NS so a newer checkpoint shows up.
  * Reads go straight to the source (the repository's decoded-chunk cache is below it);
- * FUSE's max_read and readahead are raised so a sequential read moves 1 MiB at a time.
+ * FUSE's max_read and readahead are raised so a sequential read moves 1 MiB at a time,
+ * and the mount's bdi read_ahead_kb is raised to VIEW_READAHEAD (the kernel caps FUSE
+ * read-ahead at 128 KiB otherwise). Each open file keeps a prefetch stream: sequential
+ * reads queue the units ahead on the prefetch pool (prefetch.h), each job holding a
+ * reference on its point until it ran.
  */
 #define FUSE_USE_VERSION 31
 #include "view.h"
@@ -13,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <fuse.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +29,7 @@
 
 #include "log.h"
 #include "partition.h"
+#include "prefetch.h"
 #include "util.h"
 
 #define VIEW_MAX_POINTS 32
@@ -34,7 +40,10 @@
 #define SECTOR 512u
 #define FUSE_SUPER_MAGIC 0x65735546 /* statfs f_type of a FUSE mount */
 
+struct view;
+
 struct pt {
+	struct view *v;
 	char spec[SPEC_MAX];
 	struct view_image *img;
 	struct view_point info;
@@ -55,6 +64,8 @@ struct view {
 	uint64_t mount_ns;         /* wall clock, for directory times */
 	char *vols;                /* cached volume names, NUL-separated, "" terminated */
 	uint64_t vols_at;          /* monotonic time of the cache */
+	struct prefetch *pf;       /* NULL: no read-ahead */
+	struct fh *fhs;            /* open files: released at unmount if the kernel did not */
 };
 
 enum kind { K_ROOT, K_VOL, K_SUBDIR, K_POINT, K_FILE };
@@ -71,6 +82,8 @@ struct fh {
 	struct pt *pt;
 	uint64_t base, size;
 	char *json;                /* info.json contents */
+	struct prefetch_stream ps; /* guarded by the view's lock */
+	struct fh *prev, *next;    /* in view.fhs, under the view's lock */
 };
 
 static struct view *view_of(void)
@@ -294,6 +307,7 @@ static int pt_get(struct view *v, const char *spec, struct pt **out)
 	pt = calloc(1, sizeof(*pt));
 	if (!pt)
 		return -ENOMEM;
+	pt->v = v;
 	snprintf(pt->spec, sizeof(pt->spec), "%s", spec);
 	rc = v->src->ops->open(v->src->ctx, spec, &pt->img, &pt->info);
 	if (rc)
@@ -545,6 +559,12 @@ static int op_open(const char *path, struct fuse_file_info *fi)
 	/* a point other than "current" never changes: let the kernel keep its pages */
 	fi->keep_cache = strchr(p.spec, '@') != NULL;
 	fi->fh = (uintptr_t)h;
+	pthread_mutex_lock(&v->lock);
+	h->next = v->fhs;
+	if (v->fhs)
+		v->fhs->prev = h;
+	v->fhs = h;
+	pthread_mutex_unlock(&v->lock);
 	return 0;
 
 out_put:
@@ -552,6 +572,49 @@ out_put:
 out_free:
 	free(h);
 	return rc;
+}
+
+static void pf_run(void *arg, uint64_t off, size_t len, void *scratch, size_t scratch_len)
+{
+	struct pt *pt = arg;
+	const struct view_source *src = pt->v->src;
+
+	src->ops->prefetch(src->ctx, pt->img, off, len, scratch, scratch_len);
+}
+
+static void pf_done(void *arg)
+{
+	struct pt *pt = arg;
+
+	pt_put(pt->v, pt);
+}
+
+/* A read of [o, o+len) of the image through h: queue the units ahead of a sequential
+ * reader, one job per unit, each holding a reference on the point. */
+static void read_ahead(struct view *v, struct fh *h, uint64_t o, size_t len)
+{
+	struct pt *pt = h->pt;
+	uint32_t unit = pt->info.unit;
+	uint64_t from, to, at;
+
+	if (!v->pf || !unit || !v->src->ops->prefetch || unit > VIEW_PREFETCH_SCRATCH)
+		return;
+	pthread_mutex_lock(&v->lock);
+	prefetch_stream_next(&h->ps, o, len, h->base + h->size, VIEW_PREFETCH_WINDOW, unit,
+			     &from, &to);
+	for (at = from; at < to; at += unit) {
+		struct prefetch_job j = { .run = pf_run, .done = pf_done, .arg = pt, .off = at,
+					  .len = (size_t)MIN((uint64_t)unit, to - at) };
+
+		pt->refs++;
+		if (prefetch_submit(v->pf, &j)) {
+			pt->refs--;
+			break;
+		}
+	}
+	if (at > from)
+		prefetch_stream_queued(&h->ps, at);
+	pthread_mutex_unlock(&v->lock);
 }
 
 static int op_read(const char *path, char *buf, size_t size, off_t off, struct fuse_file_info *fi)
@@ -572,6 +635,7 @@ static int op_read(const char *path, char *buf, size_t size, off_t off, struct f
 		return (int)size;
 	}
 	o += h->base;
+	read_ahead(v, h, o, size);
 	if (!(o % SECTOR) && !(size % SECTOR)) {
 		rc = v->src->ops->read(v->src->ctx, h->pt->img, o, buf, size);
 	} else {
@@ -594,14 +658,28 @@ static int op_read(const char *path, char *buf, size_t size, off_t off, struct f
 	return (int)size;
 }
 
+static void fh_free(struct view *v, struct fh *h)
+{
+	pt_put(v, h->pt);
+	free(h->json);
+	free(h);
+}
+
 static int op_release(const char *path, struct fuse_file_info *fi)
 {
 	struct fh *h = (struct fh *)(uintptr_t)fi->fh;
+	struct view *v = view_of();
 
 	(void)path;
-	pt_put(view_of(), h->pt);
-	free(h->json);
-	free(h);
+	pthread_mutex_lock(&v->lock);
+	if (h->prev)
+		h->prev->next = h->next;
+	else
+		v->fhs = h->next;
+	if (h->next)
+		h->next->prev = h->prev;
+	pthread_mutex_unlock(&v->lock);
+	fh_free(v, h);
 	return 0;
 }
 
@@ -614,8 +692,9 @@ static int op_write(const char *path, const char *buf, size_t size, off_t off,
 
 static void *op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 {
-	conn->max_readahead = 4u << 20;
+	conn->max_readahead = VIEW_READAHEAD;
 	conn->max_read = 1u << 20;
+	conn->max_background = 32;
 	cfg->entry_timeout = 1.0;
 	cfg->attr_timeout = 1.0;
 	cfg->negative_timeout = 0;
@@ -626,6 +705,12 @@ static void op_destroy(void *data)
 {
 	struct view *v = data;
 
+	/* an unmount does not wait for the RELEASE of files closed just before it */
+	while (v->fhs) {
+		struct fh *h = v->fhs;
+		v->fhs = h->next;
+		fh_free(v, h);
+	}
 	while (v->pts) {
 		struct pt *p = v->pts;
 		v->pts = p->next;
@@ -646,6 +731,50 @@ static const struct fuse_operations view_ops = {
 	.destroy = op_destroy,
 };
 
+/* Raise the kernel read-ahead of the FUSE mount at dir (its canonical path) to
+ * VIEW_READAHEAD: the bdi is named by the mount's device number, found in mountinfo
+ * (the newest mount on dir). Best effort: without the right to write it (not root),
+ * reads stay 128 KiB apart. Must run before the mount serves (FUSE_INIT keeps the
+ * smaller of this and conn->max_readahead). */
+static void raise_readahead(const char *dir)
+{
+	char line[4096], want[PATH_MAX], bdi[64], dev[32] = "";
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	int fd;
+
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		char mp[PATH_MAX], *d = mp, devf[32];
+		const char *p;
+
+		/* "<id> <parent> <maj:min> <root> <mount point> ..." */
+		if (sscanf(line, "%*s %*s %31s %*s %4095s", devf, want) != 2)
+			continue;
+		for (p = want; *p && d < mp + sizeof(mp) - 1; p++) {
+			if (p[0] == '\\' && p[1] >= '0' && p[1] <= '3' && p[2] && p[3]) {
+				*d++ = (char)((p[1] - '0') * 64 + (p[2] - '0') * 8 + (p[3] - '0'));
+				p += 3;
+			} else {
+				*d++ = *p;
+			}
+		}
+		*d = 0;
+		if (!strcmp(mp, dir))
+			snprintf(dev, sizeof(dev), "%s", devf);
+	}
+	fclose(f);
+	if (!*dev)
+		return;
+	snprintf(bdi, sizeof(bdi), "/sys/class/bdi/%s/read_ahead_kb", dev);
+	fd = open(bdi, O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || dprintf(fd, "%u\n", VIEW_READAHEAD >> 10) < 0)
+		log_info("fuse", "kernel read-ahead stays at its default (%s: %s)", bdi,
+			 strerror(errno));
+	if (fd >= 0)
+		close(fd);
+}
+
 int view_mount(const struct view_source *src, const char *mountpoint, int debug)
 {
 	struct view v = { .src = src, .mount_ns = util_now_ns() };
@@ -653,6 +782,7 @@ int view_mount(const struct view_source *src, const char *mountpoint, int debug)
 			 debug ? "-d" : NULL, NULL };
 	struct fuse_args args = FUSE_ARGS_INIT(debug ? 4 : 3, argv);
 	struct fuse *f;
+	char canon[PATH_MAX];
 	struct statfs sfs;
 	struct stat st;
 	int rc;
@@ -667,6 +797,8 @@ int view_mount(const struct view_source *src, const char *mountpoint, int debug)
 		return -errno;
 	if (!S_ISDIR(st.st_mode))
 		return -ENOTDIR;
+	if (!realpath(mountpoint, canon))
+		return -errno;
 	pthread_mutex_init(&v.lock, NULL);
 	f = fuse_new(&args, &view_ops, sizeof(view_ops), &v);
 	if (!f) {
@@ -677,14 +809,23 @@ int view_mount(const struct view_source *src, const char *mountpoint, int debug)
 		rc = -EIO;
 		goto out_destroy;
 	}
+	raise_readahead(canon);
 	if (fuse_set_signal_handlers(fuse_get_session(f))) {
 		rc = -EIO;
 		goto out_unmount;
+	}
+	rc = prefetch_create(VIEW_PREFETCH_THREADS, VIEW_PREFETCH_QUEUE, VIEW_PREFETCH_SCRATCH,
+			     &v.pf);
+	if (rc) {
+		log_warn("fuse", "no read-ahead threads: %s", strerror(-rc));
+		v.pf = NULL;
 	}
 	/* 0 when unmounted from outside (fusermount3 -u), the signal number after SIGINT,
 	 * SIGTERM or SIGHUP: both are a clean stop; negative is an error */
 	rc = fuse_loop_mt(f, 0);
 	rc = rc < 0 ? rc : 0;
+	prefetch_destroy(v.pf); /* drops its references on points before op_destroy */
+	v.pf = NULL;
 	fuse_remove_signal_handlers(fuse_get_session(f));
 out_unmount:
 	fuse_unmount(f);

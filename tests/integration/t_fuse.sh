@@ -5,6 +5,10 @@
 # of the GPT disk loop-mount read-only with the original trees, while current/ shows the
 # overwrite; writes get EROFS; a damaged chunk is EIO for its range, not wrong data;
 # SIGTERM and fusermount3 -u unmount cleanly; a stale mount point gets a clear error.
+# A mount beside a serving daemon sees what the daemon stores after the mount opened (a
+# new snapshot whose data is in packs written later: the index is refreshed on a miss),
+# and a volume with 300 snapshots mounts and lists every one (metadata read on demand).
+# (t_fuse_s3.sh: the same on encrypted and S3 repositories.)
 source "$(dirname "$0")/lib.sh"
 R=$T/repo
 IMG=$(cached_image usr-doc 512M /usr/include /usr/share/doc)
@@ -28,7 +32,16 @@ stop_daemon                          # folds and checkpoints: "current" is compl
 
 M=$T/mnt.view
 mkdir -p "$M"
+fuse_cleanup() {
+	local rc=$?
+	[ -n "${MPID:-}" ] && kill "$MPID" 2>/dev/null || true
+	umount -l "$M" 2>/dev/null || true # a mount whose process died is stale: mountpoint -q misses it
+	(exit $rc)
+	cleanup
+}
+trap fuse_cleanup EXIT
 mount_view() {
+	[ -f "$T/mount.log" ] && cat "$T/mount.log" >>"$T/mounts.log"
 	"$CAIRN" mount -r "$R" --state-dir "$T/state" "$M" >"$T/mount.log" 2>&1 &
 	MPID=$!
 	for _ in $(seq 100); do mountpoint -q "$M" && return 0; sleep 0.1; done
@@ -92,6 +105,42 @@ expect_fail "stale FUSE mount .*fusermount3 -u" "$CAIRN" mount -r "$R" "$M"
 fusermount3 -u "$M" 2>/dev/null || umount -l "$M"
 expect_fail "not an existing directory" "$CAIRN" mount -r "$R" "$T/nodir"
 
+log "mounted beside a serving daemon: a snapshot of data stored after the mount opened reads right"
+NEW=$(cached_image hdr 96M /usr/include/linux /usr/include/asm-generic)
+start_daemon "$R" "$T/state"
+mount_view
+touch "$T/mounted"
+qemu-img convert -n -f raw -O raw "$NEW" "$(url disk)"
+# the daemon folds the writes into new packs and records a history checkpoint, which the
+# snapshot's plan then starts from: its chunks are in packs the mount's index lacks
+for _ in $(seq 600); do
+	[ -n "$(find "$R/meta/history" -name 'ckpt.*' -newer "$T/mounted" -print -quit)" ] && break
+	sleep 0.1
+done
+[ -n "$(find "$R/meta/history" -name 'ckpt.*' -newer "$T/mounted" -print -quit)" ] || fail "the daemon recorded no checkpoint of the new writes"
+"$CAIRN" snapshot create disk --name after -r "$R" >/dev/null
+ls "$M/disk/snapshots" | qgrep -x after || fail "the new snapshot is not listed: $(ls "$M/disk/snapshots")"
+cmp -n "$(stat -c %s "$NEW")" "$NEW" "$M/disk/snapshots/after/disk.img" || fail "the new snapshot differs from the image written"
+same_tree "$M/disk/snapshots/after/disk.img" "$(image_src hdr)/linux" "$(image_src hdr)/asm-generic"
+qgrep "new pack(s) added to the index" "$T/mount.log" || { cat "$T/mount.log"; fail "the mount did not reload the index"; }
+cmp "$IMG" "$M/disk/snapshots/base/disk.img" || fail "the old snapshot changed"
+
+log "300 snapshots: the mount lists and opens every one"
+seq 300 | xargs -P 4 -I{} "$CAIRN" snapshot create gpt --name s{} -r "$R" >/dev/null
+fusermount3 -u "$M"
+wait "$MPID" || fail "cairn mount exited non-zero"
+mount_view
+[ "$(ls "$M/gpt/snapshots" | wc -l)" = 300 ] || fail "snapshots/ lists $(ls "$M/gpt/snapshots" | wc -l) of 300"
+[ "$(ls "$M/gpt/snapshots" | sort)" = "$(seq 300 | sed 's/^/s/' | sort)" ] || fail "snapshot names differ"
+[ "$(ls "$M/gpt/at" | wc -l)" = 300 ] || fail "at/ lists $(ls "$M/gpt/at" | wc -l) of 300"
+for n in 1 150 300; do
+	[ "$(ls "$M/gpt/snapshots/s$n")" = "$(printf 'disk.img\ninfo.json\npart1.img')" ] || fail "snapshot s$n: $(ls "$M/gpt/snapshots/s$n")"
+done
+same_tree "$M/gpt/snapshots/s300/part1.img" "$T/gsrc/linux"
+stop_daemon
+fusermount3 -u "$M"
+wait "$MPID" || fail "cairn mount exited non-zero"
+
 log "a damaged chunk reads as EIO, never as wrong data"
 pack=$(find "$R/packs" -type f -printf '%s %p\n' | sort -n | tail -1 | cut -d' ' -f2)
 python3 - "$pack" <<'PY'
@@ -107,4 +156,9 @@ cat "$T/eio.err"
 qgrep "read of .* failed" "$T/mount.log" || fail "the damaged range was not logged"
 fusermount3 -u "$M"
 wait "$MPID" || true
+cat "$T/mount.log" >>"$T/mounts.log"
+if grep -q "ERROR: AddressSanitizer\|runtime error:\|LeakSanitizer" "$T/mounts.log"; then
+	grep -A30 "ERROR: AddressSanitizer\|runtime error:\|LeakSanitizer" "$T/mounts.log" | head -60
+	fail "sanitizer report in a mount's log"
+fi
 echo "FUSE view checks passed"
