@@ -28,7 +28,7 @@ for round in $(seq 1 "$ROUNDS"); do
 		o=$T/oracle.$round.$w
 		start=$(( (round * 2 + w - 1) * REGION ))
 		"$ORACLE" write "$(url crash)" --oracle "$o" --seed $((round * 10 + w)) \
-			--start $start --blocks $REGION --count 100000 >"$o.log" 2>&1 &
+			--start $start --blocks $REGION --count 100000 --mix >"$o.log" 2>&1 &
 		pids+=($!)
 	done
 	sleep "0.$(( 3 + RANDOM % 7 ))"

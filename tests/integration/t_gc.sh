@@ -87,7 +87,7 @@ flow() {
 	log "[$name] gc loops while the daemon is written"
 	local O=$T/oracle-$name B
 	B=$("$CAIRN" cdp list o --json -r "$repo" | jget 'd["next_seq"]')
-	"$ORACLE" write "$(url o)" --oracle "$O" --seed 11 --start 0 --blocks 32768 --count 1500 \
+	"$ORACLE" write "$(url o)" --oracle "$O" --seed 11 --start 0 --blocks 32768 --count 1500 --mix \
 		>"$T/oracle-$name.log" 2>&1 &
 	local opid=$! i gcs=0 snaps="" reused=0
 	for i in 1 2 3; do

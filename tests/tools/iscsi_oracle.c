@@ -239,7 +239,7 @@ static int do_verify(const char *url, const char *oracle, int strict)
 	size_t nw = 0, capw = 0;
 	uint32_t seed = 0;
 	uint64_t start = 0, blocks = 0;
-	int64_t *acked_at, *durable_at, inflight = -1;
+	int64_t *acked_at, *durable_at, *zero_at, inflight = -1;
 	char line[160];
 	struct iscsi_context *iscsi;
 	uint8_t *buf, expect[SECTOR];
@@ -251,17 +251,18 @@ static int do_verify(const char *url, const char *oracle, int strict)
 		return 2;
 	}
 	while (fgets(line, sizeof(line), f)) {
-		uint64_t a, b;
+		uint64_t a, b, t;
 		unsigned n;
-		int fua;
+		int fua, kind = 0;
 		if (sscanf(line, "S %u %" SCNu64 " %" SCNu64, &seed, &start, &blocks) == 3)
 			continue;
-		if (sscanf(line, "I %" SCNu64 " %" SCNu64 " %u %d", &a, &b, &n, &fua) == 4) {
+		if (sscanf(line, "I %" SCNu64 " %" SCNu64 " %u %d %" SCNu64 " %d", &a, &b, &n, &fua,
+			   &t, &kind) >= 4) {
 			if (nw == capw) {
 				capw = capw ? capw * 2 : 1024;
 				w = realloc(w, capw * sizeof(*w));
 			}
-			w[nw++] = (struct wrec){ .lba = b, .n = n, .fua = fua };
+			w[nw++] = (struct wrec){ .lba = b, .n = n, .fua = fua, .kind = kind };
 			inflight = (int64_t)a;
 		} else if (sscanf(line, "A %" SCNu64, &a) == 1 && a < nw) {
 			w[a].acked = 1;
@@ -280,8 +281,9 @@ static int do_verify(const char *url, const char *oracle, int strict)
 	}
 	acked_at = malloc(blocks * sizeof(int64_t));
 	durable_at = malloc(blocks * sizeof(int64_t));
+	zero_at = malloc(blocks * sizeof(int64_t));
 	for (uint64_t s = 0; s < blocks; s++)
-		acked_at[s] = durable_at[s] = -1;
+		acked_at[s] = durable_at[s] = zero_at[s] = -1;
 	for (size_t i = 0; i < nw; i++) {
 		for (uint32_t k = 0; k < w[i].n; k++) {
 			uint64_t s = w[i].lba + k - start;
@@ -289,6 +291,8 @@ static int do_verify(const char *url, const char *oracle, int strict)
 				acked_at[s] = (int64_t)i;
 			if (w[i].durable)
 				durable_at[s] = (int64_t)i;
+			if (w[i].kind) /* UNMAP / WRITE SAME of zeros, issued */
+				zero_at[s] = (int64_t)i;
 		}
 	}
 	iscsi = connect_url(url, &lun);
@@ -325,7 +329,11 @@ static int do_verify(const char *url, const char *oracle, int strict)
 			if (x == -2) {
 				ok = 0;
 			} else if (x == -1) {
-				ok = need == -1;
+				/* zeros: nothing needed, or a zeroing op at or after the needed
+				 * one (strict: the needed one, or the one in flight) */
+				ok = need == -1 || (strict ? zero_at[s] == need ||
+						    (zero_at[s] >= 0 && zero_at[s] == inflight) :
+						    zero_at[s] >= need);
 			} else {
 				fill_sector(expect, seed, (uint32_t)x, lba);
 				ok = (size_t)x < nw && w[x].lba <= lba && lba < w[x].lba + w[x].n &&
@@ -343,6 +351,7 @@ static int do_verify(const char *url, const char *oracle, int strict)
 	printf("oracle: %" PRIu64 " sectors checked against %zu writes, %" PRIu64 " bad\n", checked, nw, bad);
 	free(buf);
 	free(acked_at);
+	free(zero_at);
 	free(durable_at);
 	free(w);
 	return bad ? 1 : 0;
