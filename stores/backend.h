@@ -49,6 +49,20 @@ struct backend {
  * a repository can move between backends. */
 int backend_key_check(const char *key);
 
+/* The keys (and sizes) under a prefix, in the backend's lexicographic order. */
+struct backend_keys {
+	char **keys;
+	uint64_t *sizes;
+	size_t n, cap;
+};
+/* Append every key starting with prefix to l (zeroed before the first call). */
+int backend_list_keys(struct backend *b, const char *prefix, struct backend_keys *l);
+/* Index of key in the sorted list l, or -1. */
+long backend_keys_find(const struct backend_keys *l, const char *key);
+/* First index whose key's first pl bytes compare >= prefix (l sorted). */
+size_t backend_keys_lower(const struct backend_keys *l, const char *prefix, size_t pl);
+void backend_keys_free(struct backend_keys *l);
+
 /* Open a local-directory backend rooted at path (which must exist unless create). */
 int backend_local_open(const char *path, int create, struct backend **out);
 void backend_close(struct backend *b);

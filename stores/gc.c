@@ -110,12 +110,6 @@ struct idset {
 	size_t mask, n;
 };
 
-struct key_list {
-	char **keys;
-	uint64_t *sizes;
-	size_t n, cap;
-};
-
 /* Repack output: the open new pack and where its records came from. */
 struct source {
 	uint32_t slot;
@@ -210,74 +204,6 @@ static int idset_add(struct idset *s, const struct chunk_id *id)
 	s->v[i] = *id;
 	s->n++;
 	return 1;
-}
-
-static int key_list_add(void *arg, const char *key, uint64_t size)
-{
-	struct key_list *l = arg;
-
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 64;
-		char **k = realloc(l->keys, sizeof(*k) * cap);
-		uint64_t *s;
-
-		if (!k)
-			return -ENOMEM;
-		l->keys = k;
-		s = realloc(l->sizes, sizeof(*s) * cap);
-		if (!s)
-			return -ENOMEM;
-		l->sizes = s;
-		l->cap = cap;
-	}
-	if (!(l->keys[l->n] = strdup(key)))
-		return -ENOMEM;
-	l->sizes[l->n++] = size;
-	return 0;
-}
-
-static void key_list_free(struct key_list *l)
-{
-	for (size_t i = 0; i < l->n; i++)
-		free(l->keys[i]);
-	free(l->keys);
-	free(l->sizes);
-	memset(l, 0, sizeof(*l));
-}
-
-/* Index of key in the sorted list, or -1. */
-static long key_find(const struct key_list *l, const char *key)
-{
-	size_t lo = 0, hi = l->n;
-
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		int c = strcmp(l->keys[mid], key);
-
-		if (!c)
-			return (long)mid;
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return -1;
-}
-
-/* First index of the sorted list whose key's first pl bytes are >= prefix's. */
-static size_t key_lower(const struct key_list *l, const char *prefix, size_t pl)
-{
-	size_t lo = 0, hi = l->n;
-
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-
-		if (strncmp(l->keys[mid], prefix, pl) < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
 }
 
 /* ---- hooks (called by the repository) ---- */
@@ -513,7 +439,7 @@ static int pack_busy(void *arg)
 }
 
 /* Delete the marks of pack s (those listed in marks). */
-static int drop_marks(struct gc *g, const uint8_t id[PACK_ID_LEN], const struct key_list *marks,
+static int drop_marks(struct gc *g, const uint8_t id[PACK_ID_LEN], const struct backend_keys *marks,
 		      const char *what)
 {
 	char prefix[COND_KEY_LEN + 1];
@@ -522,7 +448,7 @@ static int drop_marks(struct gc *g, const uint8_t id[PACK_ID_LEN], const struct 
 
 	cond_key(id, 0, prefix);
 	pl = strlen(REPO_GC_CONDEMNED) + 2 * PACK_ID_LEN;
-	for (size_t i = key_lower(marks, prefix, pl);
+	for (size_t i = backend_keys_lower(marks, prefix, pl);
 	     i < marks->n && !strncmp(marks->keys[i], prefix, pl); i++) {
 		step(g, what);
 		rc = g->be->ops->del(g->be->ctx, marks->keys[i]);
@@ -534,7 +460,7 @@ static int drop_marks(struct gc *g, const uint8_t id[PACK_ID_LEN], const struct 
 
 /* Retire slot s and delete its objects: segment, pack, marks. -EBUSY: kept. */
 static int delete_pack(struct gc *g, uint32_t s, const struct pack_entry *ents,
-		       const uint64_t *moved, const struct key_list *marks)
+		       const uint64_t *moved, const struct backend_keys *marks)
 {
 	struct busy_arg b = { .g = g, .slot = s, .moved = moved };
 	char key[PACK_KEY_LEN];
@@ -585,7 +511,7 @@ static void source_free(struct source *src)
 
 /* Store the open new pack, point the index at it, then finish the sources whose every
  * live record is now in a stored pack: delete them (grace 0) or condemn them. */
-static int out_flush(struct gc *g, const struct key_list *marks)
+static int out_flush(struct gc *g, const struct backend_keys *marks)
 {
 	struct source **pp, *src;
 	char key[PACK_KEY_LEN];
@@ -646,7 +572,7 @@ static int out_flush(struct gc *g, const struct key_list *marks)
 	return 0;
 }
 
-static int repack(struct gc *g, uint32_t s, struct pack_entry *ents, const struct key_list *marks)
+static int repack(struct gc *g, uint32_t s, struct pack_entry *ents, const struct backend_keys *marks)
 {
 	struct source *src;
 	struct codec_hdr h;
@@ -730,16 +656,16 @@ out_free_src:
 
 static int sweep(struct gc *g)
 {
-	struct key_list segs = { 0 }, packs = { 0 }, marks = { 0 };
+	struct backend_keys segs = { 0 }, packs = { 0 }, marks = { 0 };
 	char key[PACK_KEY_LEN];
 	int rc;
 
 	/* index/ before packs/: see the top of this file */
-	rc = g->be->ops->list(g->be->ctx, "index/", key_list_add, &segs);
+	rc = backend_list_keys(g->be, "index/", &segs);
 	if (!rc)
-		rc = g->be->ops->list(g->be->ctx, "packs/", key_list_add, &packs);
+		rc = backend_list_keys(g->be, "packs/", &packs);
 	if (!rc)
-		rc = g->be->ops->list(g->be->ctx, REPO_GC_CONDEMNED, key_list_add, &marks);
+		rc = backend_list_keys(g->be, REPO_GC_CONDEMNED, &marks);
 	if (rc)
 		goto out_free;
 	for (uint32_t s = 0; s < g->n0; s++) {
@@ -750,7 +676,7 @@ static int sweep(struct gc *g)
 		if (!g->p[s].walked)
 			continue;
 		cond_key(g->p[s].id, 0, prefix);
-		for (size_t i = key_lower(&marks, prefix, pl);
+		for (size_t i = backend_keys_lower(&marks, prefix, pl);
 		     i < marks.n && !strncmp(marks.keys[i], prefix, pl); i++) {
 			uint8_t id[PACK_ID_LEN];
 			uint64_t t;
@@ -761,7 +687,7 @@ static int sweep(struct gc *g)
 				g->p[s].condemned_ns = t ? t : 1;
 		}
 		pack_key(g->p[s].id, key);
-		k = key_find(&packs, key);
+		k = backend_keys_find(&packs, key);
 		if (k >= 0) {
 			g->p[s].size = packs.sizes[k];
 			g->res->packs++;
@@ -879,7 +805,7 @@ static int sweep(struct gc *g)
 			    util_unhex(segs.keys[i] + 6, id, PACK_ID_LEN))
 				continue;
 			pack_key(id, key);
-			if (key_find(&packs, key) >= 0)
+			if (backend_keys_find(&packs, key) >= 0)
 				continue;
 			step(g, "delete-orphan");
 			rc = g->be->ops->del(g->be->ctx, segs.keys[i]);
@@ -894,7 +820,7 @@ static int sweep(struct gc *g)
 			if (cond_parse(marks.keys[i], id, &t))
 				continue;
 			pack_key(id, key);
-			if (key_find(&packs, key) >= 0)
+			if (backend_keys_find(&packs, key) >= 0)
 				continue;
 			step(g, "delete-orphan");
 			rc = g->be->ops->del(g->be->ctx, marks.keys[i]);
@@ -906,9 +832,9 @@ static int sweep(struct gc *g)
 	progress(g, "sweep", g->n0, g->n0);
 	rc = 0;
 out_free:
-	key_list_free(&segs);
-	key_list_free(&packs);
-	key_list_free(&marks);
+	backend_keys_free(&segs);
+	backend_keys_free(&packs);
+	backend_keys_free(&marks);
 	return rc;
 }
 

@@ -730,63 +730,19 @@ int repo_flush(struct repo *r)
 
 /* ---- open: load or rebuild the index ---- */
 
-struct key_list {
-	char **keys;
-	uint64_t *sizes;
-	size_t n, cap;
-};
-
-static int key_list_add(void *arg, const char *key, uint64_t size)
-{
-	struct key_list *l = arg;
-
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 64;
-		char **k = realloc(l->keys, sizeof(*k) * cap);
-
-		if (!k)
-			return -ENOMEM;
-		l->keys = k;
-		uint64_t *s = realloc(l->sizes, sizeof(*s) * cap);
-		if (!s)
-			return -ENOMEM;
-		l->sizes = s;
-		l->cap = cap;
-	}
-	l->keys[l->n] = strdup(key);
-	if (!l->keys[l->n])
-		return -ENOMEM;
-	l->sizes[l->n++] = size;
-	return 0;
-}
-
-static void key_list_free(struct key_list *l)
-{
-	for (size_t i = 0; i < l->n; i++)
-		free(l->keys[i]);
-	free(l->keys);
-	free(l->sizes);
-}
-
-static int key_cmp(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 /* Entries of the pack key (size bytes): from its index segment when that is sound,
  * else from the pack trailer, writing the segment anew unless read-only. */
-static int pack_entries(struct repo *r, const struct key_list *segs, const char *key,
+static int pack_entries(struct repo *r, const struct backend_keys *segs, const char *key,
 			const uint8_t id[PACK_ID_LEN], uint64_t size,
 			struct pack_entry **ents, uint32_t *n)
 {
 	char seg_key[PACK_KEY_LEN];
-	const char *sk = seg_key;
 	void *seg, *buf;
 	size_t seg_len, len;
 	int rc;
 
 	index_segment_key(id, seg_key);
-	if (segs->n && bsearch(&sk, segs->keys, segs->n, sizeof(char *), key_cmp)) {
+	if (backend_keys_find(segs, seg_key) >= 0) {
 		rc = r->be->ops->get(r->be->ctx, seg_key, &seg, &seg_len);
 		if (rc == 0) {
 			rc = index_segment_decode(r->k, seg, seg_len, id, ents, n);
@@ -814,39 +770,34 @@ static int pack_entries(struct repo *r, const struct key_list *segs, const char 
 	return 0;
 }
 
-static int condemned_cmp(const void *a, const void *b)
-{
-	return strncmp(*(char *const *)a + strlen(REPO_GC_CONDEMNED),
-		       *(char *const *)b + strlen(REPO_GC_CONDEMNED), 2 * PACK_ID_LEN);
-}
-
 /* 1 if gc condemned the pack key (a "gc/condemned/<id>.<time>" is in the sorted list). */
-static int pack_condemned(const struct key_list *cond, const char *key)
+static int pack_condemned(const struct backend_keys *cond, const char *key)
 {
 	char probe[sizeof(REPO_GC_CONDEMNED) + 2 * PACK_ID_LEN];
-	const char *p = probe;
+	size_t pl = strlen(REPO_GC_CONDEMNED) + 2 * PACK_ID_LEN, i;
 
 	if (!cond->n || strlen(key) != PACK_KEY_LEN - 1)
 		return 0;
 	snprintf(probe, sizeof(probe), REPO_GC_CONDEMNED "%s", key + 9);
-	return bsearch(&p, cond->keys, cond->n, sizeof(char *), condemned_cmp) != NULL;
+	i = backend_keys_lower(cond, probe, pl);
+	return i < cond->n && !strncmp(cond->keys[i], probe, pl);
 }
 
 static int load_index(struct repo *r)
 {
-	struct key_list segs = { 0 }, packs = { 0 }, cond = { 0 };
+	struct backend_keys segs = { 0 }, packs = { 0 }, cond = { 0 };
 	struct pack_entry *ents;
 	uint8_t id[PACK_ID_LEN];
 	uint32_t n, slot;
 	int rc;
 
-	rc = r->be->ops->list(r->be->ctx, "index/", key_list_add, &segs);
+	rc = backend_list_keys(r->be, "index/", &segs);
 	if (rc)
 		goto out_free_lists;
-	rc = r->be->ops->list(r->be->ctx, "packs/", key_list_add, &packs);
+	rc = backend_list_keys(r->be, "packs/", &packs);
 	if (rc)
 		goto out_free_lists;
-	rc = r->be->ops->list(r->be->ctx, REPO_GC_CONDEMNED, key_list_add, &cond);
+	rc = backend_list_keys(r->be, REPO_GC_CONDEMNED, &cond);
 	if (rc)
 		goto out_free_lists;
 	/* two passes: condemned packs last, so that a chunk gc copied out of one (and
@@ -903,9 +854,9 @@ static int load_index(struct repo *r)
 	}
 	rc = 0;
 out_free_lists:
-	key_list_free(&cond);
-	key_list_free(&segs);
-	key_list_free(&packs);
+	backend_keys_free(&cond);
+	backend_keys_free(&segs);
+	backend_keys_free(&packs);
 	return rc;
 }
 

@@ -11,61 +11,6 @@
 #include "repo_check.h"
 #include "util.h"
 
-struct objs {
-	char **keys;
-	uint64_t *sizes;
-	size_t n, cap;
-};
-
-static int objs_add(void *arg, const char *key, uint64_t size)
-{
-	struct objs *l = arg;
-
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 64;
-		char **k = realloc(l->keys, sizeof(*k) * cap);
-		uint64_t *s;
-
-		if (!k)
-			return -ENOMEM;
-		l->keys = k;
-		s = realloc(l->sizes, sizeof(*s) * cap);
-		if (!s)
-			return -ENOMEM;
-		l->sizes = s;
-		l->cap = cap;
-	}
-	if (!(l->keys[l->n] = strdup(key)))
-		return -ENOMEM;
-	l->sizes[l->n++] = size;
-	return 0;
-}
-
-static void objs_free(struct objs *l)
-{
-	for (size_t i = 0; i < l->n; i++)
-		free(l->keys[i]);
-	free(l->keys);
-	free(l->sizes);
-	memset(l, 0, sizeof(*l));
-}
-
-static int objs_has(const struct objs *l, const char *key)
-{
-	for (size_t lo = 0, hi = l->n; lo < hi;) {
-		size_t mid = (lo + hi) / 2;
-		int c = strcmp(l->keys[mid], key);
-
-		if (!c)
-			return 1;
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return 0;
-}
-
 struct ctx {
 	struct repo *r;
 	struct backend *be;
@@ -91,11 +36,11 @@ static void progress(struct ctx *c, const char *phase, uint64_t done, uint64_t t
 
 static int check_keys(struct ctx *c)
 {
-	struct objs l = { 0 };
+	struct backend_keys l = { 0 };
 	struct repo_key_info ki;
 	int rc;
 
-	rc = c->be->ops->list(c->be->ctx, KEYRING_PREFIX, objs_add, &l);
+	rc = backend_list_keys(c->be, KEYRING_PREFIX, &l);
 	if (rc)
 		goto out_free;
 	if (repo_encrypted(c->r) && l.n == 0)
@@ -116,16 +61,16 @@ static int check_keys(struct ctx *c)
 	}
 	rc = 0;
 out_free:
-	objs_free(&l);
+	backend_keys_free(&l);
 	return rc;
 }
 
 static int check_meta(struct ctx *c)
 {
-	struct objs l = { 0 };
+	struct backend_keys l = { 0 };
 	int rc;
 
-	rc = c->be->ops->list(c->be->ctx, "meta/", objs_add, &l);
+	rc = backend_list_keys(c->be, "meta/", &l);
 	if (rc)
 		goto out_free;
 	for (size_t i = 0; i < l.n; i++) {
@@ -147,7 +92,7 @@ static int check_meta(struct ctx *c)
 	}
 	rc = 0;
 out_free:
-	objs_free(&l);
+	backend_keys_free(&l);
 	return rc;
 }
 
@@ -205,16 +150,16 @@ static int read_data(struct ctx *c, const char *key, const struct pack_entry *e,
 
 static int check_packs(struct ctx *c)
 {
-	struct objs packs = { 0 }, segs = { 0 };
+	struct backend_keys packs = { 0 }, segs = { 0 };
 	uint8_t id[PACK_ID_LEN];
 	char seg_key[PACK_KEY_LEN], pk[PACK_KEY_LEN];
 	int rc;
 
 	/* index/ before packs/: a segment is written after its pack, so a pack a writer
 	 * stores meanwhile is not taken for missing */
-	rc = c->be->ops->list(c->be->ctx, "index/", objs_add, &segs);
+	rc = backend_list_keys(c->be, "index/", &segs);
 	if (!rc)
-		rc = c->be->ops->list(c->be->ctx, "packs/", objs_add, &packs);
+		rc = backend_list_keys(c->be, "packs/", &packs);
 	if (rc)
 		goto out_free;
 	for (size_t i = 0; i < packs.n; i++) {
@@ -232,7 +177,7 @@ static int check_packs(struct ctx *c)
 			continue; /* deleted since the listing (gc) */
 		c->res->packs++;
 		index_segment_key(id, seg_key);
-		if ((rc == -EBADMSG || rc == -ENODATA) && !objs_has(&segs, seg_key)) {
+		if ((rc == -EBADMSG || rc == -ENODATA) && !(backend_keys_find(&segs, seg_key) >= 0)) {
 			/* Written pack first, segment second: a pack with neither a sound
 			 * trailer nor a segment is an upload a crash cut short, on a store
 			 * that keeps partial objects (s3rver; real S3 never shows one).
@@ -249,7 +194,7 @@ static int check_packs(struct ctx *c)
 		} else if (rc) {
 			goto out_free;
 		}
-		if (objs_has(&segs, seg_key)) {
+		if ((backend_keys_find(&segs, seg_key) >= 0)) {
 			void *seg;
 			size_t len;
 
@@ -293,7 +238,7 @@ static int check_packs(struct ctx *c)
 			continue;
 		}
 		pack_key(id, pk);
-		if (!objs_has(&packs, pk)) {
+		if (!(backend_keys_find(&packs, pk) >= 0)) {
 			uint64_t size;
 
 			/* gc deletes a segment, then its pack: gone since the listing? */
@@ -304,8 +249,8 @@ static int check_packs(struct ctx *c)
 	}
 	rc = 0;
 out_free:
-	objs_free(&packs);
-	objs_free(&segs);
+	backend_keys_free(&packs);
+	backend_keys_free(&segs);
 	return rc;
 }
 

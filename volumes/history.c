@@ -378,6 +378,18 @@ out_keys:
 	return ret;
 }
 
+/* Index of the retention boundary among the sorted checkpoints c: the last one made
+ * before before_ns (the first of a run of equal hi), or -1. */
+static int boundary(const struct ckey *c, unsigned n, uint64_t before_ns)
+{
+	int best = -1;
+
+	for (unsigned i = 0; i < n; i++)
+		if (c[i].time_ns < before_ns && (best < 0 || c[i].hi != c[best].hi))
+			best = (int)i;
+	return best;
+}
+
 int history_ckpt_boundary(struct chunk_store *cs, const char *volid, uint64_t before_ns,
 			  struct history_ckpt *out)
 {
@@ -385,7 +397,7 @@ int history_ckpt_boundary(struct chunk_store *cs, const char *volid, uint64_t be
 	struct keys k;
 	unsigned n;
 	size_t pl;
-	int ret, best = -1;
+	int ret, best;
 
 	ret = list_keys(cs, volid, "ckpt", &k, &pl);
 	if (ret)
@@ -393,9 +405,7 @@ int history_ckpt_boundary(struct chunk_store *cs, const char *volid, uint64_t be
 	ret = ckeys(&k, pl, &c, &n);
 	if (ret)
 		goto out_keys;
-	for (unsigned i = 0; i < n; i++)
-		if (c[i].time_ns < before_ns && (best < 0 || c[i].hi != c[best].hi))
-			best = (int)i;
+	best = boundary(c, n, before_ns);
 	ret = best < 0 ? -ENOENT : ckpt_read(cs, c[best].key, out);
 	free(c);
 out_keys:
@@ -452,7 +462,7 @@ int history_ckpt_thin(struct chunk_store *cs, const char *volid,
 	struct keys k;
 	unsigned n;
 	size_t pl;
-	int ret, b = -1;
+	int ret, b;
 
 	*kept = *deleted = 0;
 	ret = list_keys(cs, volid, "ckpt", &k, &pl);
@@ -461,9 +471,7 @@ int history_ckpt_thin(struct chunk_store *cs, const char *volid,
 	ret = ckeys(&k, pl, &c, &n);
 	if (ret)
 		goto out_keys;
-	for (unsigned i = 0; i < n; i++)
-		if (c[i].time_ns < ws && (b < 0 || c[i].hi != c[b].hi))
-			b = (int)i;
+	b = boundary(c, n, ws);
 	for (unsigned i = 0; b >= 0 && i < n && !ret; i++) {
 		uint64_t age = now - c[i].time_ns;
 		int keep;
