@@ -38,6 +38,7 @@ struct s3 {
 	char *base;           /* scheme://host[:port] to send to */
 	char *host_header;    /* host[:port] as sent and signed */
 	char *path_base;      /* bpath (+ "/" bucket in path style), no trailing '/' */
+	char *ca_bundle;      /* CA certificates for https, or NULL: libcurl's default */
 	long connect_timeout_ms, request_timeout_ms, stall_s;
 	unsigned max_attempts, retry_total_ms, backoff_base_ms, backoff_cap_ms;
 
@@ -377,6 +378,8 @@ static int setup(struct s3 *s, struct xfer *x, struct curl_slist **hdrs, char **
 	curl_easy_setopt(x->h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(x->h, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(x->h, CURLOPT_SHARE, s->share);
+	if (s->ca_bundle)
+		curl_easy_setopt(x->h, CURLOPT_CAINFO, s->ca_bundle);
 	curl_easy_setopt(x->h, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(x->h, CURLOPT_CONNECTTIMEOUT_MS, s->connect_timeout_ms);
 	curl_easy_setopt(x->h, CURLOPT_TIMEOUT_MS, s->request_timeout_ms);
@@ -703,6 +706,7 @@ static void s3_free(struct s3 *s)
 	free(s->base);
 	free(s->host_header);
 	free(s->path_base);
+	free(s->ca_bundle);
 	free(s);
 }
 
@@ -1006,6 +1010,13 @@ int backend_s3_open(const struct backend_s3_opts *o, struct backend **out)
 	while (pl && prefix[pl - 1] == '/')
 		pl--;
 	s->bucket = strdup(o->bucket);
+	if (o->ca_bundle ? *o->ca_bundle : !!env_or("AWS_CA_BUNDLE", NULL)) {
+		s->ca_bundle = strdup(o->ca_bundle ? o->ca_bundle : env_or("AWS_CA_BUNDLE", NULL));
+		if (!s->ca_bundle) {
+			rc = -ENOMEM;
+			goto out_free_s3;
+		}
+	}
 	s->region = strdup(o->region && *o->region ? o->region :
 			   env_or("AWS_REGION", env_or("AWS_DEFAULT_REGION", "us-east-1")));
 	if (asprintf(&s->key_prefix, "%.*s%s", (int)pl, prefix, pl ? "/" : "") < 0)

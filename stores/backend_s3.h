@@ -52,6 +52,9 @@ struct backend_s3_opts {
 	const char *profile;         /* credentials file profile; NULL = $AWS_PROFILE or "default".
 				      * File: $AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials */
 	enum backend_s3_style style;
+	const char *ca_bundle;       /* PEM file of the CA certificates to trust for https;
+				      * NULL = $AWS_CA_BUNDLE, else libcurl's default; "" = the
+				      * default even when $AWS_CA_BUNDLE is set */
 	unsigned parallelism;        /* concurrent requests (= pooled handles); 0 = 8 */
 	unsigned connect_timeout_ms; /* per attempt; 0 = 10 s */
 	unsigned request_timeout_ms; /* whole attempt; 0 = 10 min */

@@ -25,15 +25,33 @@
  * backend call run outside it. repo_chunk_put looks the id up, encodes the record into
  * a pooled scratch buffer, then appends under the lock after a second lookup, so
  * concurrent puts of one content store it once. A full pack is swapped for a fresh one
- * under the lock and handed to the writer thread, which stores it outside the lock;
- * until it is stored its records are served from memory. At most MAX_SEALED packs wait
- * for the writer: beyond that, puts wait (backpressure), so memory stays bounded.
+ * under the lock and handed to the writer pool, which stores it outside the lock;
+ * until it is stored its records are served from memory.
+ *
+ * Writer pool: 'nwriters' threads (repo_open_opts.uploads; default 4 on S3, 1 on a
+ * local directory) each take the lowest pending SEALED slot, so up to nwriters packs
+ * upload at once, each with its own backend request (the S3 backend runs them on
+ * separate pooled connections). At most max_sealed = MAX(MAX_SEALED, nwriters + 1)
+ * packs are pending or being written: beyond that, puts wait (backpressure), so memory
+ * stays bounded by about max_sealed + 2 packs (the open one and one spare builder).
+ * Ordering does not depend on the pool: a pack's index segment is written by the
+ * thread that wrote the pack, after it; packs are independent of one another; and
+ * repo_flush() returns only once every pack sealed before it (and its segment) is
+ * stored, which is what metadata written after a flush relies on (crash order: pack,
+ * then index segment, then root). Packs may land in the backend out of slot order.
  *
  * Pack slot states: OPEN (taking records) -> SEALED (complete, not yet stored; one
  * thread at a time writes it, flagged by 'writing') -> STORED (pack and index segment
- * written, memory freed) -> GONE (retired by gc: no index entry names it). A failed
- * write leaves the slot SEALED and 'failed': the writer thread skips it, puts fail with
- * the write's error, and the next repo_flush() retries it.
+ * written, memory freed) -> GONE (retired by gc: no index entry names it). A SEALED
+ * slot whose pack object is stored but whose index segment is not has 'pack_done': its
+ * next write puts only the segment. A failed write (pack or segment) leaves the slot
+ * SEALED and 'failed': puts fail fast with the write's error while any slot is failed
+ * (callers keep their data and retry), the writers retry every failed slot RETRY_MS
+ * after the first failure and every RETRY_MS after that, so the store catches up by
+ * itself when the backend returns, and repo_flush() retries them at once. Since a
+ * segment counts as part of its slot's write, a segment that could not be stored is
+ * retried like a pack, never just dropped; gc (which takes only STORED slots) never
+ * sees a pack whose segment is still to come.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -74,6 +92,8 @@
 #define NO_SLOT UINT32_MAX
 #define MAX_SEALED 3
 #define RETRY_MS 2000 /* between retries of failed pack writes */
+#define UPLOADS_S3 4  /* default writer threads on S3 ($CAIRN_S3_UPLOADS) */
+#define UPLOADS_MAX 32
 
 enum slot_state { SLOT_OPEN, SLOT_SEALED, SLOT_STORED, SLOT_GONE };
 
@@ -81,8 +101,11 @@ struct pack_slot {
 	uint8_t id[PACK_ID_LEN];
 	enum slot_state state;
 	int writing;               /* a thread is writing this SEALED pack */
-	int failed;                /* its last write failed; the writer retries it every
+	int failed;                /* its last write failed; the writers retry it every
 				    * RETRY_MS, repo_flush() at once */
+	int pack_done;             /* SEALED: the pack object is stored, its segment not */
+	int err;                   /* error of its last failed write */
+	uint64_t fail_seq;         /* r->fail_seq at its last failed write; 0: none */
 	uint32_t nents;            /* records, once STORED */
 	struct pack_builder *pb;   /* records in memory until STORED */
 };
@@ -104,16 +127,23 @@ struct repo {
 
 	pthread_mutex_t lock;
 	pthread_cond_t written;    /* a pack write finished */
-	pthread_cond_t work;       /* a pack was sealed, or the writer must stop */
-	pthread_t writer;
-	int writer_running, writer_stop;
+	pthread_cond_t work;       /* a pack was sealed or made pending again, or the
+				    * writers must stop (CLOCK_MONOTONIC for timed waits) */
+	pthread_t *writers;        /* the writer pool: nwriters threads, wrunning started */
+	unsigned nwriters, wrunning;
+	int writer_stop;
+	uint32_t max_sealed;       /* bound of 'sealed' before puts wait */
 	uint32_t sealed;           /* SEALED slots neither failed nor stored */
+	uint32_t first_unstored;   /* no slot below it is OPEN or SEALED */
+	uint64_t fail_seq;         /* failed writes so far */
+	uint64_t retry_at_ns;      /* util_mono_ns() when failed slots become pending */
 	int write_err;             /* error of a failed pack write, until no pack is failed:
 				    * puts fail fast meanwhile (callers retry; their data
 				    * stays in their journal), so no lock is held across an
 				    * outage */
 	uint32_t failed_n;         /* SEALED slots with failed set */
 	struct index *ix;
+	uint32_t ix_kept, ix_read; /* at open: packs the kept index table covered; packs read */
 	struct pack_slot *slots;
 	uint32_t nslots, cap_slots;
 	uint32_t open_slot;
@@ -220,7 +250,9 @@ out_free_tok:
 }
 
 /* The backend of url: a local directory, or an S3 bucket (created when create). */
-static int open_backend(const char *url, int create, const char *endpoint, struct backend **out)
+/* S3: uploads writer threads get their own connections beside 8 for everything else. */
+static int open_backend(const char *url, int create, const char *endpoint, unsigned uploads,
+			struct backend **out)
 {
 	struct backend_s3_opts so = { 0 };
 	char bucket[64], prefix[1024];
@@ -234,6 +266,7 @@ static int open_backend(const char *url, int create, const char *endpoint, struc
 	so.bucket = bucket;
 	so.prefix = prefix;
 	so.endpoint = endpoint && *endpoint ? endpoint : NULL;
+	so.parallelism = uploads + 8;
 	rc = backend_s3_open(&so, out);
 	if (rc)
 		return rc;
@@ -286,7 +319,7 @@ int repo_create(const char *url, const struct repo_create_opts *o)
 		return -EINVAL;
 	if (encrypt && (!o->secret || (!o->secret->password && !o->secret->raw_key)))
 		return -ENOKEY;
-	rc = open_backend(url, 1, o ? o->s3_endpoint : NULL, &be);
+	rc = open_backend(url, 1, o ? o->s3_endpoint : NULL, 1, &be);
 	if (rc)
 		return rc;
 	rc = be->ops->stat(be->ctx, "config", &size);
@@ -336,6 +369,9 @@ static int slot_add(struct repo *r, const uint8_t id[PACK_ID_LEN], enum slot_sta
 	r->slots[r->nslots].state = state;
 	r->slots[r->nslots].writing = 0;
 	r->slots[r->nslots].failed = 0;
+	r->slots[r->nslots].pack_done = 0;
+	r->slots[r->nslots].err = 0;
+	r->slots[r->nslots].fail_seq = 0;
 	r->slots[r->nslots].nents = 0;
 	r->slots[r->nslots].pb = pb;
 	*out = r->nslots++;
@@ -373,18 +409,31 @@ out_free_pb:
 	return rc;
 }
 
+/* Lowest slot that may be OPEN or SEALED (slots only ever move forward from those
+ * states, so the bound only rises); caller holds r->lock. */
+static uint32_t first_unstored(struct repo *r)
+{
+	while (r->first_unstored < r->nslots &&
+	       (r->slots[r->first_unstored].state == SLOT_STORED ||
+		r->slots[r->first_unstored].state == SLOT_GONE))
+		r->first_unstored++;
+	return r->first_unstored;
+}
+
 /* Write the SEALED slot s, which the caller flagged 'writing'; called without r->lock.
- * Pack first, then its index segment; a lost segment is rebuilt from the pack. */
+ * Pack first (unless an earlier attempt stored it), then its index segment. Any failure
+ * leaves the slot failed, to be retried whole or from the segment on. */
 static int write_pack(struct repo *r, uint32_t s)
 {
 	struct pack_builder *pb;
 	char key[PACK_KEY_LEN];
 	void *seg;
 	size_t len, seg_len;
-	int rc;
+	int rc, pack_done;
 
 	pthread_mutex_lock(&r->lock);
 	pb = r->slots[s].pb;
+	pack_done = r->slots[s].pack_done;
 	pthread_mutex_unlock(&r->lock);
 
 	pack_key(pb->id, key);
@@ -394,26 +443,31 @@ static int write_pack(struct repo *r, uint32_t s)
 			  "pack %s is kept in memory and retried", key);
 		goto out_done;
 	}
-	rc = pack_builder_finish(pb, r->k, &len);
-	if (rc)
-		goto out_done;
-	rc = r->be->ops->put(r->be->ctx, key, pb->buf, len, 0);
-	if (rc) {
-		log_error("repo", "writing pack %s failed: %s", key, strerror(-rc));
-		goto out_done;
+	if (!pack_done) {
+		rc = pack_builder_finish(pb, r->k, &len);
+		if (rc)
+			goto out_done;
+		rc = r->be->ops->put(r->be->ctx, key, pb->buf, len, 0);
+		if (rc) {
+			log_error("repo", "writing pack %s failed: %s; it is kept in memory and "
+				  "retried", key, strerror(-rc));
+			goto out_done;
+		}
+		pack_done = 1;
 	}
 	index_segment_key(pb->id, key);
-	if (index_segment_encode(r->k, pb->id, pb->ents, pb->n, &seg, &seg_len) == 0) {
-		int src = r->be->ops->put(r->be->ctx, key, seg, seg_len, 0);
-
-		if (src)
-			log_warn("repo", "writing index segment %s failed (%s); it is rebuilt at open",
-				 key, strerror(-src));
-		free(seg);
-	}
+	rc = index_segment_encode(r->k, pb->id, pb->ents, pb->n, &seg, &seg_len);
+	if (rc)
+		goto out_done;
+	rc = r->be->ops->put(r->be->ctx, key, seg, seg_len, 0);
+	free(seg);
+	if (rc)
+		log_error("repo", "writing index segment %s failed: %s; it is kept in memory "
+			  "and retried", key, strerror(-rc));
 out_done:
 	pthread_mutex_lock(&r->lock);
 	r->slots[s].writing = 0;
+	r->slots[s].pack_done = pack_done;
 	r->sealed--;
 	if (rc == 0) {
 		r->slots[s].state = SLOT_STORED;
@@ -430,7 +484,11 @@ out_done:
 			r->write_err = 0;
 		}
 	} else {
+		if (!r->failed_n)
+			r->retry_at_ns = util_mono_ns() + RETRY_MS * 1000000ull;
 		r->slots[s].failed = 1;
+		r->slots[s].err = rc;
+		r->slots[s].fail_seq = ++r->fail_seq;
 		r->failed_n++;
 		r->write_err = rc;
 	}
@@ -443,33 +501,43 @@ out_done:
 	return rc;
 }
 
-/* Make every failed SEALED slot pending again; caller holds r->lock. */
+/* Make every failed SEALED slot pending again and wake the writers; caller holds
+ * r->lock. */
 static void retry_failed(struct repo *r)
 {
-	for (uint32_t s = 0; s < r->nslots && r->failed_n; s++)
+	for (uint32_t s = first_unstored(r); s < r->nslots && r->failed_n; s++)
 		if (r->slots[s].state == SLOT_SEALED && r->slots[s].failed) {
 			r->slots[s].failed = 0;
 			r->failed_n--;
 			r->sealed++;
 		}
+	r->retry_at_ns = util_mono_ns() + RETRY_MS * 1000000ull;
+	pthread_cond_broadcast(&r->work);
 }
 
-/* Store sealed packs in order until told to stop; retry failed ones every RETRY_MS
- * (the backend has already retried each request), so the store catches up by itself
- * when the backend comes back. */
+/* The lowest SEALED slot below n that no thread writes and that is not failed, or
+ * NO_SLOT; caller holds r->lock. */
+static uint32_t next_pending(struct repo *r, uint32_t n)
+{
+	for (uint32_t s = first_unstored(r); s < n; s++)
+		if (r->slots[s].state == SLOT_SEALED && !r->slots[s].writing && !r->slots[s].failed)
+			return s;
+	return NO_SLOT;
+}
+
+/* One thread of the writer pool: store pending sealed packs, lowest slot first, until
+ * told to stop; make failed ones pending again RETRY_MS after a failure (the backend
+ * has already retried each request), so the store catches up by itself when the
+ * backend comes back. */
 static void *writer_main(void *arg)
 {
 	struct repo *r = arg;
 
 	pthread_mutex_lock(&r->lock);
 	for (;;) {
-		uint32_t s;
+		uint32_t s = next_pending(r, r->nslots);
 
-		for (s = 0; s < r->nslots; s++)
-			if (r->slots[s].state == SLOT_SEALED && !r->slots[s].writing &&
-			    !r->slots[s].failed)
-				break;
-		if (s < r->nslots) {
+		if (s != NO_SLOT) {
 			r->slots[s].writing = 1;
 			pthread_mutex_unlock(&r->lock);
 			write_pack(r, s);
@@ -479,13 +547,21 @@ static void *writer_main(void *arg)
 		if (r->writer_stop)
 			break;
 		if (r->failed_n) {
+			uint64_t now = util_mono_ns();
 			struct timespec ts;
 
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_sec += RETRY_MS / 1000;
-			if (pthread_cond_timedwait(&r->work, &r->lock, &ts) == ETIMEDOUT &&
-			    !r->writer_stop)
+			if (now >= r->retry_at_ns) {
 				retry_failed(r);
+				continue;
+			}
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			ts.tv_sec += (time_t)((r->retry_at_ns - now) / 1000000000ull);
+			ts.tv_nsec += (long)((r->retry_at_ns - now) % 1000000000ull);
+			if (ts.tv_nsec >= 1000000000L) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000L;
+			}
+			pthread_cond_timedwait(&r->work, &r->lock, &ts);
 			continue;
 		}
 		pthread_cond_wait(&r->work, &r->lock);
@@ -494,7 +570,35 @@ static void *writer_main(void *arg)
 	return NULL;
 }
 
-/* Seal the open pack and wake the writer; caller holds r->lock. */
+/* Stop and join the writer pool. */
+static void writers_stop(struct repo *r)
+{
+	pthread_mutex_lock(&r->lock);
+	r->writer_stop = 1;
+	pthread_cond_broadcast(&r->work);
+	pthread_mutex_unlock(&r->lock);
+	for (unsigned i = 0; i < r->wrunning; i++)
+		pthread_join(r->writers[i], NULL);
+	r->wrunning = 0;
+}
+
+/* Writer threads: opts, else $CAIRN_S3_UPLOADS on S3, else UPLOADS_S3 on S3 and 1 on a
+ * local directory; at most UPLOADS_MAX. */
+static unsigned uploads_of(const char *url, const struct repo_open_opts *o)
+{
+	const char *e = getenv("CAIRN_S3_UPLOADS");
+	unsigned n = 1;
+
+	if (o && o->uploads)
+		n = o->uploads;
+	else if (is_s3(url) && e && atoi(e) > 0)
+		n = (unsigned)atoi(e);
+	else if (is_s3(url))
+		n = UPLOADS_S3;
+	return MIN(n, UPLOADS_MAX);
+}
+
+/* Seal the open pack and wake a writer; caller holds r->lock. */
 static void seal_open(struct repo *r)
 {
 	r->slots[r->open_slot].state = SLOT_SEALED;
@@ -550,7 +654,7 @@ int repo_chunk_put(struct repo *r, enum chunk_kind kind, const void *data, size_
 	}
 	if (r->open_slot != NO_SLOT && !pack_builder_fits(r->slots[r->open_slot].pb, rec_len))
 		seal_open(r);
-	while (r->sealed > MAX_SEALED && !r->write_err)
+	while (r->sealed > r->max_sealed && !r->write_err)
 		pthread_cond_wait(&r->written, &r->lock);
 	if (r->write_err) {
 		rc = r->write_err;
@@ -689,10 +793,15 @@ int repo_chunk_stat(struct repo *r, const struct chunk_id *id, uint32_t *plain_l
 	return 0;
 }
 
+/* Every slot sealed before the call is written, by the writer pool or by this thread
+ * (failed ones are made pending again first, so the pool retries them in parallel).
+ * A slot whose write fails again during the call is not waited for once more: its
+ * error is returned. */
 int repo_flush(struct repo *r)
 {
+	uint64_t start;
 	uint32_t n;
-	int rc = 0;
+	int rc;
 
 	if (r->read_only)
 		return 0;
@@ -700,29 +809,45 @@ int repo_flush(struct repo *r)
 	if (r->open_slot != NO_SLOT && r->slots[r->open_slot].pb->n)
 		seal_open(r);
 	n = r->nslots;
-	for (uint32_t s = 0; s < n; s++) {
-		while (r->slots[s].state == SLOT_SEALED) {
-			if (r->slots[s].writing) {
-				pthread_cond_wait(&r->written, &r->lock);
+	start = r->fail_seq;
+	if (r->failed_n)
+		retry_failed(r);
+	for (;;) {
+		uint32_t pick = NO_SLOT;
+		int busy = 0;
+
+		rc = 0;
+		for (uint32_t s = first_unstored(r); s < n; s++) {
+			struct pack_slot *ps = &r->slots[s];
+
+			if (ps->state != SLOT_SEALED)
 				continue;
+			if (ps->fail_seq > start) {
+				if (!rc)
+					rc = ps->err;
+			} else if (ps->writing) {
+				busy = 1;
+			} else if (pick == NO_SLOT) {
+				pick = s;
 			}
-			if (r->slots[s].failed) {
-				r->slots[s].failed = 0;
+		}
+		if (pick != NO_SLOT) {
+			if (r->slots[pick].failed) { /* failed before the call, not yet pending */
+				r->slots[pick].failed = 0;
 				r->failed_n--;
 				r->sealed++;
 			}
-			r->slots[s].writing = 1;
+			r->slots[pick].writing = 1;
 			pthread_mutex_unlock(&r->lock);
-			int wrc = write_pack(r, s);
+			write_pack(r, pick);
 			pthread_mutex_lock(&r->lock);
-			if (wrc) {
-				if (!rc)
-					rc = wrc;
-				break;
-			}
+			continue;
 		}
+		if (!busy)
+			break;
+		pthread_cond_wait(&r->written, &r->lock);
 	}
-	if (!rc)
+	if (!rc && !r->failed_n)
 		r->write_err = 0;
 	pthread_mutex_unlock(&r->lock);
 	return rc;
@@ -783,14 +908,252 @@ static int pack_condemned(const struct backend_keys *cond, const char *key)
 	return i < cond->n && !strncmp(cond->keys[i], probe, pl);
 }
 
-static int load_index(struct repo *r)
+/* ---- the persisted index table (index.h) ----
+ * Its directory: <state_root>/<repo id>/index, else "index" beside the cache directory;
+ * neither: nothing is kept (the index lives in unlinked files in $TMPDIR). Its slot
+ * table is this open's: slot numbers are kept, slots of packs no longer listed are GONE
+ * (their entries dead), and the packs it does not cover are read and added. */
+
+static const char *index_dir(const struct repo *r, const struct repo_open_opts *o, char *buf,
+			     size_t len)
 {
-	struct backend_keys segs = { 0 }, packs = { 0 }, cond = { 0 };
+	size_t n;
+
+	if (o && o->state_root && *o->state_root) {
+		if ((size_t)snprintf(buf, len, "%s/%s/index", o->state_root, r->id_hex) >= len)
+			return NULL;
+		return buf;
+	}
+	if (!o || !o->cache_dir || !*o->cache_dir)
+		return NULL;
+	if ((size_t)snprintf(buf, len, "%s", o->cache_dir) >= len - 8)
+		return NULL;
+	n = strlen(buf);
+	while (n > 1 && buf[n - 1] == '/')
+		buf[--n] = 0;
+	while (n > 0 && buf[n - 1] != '/')
+		n--;
+	if (n == 0)
+		snprintf(buf, len, "index");
+	else
+		snprintf(buf + n, len - n, "index");
+	return buf;
+}
+
+/* index_owner.packs: the slots now (the caller holds r->lock, or is the only thread). */
+static int index_packs_cb(void *arg, struct index_pack **out, uint32_t *n)
+{
+	struct repo *r = arg;
+	struct index_pack *p = calloc(r->nslots ? r->nslots : 1, sizeof(*p));
+
+	if (!p)
+		return -ENOMEM;
+	for (uint32_t s = 0; s < r->nslots; s++) {
+		memcpy(p[s].id, r->slots[s].id, PACK_ID_LEN);
+		p[s].nents = r->slots[s].nents;
+		p[s].state = r->slots[s].state == SLOT_STORED ? INDEX_PACK_STORED :
+			     r->slots[s].state == SLOT_GONE ? INDEX_PACK_GONE : INDEX_PACK_PENDING;
+		if (r->slots[s].state == SLOT_OPEN && r->slots[s].pb && !r->slots[s].pb->n)
+			p[s].state = INDEX_PACK_GONE; /* no entry names it */
+	}
+	*out = p;
+	*n = r->nslots;
+	return 0;
+}
+
+/* Add the n entries of pack key (size bytes), slot slot, to the index (newer: as
+ * index_load). */
+static int load_entries(struct repo *r, uint32_t slot, const char *key, uint64_t size,
+			const struct pack_entry *ents, uint32_t n, int newer)
+{
+	for (uint32_t e = 0; e < n; e++) {
+		const struct pack_entry *pe = &ents[e];
+		struct index_loc loc = { .pack = slot, .offset = (uint32_t)pe->offset,
+					 .rec_len = pe->rec_len, .plain_len = pe->plain_len,
+					 .entry = e, .kind = pe->kind };
+		int rc;
+
+		if (pe->offset < PACK_HDR_LEN || pe->offset + pe->rec_len > size ||
+		    pe->rec_len < CODEC_REC_HDR_LEN || pe->rec_len > CODEC_REC_MAX ||
+		    pe->plain_len == 0 || pe->plain_len > CHUNK_SIZE_MAX) {
+			log_warn("repo", "bad index entry for pack %s skipped", key);
+			continue;
+		}
+		/* the same chunk in two packs (a crash, or repack): newer decides */
+		rc = index_load(r->ix, &pe->id, &loc, newer);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+/* Read pack key's entries (segment, else trailer) and add them under a new slot. */
+static int load_pack(struct repo *r, const struct backend_keys *segs, const char *key,
+		     const uint8_t id[PACK_ID_LEN], uint64_t size, int newer)
+{
 	struct pack_entry *ents;
-	uint8_t id[PACK_ID_LEN];
 	uint32_t n, slot;
 	int rc;
 
+	rc = pack_entries(r, segs, key, id, size, &ents, &n);
+	if (rc) {
+		log_error("repo", "pack %s is damaged (%s); its chunks are unavailable", key,
+			  strerror(-rc));
+		return 0;
+	}
+	r->ix_read++;
+	rc = slot_add(r, id, SLOT_STORED, NULL, &slot);
+	if (rc == 0) {
+		r->slots[slot].nents = n;
+		rc = load_entries(r, slot, key, size, ents, n, newer);
+	}
+	free(ents);
+	return rc;
+}
+
+/* Packs listed[0..nl) (indices into packs) are not in the index: add them, condemned
+ * ones last and never over another copy, so that a chunk gc copied out of one (and that
+ * is therefore in two packs) is found in its new pack. Others: newer wins. */
+static int load_listed(struct repo *r, const struct backend_keys *packs,
+		       const struct backend_keys *segs, const struct backend_keys *cond,
+		       const size_t *listed, size_t nl, int newer)
+{
+	uint8_t id[PACK_ID_LEN];
+	int rc;
+
+	for (size_t k = 0; k < 2 * nl; k++) {
+		size_t i = listed[k % nl];
+		int condemned = pack_condemned(cond, packs->keys[i]);
+
+		if (condemned != (k >= nl) || pack_id_from_key(packs->keys[i], id))
+			continue;
+		rc = load_pack(r, segs, packs->keys[i], id, packs->sizes[i], newer && !condemned);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+struct slot_by_id {
+	uint8_t id[PACK_ID_LEN];
+	uint32_t slot;
+};
+
+static int slot_by_id_cmp(const void *a, const void *b)
+{
+	return memcmp(a, b, PACK_ID_LEN);
+}
+
+/* The index table was loaded with its slots mp[np]: set them up, mark the slots of
+ * packs gone since (dead), and add what it does not cover. -ESTALE: too many dead
+ * slots, rebuild instead (nothing changed). */
+static int load_kept(struct repo *r, const struct index_pack *mp, uint32_t np,
+		     const struct backend_keys *packs, const struct backend_keys *segs,
+		     const struct backend_keys *cond)
+{
+	static const uint8_t none[PACK_ID_LEN];
+	struct slot_by_id *by = calloc(np ? np : 1, sizeof(*by));
+	size_t *where = malloc(sizeof(size_t) * (np ? np : 1));
+	size_t *listed = malloc(sizeof(size_t) * (packs->n ? packs->n : 1)), nl = 0;
+	uint32_t nby = 0, gone = 0, died = 0, slot;
+	uint8_t id[PACK_ID_LEN];
+	int rc = -ENOMEM;
+
+	if (!by || !where || !listed)
+		goto out_free;
+	for (uint32_t s = 0; s < np; s++) {
+		where[s] = SIZE_MAX;
+		if (mp[s].state == INDEX_PACK_STORED) {
+			memcpy(by[nby].id, mp[s].id, PACK_ID_LEN);
+			by[nby++].slot = s;
+		}
+	}
+	qsort(by, nby, sizeof(*by), slot_by_id_cmp);
+	for (size_t i = 0; i < packs->n; i++) {
+		struct slot_by_id *f;
+
+		if (pack_id_from_key(packs->keys[i], id)) {
+			log_warn("repo", "ignoring stray object %s", packs->keys[i]);
+			continue;
+		}
+		f = nby ? bsearch(id, by, nby, sizeof(*by), slot_by_id_cmp) : NULL;
+		if (f)
+			where[f->slot] = i;
+		else
+			listed[nl++] = i;
+	}
+	for (uint32_t s = 0; s < np; s++) {
+		gone += mp[s].state != INDEX_PACK_STORED || where[s] == SIZE_MAX;
+		died += mp[s].state == INDEX_PACK_STORED && where[s] == SIZE_MAX;
+	}
+	if (gone > 4096 && gone > np - gone) {
+		rc = -ESTALE;
+		goto out_free;
+	}
+	r->ix_kept = np - gone;
+	for (uint32_t s = 0; s < np; s++) {
+		int live = where[s] != SIZE_MAX;
+
+		rc = slot_add(r, live ? mp[s].id : none, live ? SLOT_STORED : SLOT_GONE, NULL, &slot);
+		if (rc)
+			goto out_free;
+		r->slots[slot].nents = mp[s].nents;
+		if (!live)
+			index_set_dead(r->ix, slot);
+	}
+	rc = index_settle(r->ix);
+	if (rc)
+		goto out_free;
+	/* A dead pack's chunks may also be in a kept pack whose copy the index did not
+	 * point at (a duplicate): read the packs flagged with such copies again. */
+	for (uint32_t s = 0; died && s < np; s++) {
+		struct pack_entry *ents;
+		uint32_t n;
+		size_t i = where[s];
+
+		if (i == SIZE_MAX || !(mp[s].flags & INDEX_PACK_SHADOW))
+			continue;
+		rc = pack_entries(r, segs, packs->keys[i], mp[s].id, packs->sizes[i], &ents, &n);
+		if (rc) {
+			log_error("repo", "pack %s is damaged (%s); its chunks are unavailable",
+				  packs->keys[i], strerror(-rc));
+			continue;
+		}
+		r->ix_read++;
+		rc = load_entries(r, s, packs->keys[i], packs->sizes[i], ents, n, 0);
+		free(ents);
+		if (rc)
+			goto out_free;
+	}
+	rc = load_listed(r, packs, segs, cond, listed, nl, 1);
+	if (rc == 0 && died)
+		log_info("repo", "index: %u packs gone since the index table was kept", died);
+out_free:
+	free(listed);
+	free(where);
+	free(by);
+	return rc;
+}
+
+/* Open the index (kept in the state directory when o names one) and fill it: from the
+ * kept table plus the packs it does not cover, or from every pack. */
+static int load_index(struct repo *r, const struct repo_open_opts *o)
+{
+	struct backend_keys segs = { 0 }, packs = { 0 }, cond = { 0 };
+	struct index_persist p = { .writer = !r->read_only,
+				   .owner = { .packs = index_packs_cb, .arg = r } };
+	struct index_pack *mp = NULL;
+	struct index_totals t;
+	char dir[PATH_MAX];
+	uint32_t np = 0;
+	size_t *all = NULL;
+	int rc, loaded;
+
+	p.dir = index_dir(r, o, dir, sizeof(dir));
+	memcpy(p.owner_id, r->id, sizeof(p.owner_id));
+	rc = index_open_persisted(&p, &r->ix, &mp, &np, &loaded);
+	if (rc)
+		return rc;
 	rc = backend_list_keys(r->be, "index/", &segs);
 	if (rc)
 		goto out_free_lists;
@@ -800,60 +1163,49 @@ static int load_index(struct repo *r)
 	rc = backend_list_keys(r->be, REPO_GC_CONDEMNED, &cond);
 	if (rc)
 		goto out_free_lists;
-	/* two passes: condemned packs last, so that a chunk gc copied out of one (and
-	 * that is therefore in two packs) is found in its new pack */
-	for (size_t i = 0; i < 2 * packs.n; i++) {
-		const char *key = packs.keys[i % packs.n];
-
-		if (pack_condemned(&cond, key) != (i >= packs.n))
-			continue;
-		if (pack_id_from_key(key, id)) {
-			if (i < packs.n)
-				log_warn("repo", "ignoring stray object %s", key);
-			continue;
-		}
-		rc = pack_entries(r, &segs, key, id, packs.sizes[i % packs.n], &ents, &n);
-		if (rc) {
-			log_error("repo", "pack %s is damaged (%s); its chunks are unavailable",
-				  key, strerror(-rc));
-			rc = 0;
-			continue;
-		}
-		rc = slot_add(r, id, SLOT_STORED, NULL, &slot);
-		if (rc) {
-			free(ents);
-			goto out_free_lists;
-		}
-		r->packs++;
-		r->slots[slot].nents = n;
-		for (uint32_t e = 0; e < n; e++) {
-			struct pack_entry *pe = &ents[e];
-			struct index_loc loc = { .pack = slot, .offset = (uint32_t)pe->offset,
-						 .rec_len = pe->rec_len, .plain_len = pe->plain_len,
-						 .entry = e, .kind = pe->kind };
-
-			if (pe->offset < PACK_HDR_LEN || pe->offset + pe->rec_len > packs.sizes[i % packs.n] ||
-			    pe->rec_len < CODEC_REC_HDR_LEN || pe->rec_len > CODEC_REC_MAX ||
-			    pe->plain_len == 0 || pe->plain_len > CHUNK_SIZE_MAX) {
-				log_warn("repo", "bad index entry for pack %s skipped", key);
-				continue;
-			}
-			rc = index_insert(r->ix, &pe->id, &loc);
-			if (rc == -EEXIST)
-				continue; /* the same chunk in two packs (a crash, or repack) */
-			if (rc) {
-				free(ents);
-				goto out_free_lists;
-			}
-			r->chunks++;
-			r->tree_chunks += pe->kind == CHUNK_TREE;
-			r->stored_bytes += pe->rec_len;
-			r->plain_bytes += pe->plain_len;
-		}
-		free(ents);
+	if (loaded) {
+		rc = load_kept(r, mp, np, &packs, &segs, &cond);
+		if (rc != -ESTALE)
+			goto out_loaded;
+		log_info("repo", "index: most pack slots of the kept index table are dead: "
+			 "rebuilding it");
+		index_discard(r->ix);
 	}
-	rc = 0;
+	all = malloc(sizeof(*all) * (packs.n ? packs.n : 1));
+	rc = all ? 0 : -ENOMEM;
+	for (size_t i = 0; all && i < packs.n; i++) {
+		uint8_t id[PACK_ID_LEN];
+
+		all[i] = i;
+		if (pack_id_from_key(packs.keys[i], id))
+			log_warn("repo", "ignoring stray object %s", packs.keys[i]);
+	}
+	if (rc == 0)
+		rc = load_listed(r, &packs, &segs, &cond, all, packs.n, 0);
+out_loaded:
+	if (rc)
+		goto out_free_lists;
+	for (uint32_t s = 0; s < r->nslots; s++)
+		r->packs += r->slots[s].state == SLOT_STORED;
+	index_get_totals(r->ix, &t);
+	r->chunks = t.chunks;
+	r->tree_chunks = t.tree_chunks;
+	r->stored_bytes = t.rec_bytes;
+	r->plain_bytes = t.plain_bytes;
+	if (p.dir && !r->read_only)
+		log_info("repo", "index: %u packs from the kept index table, %u read from the "
+			 "repository", r->ix_kept, r->ix_read);
+	else
+		log_debug("repo", "index: %u packs from the kept index table, %u read from the "
+			  "repository", r->ix_kept, r->ix_read);
+	rc = index_checkpoint(r->ix, 0); /* the next open starts from here */
+	if (rc) {
+		log_warn("repo", "index checkpoint failed: %s", strerror(-rc));
+		rc = 0;
+	}
 out_free_lists:
+	free(all);
+	free(mp);
 	backend_keys_free(&cond);
 	backend_keys_free(&segs);
 	backend_keys_free(&packs);
@@ -969,6 +1321,7 @@ static unsigned lease_ttl(const struct repo_open_opts *o)
 int repo_open(const char *url, const struct repo_open_opts *o, struct repo **out)
 {
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	pthread_condattr_t ca;
 	struct repo *r;
 	void *cfg;
 	size_t cfg_len;
@@ -984,9 +1337,14 @@ int repo_open(const char *url, const struct repo_open_opts *o, struct repo **out
 	r->read_only = o && (o->read_only || o->probe);
 	pthread_mutex_init(&r->lock, NULL);
 	pthread_cond_init(&r->written, NULL);
-	pthread_cond_init(&r->work, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&r->work, &ca);
+	pthread_condattr_destroy(&ca);
 	pthread_cond_init(&r->gc_hook_idle, NULL);
-	rc = open_backend(url, 0, o ? o->s3_endpoint : NULL, &r->be);
+	r->nwriters = uploads_of(url, o);
+	r->max_sealed = MAX(MAX_SEALED, r->nwriters + 1);
+	rc = open_backend(url, 0, o ? o->s3_endpoint : NULL, r->nwriters, &r->be);
 	if (rc)
 		goto out_free_repo;
 	rc = r->be->ops->get(r->be->ctx, "config", &cfg, &cfg_len);
@@ -1028,26 +1386,31 @@ int repo_open(const char *url, const struct repo_open_opts *o, struct repo **out
 		rc = -ENOMEM;
 		goto out_destroy_cache;
 	}
-	/* the index's run files: the cache or state directory, else $TMPDIR */
-	rc = index_open(o && o->cache_dir ? o->cache_dir : o ? o->state_root : NULL, &r->ix);
-	if (rc)
-		goto out_destroy_scratch;
-	rc = load_index(r);
+	/* the index: kept in the state directory (load_index), else in $TMPDIR */
+	rc = load_index(r, o);
 	if (rc)
 		goto out_destroy_index;
 	if (!r->read_only) {
-		rc = -pthread_create(&r->writer, NULL, writer_main, r);
-		if (rc)
+		r->writers = calloc(r->nwriters, sizeof(*r->writers));
+		if (!r->writers) {
+			rc = -ENOMEM;
 			goto out_destroy_index;
-		r->writer_running = 1;
+		}
+		for (; r->wrunning < r->nwriters; r->wrunning++) {
+			rc = -pthread_create(&r->writers[r->wrunning], NULL, writer_main, r);
+			if (rc)
+				goto out_stop_writers;
+		}
 	}
 	*out = r;
 	return 0;
 
+out_stop_writers:
+	writers_stop(r);
+	free(r->writers);
 out_destroy_index:
 	index_destroy(r->ix);
 	free(r->slots);
-out_destroy_scratch:
 	bufpool_destroy(r->scratch);
 out_destroy_cache:
 	chunk_cache_destroy(r->cache);
@@ -1075,16 +1438,17 @@ void repo_close(struct repo *r)
 	if (!r)
 		return;
 	rc = repo_flush(r);
-	if (rc)
-		log_error("repo", "flush at close failed: %s; unflushed chunks are lost", strerror(-rc));
-	if (r->writer_running) {
-		pthread_mutex_lock(&r->lock);
-		r->writer_stop = 1;
-		pthread_cond_signal(&r->work);
-		pthread_mutex_unlock(&r->lock);
-		pthread_join(r->writer, NULL);
-	}
+	writers_stop(r);
+	free(r->writers);
+	if (index_checkpoint(r->ix, 1)) /* the index table for the next open (index.h) */
+		log_warn("repo", "the index table could not be kept; the next open rebuilds it");
 	for (uint32_t s = 0; s < r->nslots; s++) {
+		if (rc && r->slots[s].state == SLOT_SEALED)
+			log_error("repo", r->slots[s].pack_done ?
+				  "index segment of pack slot %u not written at close (%s); it "
+				  "is rebuilt from the pack at the next open" :
+				  "pack slot %u not written at close (%s); its chunks are lost",
+				  s, strerror(-rc));
 		if (r->slots[s].pb) {
 			pack_builder_free(r->slots[s].pb);
 			free(r->slots[s].pb);
@@ -1397,6 +1761,8 @@ void repo_get_stats(struct repo *r, struct repo_stats *st)
 	st->stored_bytes = r->stored_bytes;
 	st->plain_bytes = r->plain_bytes;
 	st->packs = r->packs;
+	st->index_packs_kept = r->ix_kept;
+	st->index_packs_read = r->ix_read;
 	pthread_mutex_unlock(&r->lock);
 	st->dedup_hits = atomic_load(&r->dedup_hits);
 	chunk_cache_counters(r->cache, &st->cache_hits, &st->cache_misses);
@@ -1530,6 +1896,7 @@ int repo_pack_retire(struct repo *r, uint32_t s, const struct pack_entry *ents, 
 		    loc.offset != ents[i].offset)
 			continue; /* found in another pack */
 		index_remove(r->ix, &ents[i].id);
+		chunk_cache_del(r->cache, &ents[i].id); /* no plaintext of it stays in RAM */
 		r->chunks--;
 		r->tree_chunks -= loc.kind == CHUNK_TREE;
 		r->stored_bytes -= loc.rec_len;

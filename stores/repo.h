@@ -90,8 +90,13 @@ struct repo_open_opts {
 	 * go to S3. cache_dir wins; else <state_root>/<repo id>/cache; neither: no cache. */
 	const char *cache_dir;
 	const char *state_root;
+	/* (any backend) the index table is kept across opens in <state_root>/<repo id>/index,
+	 * else in "index" beside cache_dir; neither: rebuilt from the segments (index.h) */
 	uint64_t disk_cache_bytes; /* bound of that cache; 0 = 4 GiB */
 	unsigned lease_ttl_s;      /* S3 writer lease lifetime; 0 = 60 s ($CAIRN_LEASE_TTL) */
+	/* Packs stored at once (writer threads, at most 32); 0 = $CAIRN_S3_UPLOADS, else 4
+	 * on S3 and 1 on a local directory. */
+	unsigned uploads;
 };
 
 /* Create a new repository at url (a directory path or s3://bucket/prefix; a missing
@@ -173,6 +178,8 @@ struct repo_stats {
 	uint64_t packs;
 	uint64_t dedup_hits;    /* puts answered by an existing chunk, since open */
 	uint64_t cache_hits, cache_misses;
+	uint64_t index_packs_kept; /* at open: packs the index table kept in the state dir covered */
+	uint64_t index_packs_read; /* at open: packs whose index segment (or trailer) was read */
 };
 void repo_get_stats(struct repo *r, struct repo_stats *st);
 

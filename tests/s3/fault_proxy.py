@@ -17,6 +17,17 @@ stdout. Each request is forwarded to the upstream server, except that a fraction
 GET /__fault_proxy_stats answers a JSON object: requests seen and faults per mode.
 GET /__fault_proxy_set?rate=R&modes=M1,M2 changes the rate and modes at run time (an
 outage is rate=1 with modes=reset or 503; rate=0 ends it) and answers the new settings.
+  --match S (or set?match=S): only requests whose path contains S can get a fault
+  (e.g. "/index/": index segments only); "" (the default) means every request. A set
+  that gives a rate but no match resets match to "".
+  --delay D (or set?delay=D): every forwarded request waits D seconds first, so
+  concurrent requests overlap for sure.
+  --bw B (or set?bw=B): each request body and each answer body of N bytes waits N/B
+  seconds: a link of B bytes/s per connection (0: unlimited).
+The stats also hold "max_inflight" and "max_inflight_<METHOD>": the most requests
+(of that method) the proxy was handling at once (from request line to answer), and
+with --track S (or set?track=S) "max_inflight_<METHOD>_track" counts only requests whose
+path contains S (e.g. "/packs/"); set?reset=1 zeroes every figure of the stats.
 Runs until SIGTERM/SIGINT or until its parent process exits. Loopback only.
 Python 3 standard library only.
 """
@@ -49,10 +60,24 @@ class State:
         self.lock = threading.Lock()
         self.stats = {"requests": 0}
         self.local = threading.local()
+        self.inflight = {}
 
-    def pick(self):
+    def enter(self, method, path, d):
+        keys = ["", "_" + method]
+        if self.args.track and self.args.track in path:
+            keys.append("_%s_track" % method)
+        with self.lock:
+            for k in keys:
+                n = self.inflight.get(k, 0) + d
+                self.inflight[k] = n
+                if n > self.stats.get("max_inflight" + k, 0):
+                    self.stats["max_inflight" + k] = n
+
+    def pick(self, path):
         with self.lock:
             self.stats["requests"] += 1
+            if self.args.match and self.args.match not in path:
+                return None
             if self.rng.random() >= self.args.rate:
                 return None
             mode = self.rng.choice(self.args.modes)
@@ -147,16 +172,35 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     STATE.args.rate = float(q["rate"][0])
                 if "modes" in q:
                     STATE.args.modes = [m for m in q["modes"][0].split(",") if m]
-                data = json.dumps({"rate": STATE.args.rate,
-                                   "modes": STATE.args.modes}).encode()
+                if "match" in q or "rate" in q:
+                    STATE.args.match = q.get("match", [""])[0]
+                if "delay" in q:
+                    STATE.args.delay = float(q["delay"][0])
+                if "bw" in q:
+                    STATE.args.bw = float(q["bw"][0])
+                if "track" in q:
+                    STATE.args.track = q["track"][0]
+                if "reset" in q:
+                    STATE.stats = {"requests": 0}
+                data = json.dumps({"rate": STATE.args.rate, "modes": STATE.args.modes,
+                                   "match": STATE.args.match,
+                                   "delay": STATE.args.delay}).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
             return
+        path = self.path
+        STATE.enter(self.command, path, 1)
+        try:
+            self._fault_or_forward()
+        finally:
+            STATE.enter(self.command, path, -1)
+
+    def _fault_or_forward(self):
         body = self._body()
-        mode = STATE.pick()
+        mode = STATE.pick(self.path)
         if mode == "503":
             return self._error(503, "SlowDown", "Please reduce your request rate.")
         if mode == "500":
@@ -166,10 +210,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if mode == "stall":
             time.sleep(STATE.args.stall)
             return self._hangup()
+        if STATE.args.delay > 0:
+            time.sleep(STATE.args.delay)
+        if STATE.args.bw > 0:
+            time.sleep(len(body) / STATE.args.bw)
         try:
             resp, data = self._forward(body)
         except (OSError, http.client.HTTPException) as e:
             return self._error(502, "BadGateway", "upstream: %s" % e)
+        if STATE.args.bw > 0:
+            time.sleep(len(data) / STATE.args.bw)
         if mode == "drop-after":
             return self._hangup()
         if mode == "truncate" and self.command != "HEAD" and len(data) >= 2:
@@ -193,6 +243,10 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--stall", type=float, default=5.0)
     ap.add_argument("--modes", default="503,500,drop,reset,drop-after,truncate,stall")
+    ap.add_argument("--match", default="")
+    ap.add_argument("--delay", type=float, default=0.0)
+    ap.add_argument("--bw", type=float, default=0.0)
+    ap.add_argument("--track", default="")
     args = ap.parse_args()
     args.modes = [m for m in args.modes.split(",") if m]
     STATE = State(args)
