@@ -1,9 +1,15 @@
-/* cmd_check.c - `cairn check [--read-data]`: verify the repository and name every
- * damaged object; exit status 1 on damage. Opens the repository read-only, so it also
- * runs while a daemon serves it (it then sees what the daemon has stored so far).
+/* cmd_check.c - `cairn check [--read-data] [--state-dir DIR]`: verify the repository
+ * and name every damaged object; exit status 1 on damage. Opens the repository
+ * read-only, so it also runs while a daemon serves it (it then sees what the daemon
+ * has stored so far).
  *
- * cli_volume_walker: the repo_tree_walker (repo_check.h) this binary plugs into stores:
- * every live volume's stored block map, chunk by chunk, through the volumes/ API.
+ * The references are walked from every root gc marks from (cli_root_walker, cmd_gc.c:
+ * each version of each live volume's head, its history checkpoints and snapshots, the
+ * RESTORE records of its journal), so a chunk check passes is one gc keeps, and a
+ * chunk only a point in the past needs is checked too.
+ *
+ * cli_volume_walker: a repo_tree_walker (repo_check.h) over every live volume's
+ * current block map only, chunk by chunk, through the volumes/ API (cmd_stats.c).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -15,15 +21,18 @@
 #include "blockmap.h"
 #include "cli.h"
 #include "errmsg.h"
+#include "gc_cli.h"
 #include "volume.h"
 #include "volume_head.h"
 
 static const char usage[] =
-	"usage: cairn check [-r REPO] [--read-data]\n"
+	"usage: cairn check [-r REPO] [--read-data] [--state-dir DIR]\n"
 	"Verify the repository: key slots, metadata, every pack against its index segment,\n"
-	"and that every chunk the volumes reference is stored. Names each damaged object;\n"
+	"and that every chunk the volumes reference is stored: their current state, every\n"
+	"snapshot and every point of their retained history. Names each damaged object;\n"
 	"exits 1 when anything is damaged. Nothing is changed.\n"
-	"  --read-data   also read every chunk, decrypt/decompress it and verify its id\n";
+	"  --read-data       also read every chunk, decrypt/decompress it and verify its id\n"
+	"  --state-dir DIR   where the volumes' journals are (default: as 'cairn serve')\n";
 
 struct walk {
 	struct chunk_store *cs;
@@ -113,19 +122,23 @@ int cmd_check(struct cli_globals *g, int argc, char **argv)
 	static const struct option opts[] = {
 		CLI_GLOBAL_LONGOPTS,
 		{ "read-data", no_argument, NULL, 'd' },
+		{ "state-dir", required_argument, NULL, 's' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0, 0, 0, 0 },
 	};
 	struct repo_open_opts ro = { .read_only = 1 };
-	struct repo_check_opts co = { .walker = &cli_volume_walker, .damaged = on_damaged,
-				      .progress = on_progress };
+	struct repo_check_opts co = { .damaged = on_damaged, .progress = on_progress };
 	struct repo_check_result res;
+	struct cli_root_walker rw;
 	struct repo *r;
+	const char *state = NULL;
+	char sdir[4096];
 	int c, rc;
 
 	while ((c = getopt_long(argc, argv, "r:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'd': co.read_data = 1; break;
+		case 's': state = optarg; break;
 		case 'h': fputs(usage, stdout); return 0;
 		default:
 			if (cli_other_opt(g, c, optarg, usage))
@@ -138,6 +151,10 @@ int cmd_check(struct cli_globals *g, int argc, char **argv)
 	rc = cli_repo_open(g, &ro, &r);
 	if (rc)
 		return rc;
+	if (!state)
+		state = cli_default_state_dir(repo_id_hex(r), sdir, sizeof(sdir));
+	cli_root_walker_init(&rw, state);
+	co.walker = &rw.w;
 	rc = repo_check(r, &co, &res);
 	repo_close(r);
 	if (rc)

@@ -8,7 +8,8 @@
  *
  * Roots (cli_root_walker): every version of each live volume's head, every history
  * object of it that names a map root ("root" in its JSON: checkpoints, materialized
- * snapshots), and the RESTORE records of its journal. Metadata objects are read as
+ * snapshots), and the RESTORE records of its journal (and the chunk ids of its COPY
+ * records). Metadata objects are read as
  * JSON and only their "root" field is used, so a new kind of history object with a
  * root is a root too.
  */
@@ -38,10 +39,11 @@ static const char usage[] =
 	"                [--state-dir DIR]\n"
 	"Free the space of chunks that no volume, snapshot or retained history references.\n"
 	"Packs with no live chunk are deleted; packs whose live share is below the threshold\n"
-	"are repacked (live chunks copied to new packs). A pack is first condemned, and\n"
-	"deleted by a gc run at least the grace period later, so readers that opened the\n"
-	"repository before (cairn mount) are not broken. Safe while 'cairn serve' writes:\n"
-	"then it runs inside the daemon.\n"
+	"are repacked (live chunks copied to new packs); pack uploads a crash cut short, and\n"
+	"the history, stored journal and blobs of deleted volumes, are deleted too. Each is\n"
+	"first condemned, and deleted by a gc run at least the grace period later, so\n"
+	"readers that opened the repository before (cairn mount) are not broken. Safe while\n"
+	"'cairn serve' writes: then it runs inside the daemon.\n"
 	"  --dry-run               report what would be freed; change nothing\n"
 	"  --json                  machine-readable result\n"
 	"  --repack-threshold PCT  repack packs less than PCT % live (default 50; 0: never)\n"
@@ -55,7 +57,8 @@ static const char usage[] =
 struct rwalk {
 	struct chunk_store *cs;
 	const struct repo_walk_cbs *cb;
-	char root[192];
+	char root[256];
+	const char *vname;         /* the volume's name for messages, or NULL */
 };
 
 static int tree_cb(void *arg, const struct chunk_id *id, int is_node)
@@ -115,7 +118,10 @@ static int walk_key(struct rwalk *w, const char *key, int skip_deleted)
 	size_t len;
 	int rc, deleted;
 
-	snprintf(w->root, sizeof(w->root), "%s", key);
+	if (w->vname)
+		snprintf(w->root, sizeof(w->root), "volume %s: %s", w->vname, key);
+	else
+		snprintf(w->root, sizeof(w->root), "%s", key);
 	rc = w->cs->ops->meta_get(w->cs->ctx, key, &data, &len);
 	if (rc == -ENOENT)
 		return 0; /* deleted since listed: gc sees it through meta_deleted */
@@ -185,6 +191,22 @@ static int restore_cb(void *arg, const struct journal_rec *rec, uint64_t seg_fir
 
 	(void)seg_first;
 	(void)rec_pos;
+	if (rec->type == JOURNAL_COPY) { /* the chunks a copy by reference named */
+		struct journal_copy jc;
+		struct chunk_id id;
+
+		if (journal_copy_parse(rec, &jc))
+			return 0; /* replay and points skip it too */
+		for (uint32_t i = 0; i < jc.count && !j->rc; i++) {
+			int rc;
+
+			memcpy(id.b, jc.ids + (size_t)i * JOURNAL_COPY_ID, CHUNK_ID_LEN);
+			rc = chunk_id_is_null(&id) ? 0 : tree_cb(j->w, &id, 0);
+			if (rc < 0) /* REPO_WALK_SEEN (1) goes on */
+				j->rc = rc;
+		}
+		return j->rc ? 1 : 0;
+	}
 	if (rec->type != JOURNAL_RESTORE || rec->payload_len != CHUNK_ID_LEN)
 		return 0;
 	memcpy(root.b, rec->payload, CHUNK_ID_LEN);
@@ -203,7 +225,7 @@ static int walk_journal(struct rwalk *w, const char *state_dir, const char *voli
 	int rc;
 
 	history_view(state_dir, volid, &hv);
-	snprintf(w->root, sizeof(w->root), "journal of volume %s", volid);
+	snprintf(w->root, sizeof(w->root), "journal of volume %s", w->vname ? w->vname : volid);
 	rc = jstore_prepare(w->cs, volid, &hv.v, 0, UINT64_MAX, 0, 0);
 	if (!rc)
 		rc = journal_span(&hv.v, &span);
@@ -236,6 +258,7 @@ static int walk_volume(struct rwalk *w, const char *state_dir, const char *volid
 		return 0; /* a deleted volume is no root */
 	if (rc && rc != -EBADMSG && rc != -ENOENT)
 		return rc;
+	w->vname = rc ? NULL : h.info.name;
 	/* unreadable newest head: the volume may be live, walk all it has */
 	snprintf(prefix, sizeof(prefix), "volumes/%s/", volid);
 	for (size_t i = 0; i < keys->n; i++) {
@@ -250,9 +273,10 @@ static int walk_volume(struct rwalk *w, const char *state_dir, const char *volid
 	for (size_t i = 0; !rc && i < hist.n; i++)
 		rc = walk_key(w, hist.v[i], 0);
 	strs_free(&hist);
-	if (rc || !state_dir)
-		return rc;
-	return walk_journal(w, state_dir, volid);
+	if (!rc && state_dir)
+		rc = walk_journal(w, state_dir, volid);
+	w->vname = NULL;
+	return rc;
 }
 
 static int root_walk(void *ctx, struct chunk_store *cs, const struct repo_walk_cbs *cb)
@@ -298,6 +322,106 @@ static int root_walk_object(void *ctx, struct chunk_store *cs, const char *key, 
 	return blockmap_walk(cs, &root, tree_cb, tree_bad, &w);
 }
 
+/* ---- dead metadata (repo_tree_walker.dead) ----
+ * Every volume whose newest head is a tombstone: its history objects, the journal
+ * segments kept in the repository, its blobs, and its head versions but the tombstone
+ * (which keeps the name free and the id dead), as one group named by the volume id.
+ * A volume id with no readable head is left alone (a create writes its first
+ * checkpoint before its head; a damaged head is for 'cairn check'). */
+
+struct sized {
+	struct strs keys;
+	uint64_t *sizes;
+	size_t cap;
+};
+
+static int sized_cb(void *arg, const char *key, uint64_t size)
+{
+	struct sized *l = arg;
+	int rc;
+
+	if (l->keys.n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 16;
+		uint64_t *v = realloc(l->sizes, sizeof(*v) * cap);
+
+		if (!v)
+			return -ENOMEM;
+		l->sizes = v;
+		l->cap = cap;
+	}
+	rc = strs_add(&l->keys, key);
+	if (!rc)
+		l->sizes[l->keys.n - 1] = size;
+	return rc;
+}
+
+static void sized_free(struct sized *l)
+{
+	strs_free(&l->keys);
+	free(l->sizes);
+	memset(l, 0, sizeof(*l));
+}
+
+static int dead_volume(struct chunk_store *cs, const char *volid, const struct sized *heads,
+		       int (*cb)(void *, const char *, const char *, uint64_t), void *arg)
+{
+	static const char *const kinds[] = { "history", "journal", "volblob" };
+	struct volume_head h;
+	char prefix[96], newest[128];
+	int rc;
+
+	rc = volume_head_get(cs, volid, &h);
+	if (rc == -ENOENT || rc == -EBADMSG || (!rc && !h.deleted))
+		return 0;
+	if (rc)
+		return rc;
+	for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+		struct sized l = { 0 };
+
+		snprintf(prefix, sizeof(prefix), "%s/%s/", kinds[k], volid);
+		rc = cs->ops->meta_list(cs->ctx, prefix, sized_cb, &l);
+		for (size_t i = 0; !rc && i < l.keys.n; i++)
+			rc = cb(arg, volid, l.keys.v[i], l.sizes[i]);
+		sized_free(&l);
+		if (rc)
+			return rc;
+	}
+	snprintf(prefix, sizeof(prefix), "volumes/%s/", volid);
+	snprintf(newest, sizeof(newest), "volumes/%s/head.%016llx", volid,
+		 (unsigned long long)h.version);
+	for (size_t i = 0; !rc && i < heads->keys.n; i++)
+		if (!strncmp(heads->keys.v[i], prefix, strlen(prefix)) &&
+		    strcmp(heads->keys.v[i], newest))
+			rc = cb(arg, volid, heads->keys.v[i], heads->sizes[i]);
+	return rc;
+}
+
+static int root_dead(void *ctx, struct chunk_store *cs,
+		     int (*cb)(void *arg, const char *group, const char *key, uint64_t size),
+		     void *arg)
+{
+	struct sized heads = { 0 };
+	char last[40] = "";
+	int rc;
+
+	(void)ctx;
+	rc = cs->ops->meta_list(cs->ctx, "volumes/", sized_cb, &heads);
+	for (size_t i = 0; !rc && i < heads.keys.n; i++) {
+		const char *id = heads.keys.v[i] + strlen("volumes/");
+		char volid[40];
+
+		if (!strchr(id, '/') || strchr(id, '/') - id != 32)
+			continue;
+		snprintf(volid, sizeof(volid), "%.32s", id);
+		if (!strcmp(volid, last))
+			continue; /* keys are sorted: one pass per volume */
+		snprintf(last, sizeof(last), "%s", volid);
+		rc = dead_volume(cs, volid, &heads, cb, arg);
+	}
+	sized_free(&heads);
+	return rc;
+}
+
 static const char *const root_prefixes[] = { "volumes/", "history/", NULL };
 
 void cli_root_walker_init(struct cli_root_walker *rw, const char *state_dir)
@@ -305,6 +429,7 @@ void cli_root_walker_init(struct cli_root_walker *rw, const char *state_dir)
 	rw->w.walk = root_walk;
 	rw->w.walk_object = root_walk_object;
 	rw->w.object_prefixes = root_prefixes;
+	rw->w.dead = root_dead;
 	rw->w.ctx = rw;
 	rw->state_dir = state_dir;
 }
@@ -340,8 +465,16 @@ static json_object *result_json(const struct gc_result *r, const struct gc_opts 
 	U("bytes_waiting", r->bytes_waiting);
 	U("packs_revived", r->packs_revived);
 	U("orphans_deleted", r->orphans_deleted);
-	U("bytes_freed", r->bytes_deleted > r->bytes_written ? r->bytes_deleted - r->bytes_written : 0);
+	U("bytes_freed", (r->bytes_deleted > r->bytes_written ? r->bytes_deleted - r->bytes_written : 0) +
+			 r->meta_bytes_deleted);
 	U("next_ns", r->next_ns);
+	U("incomplete_uploads", r->incomplete);
+	U("incomplete_deleted", r->incomplete_deleted);
+	U("dead_volumes", r->dead_volumes);
+	U("meta_deleted", r->meta_deleted);
+	U("meta_bytes_deleted", r->meta_bytes_deleted);
+	U("meta_waiting", r->meta_waiting);
+	U("meta_bytes_waiting", r->meta_bytes_waiting);
 #undef U
 	json_object_object_add(j, "damaged", json_object_new_boolean(r->damaged));
 	return j;
@@ -388,6 +521,26 @@ static void print_result(json_object *j, int as_json)
 		       dry ? "" : " now", (unsigned long long)jget(j, "packs_waiting"),
 		       util_fmt_size(jget(j, "bytes_waiting"), c, sizeof(c)));
 		if (jget(j, "next_ns"))
+			printf("              a gc run from %s on deletes them\n",
+			       util_fmt_time(jget(j, "next_ns"), t, sizeof(t)));
+	}
+	if (jget(j, "incomplete_uploads"))
+		printf("incomplete    %llu pack uploads cut short by a crash; %llu %s\n",
+		       (unsigned long long)jget(j, "incomplete_uploads"),
+		       (unsigned long long)jget(j, "incomplete_deleted"),
+		       dry ? "would be deleted" : "deleted");
+	if (jget(j, "dead_volumes")) {
+		printf("deleted vols  %llu: %s %llu metadata objects (%s) of their history, journal and blobs",
+		       (unsigned long long)jget(j, "dead_volumes"), dry ? "would delete" : "deleted",
+		       (unsigned long long)jget(j, "meta_deleted"),
+		       util_fmt_size(jget(j, "meta_bytes_deleted"), a, sizeof(a)));
+		if (jget(j, "meta_waiting"))
+			printf("; %llu (%s) in their grace period",
+			       (unsigned long long)jget(j, "meta_waiting"),
+			       util_fmt_size(jget(j, "meta_bytes_waiting"), c, sizeof(c)));
+		putchar('\n');
+		if (jget(j, "meta_waiting") && !jget(j, "packs_condemned") && !jget(j, "packs_waiting") &&
+		    jget(j, "next_ns"))
 			printf("              a gc run from %s on deletes them\n",
 			       util_fmt_time(jget(j, "next_ns"), t, sizeof(t)));
 	}

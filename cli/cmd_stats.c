@@ -9,6 +9,9 @@
  *   stored        bytes of chunk records in packs (after compression, with headers)
  *   referenced unique  plaintext bytes of the distinct chunks the volumes reference
  *   dedup ratio   logical / referenced unique; compression ratio  unique / stored
+ *   metadata      objects and bytes under meta/: volume heads, history (checkpoints,
+ *                 snapshots, marks), journal segments kept in the repository, volume
+ *                 blobs (what gc frees of a deleted volume besides its chunks)
  */
 #include <errno.h>
 #include <getopt.h>
@@ -18,6 +21,7 @@
 
 #include "cli.h"
 #include "errmsg.h"
+#include "idset.h"
 #include "util.h"
 #include "volume.h"
 
@@ -30,49 +34,11 @@ struct vol_acc {
 	uint64_t size, chunk_size, logical, chunks;
 };
 
-/* Distinct referenced ids: an open-addressing set of chunk ids. */
-struct idset {
-	struct chunk_id *v;
-	size_t mask, n;
-};
-
-static int idset_add(struct idset *s, const struct chunk_id *id)
-{
-	size_t i;
-	uint64_t h;
-
-	if (!s->v || (s->n + 1) * 10 > (s->mask + 1) * 7) {
-		size_t cap = s->v ? (s->mask + 1) * 2 : 1024;
-		struct chunk_id *nv = calloc(cap, sizeof(*nv));
-
-		if (!nv)
-			return -ENOMEM;
-		for (size_t j = 0; s->v && j <= s->mask; j++) {
-			if (chunk_id_is_null(&s->v[j]))
-				continue;
-			memcpy(&h, s->v[j].b, 8);
-			for (i = h & (cap - 1); !chunk_id_is_null(&nv[i]); i = (i + 1) & (cap - 1))
-				;
-			nv[i] = s->v[j];
-		}
-		free(s->v);
-		s->v = nv;
-		s->mask = cap - 1;
-	}
-	memcpy(&h, id->b, 8);
-	for (i = h & s->mask; !chunk_id_is_null(&s->v[i]); i = (i + 1) & s->mask)
-		if (!memcmp(s->v[i].b, id->b, CHUNK_ID_LEN))
-			return 0;
-	s->v[i] = *id;
-	s->n++;
-	return 1;
-}
-
 struct acc {
 	struct repo *r;
 	struct vol_acc *vols;
 	size_t nvols;
-	struct idset ids;
+	struct idset ids;          /* distinct referenced ids */
 	uint64_t logical, ref_unique, bad;
 	int err;
 };
@@ -124,6 +90,20 @@ static void bad_cb(void *arg, const char *object, const char *what)
 	fprintf(stderr, "cairn: warning: %s: %s (run 'cairn check')\n", object, what);
 }
 
+struct meta_acc {
+	uint64_t objects, bytes;
+};
+
+static int meta_cb(void *arg, const char *key, uint64_t size)
+{
+	struct meta_acc *m = arg;
+
+	(void)key;
+	m->objects++;
+	m->bytes += size;
+	return 0;
+}
+
 static double ratio(uint64_t a, uint64_t b)
 {
 	return b ? (double)a / (double)b : 0.0;
@@ -142,6 +122,7 @@ int cmd_stats(struct cli_globals *g, int argc, char **argv)
 	struct repo_walk_cbs cb = { .ref = ref_cb, .bad = bad_cb, .arg = &a };
 	struct repo_stats st;
 	struct chunk_store cs;
+	struct meta_acc meta = { 0, 0 };
 	uint64_t prov = 0;
 	int c, rc, json = 0;
 
@@ -164,6 +145,8 @@ int cmd_stats(struct cli_globals *g, int argc, char **argv)
 	rc = volume_list(&cs, info_cb, &a);
 	if (!rc)
 		rc = cli_volume_walker.walk(cli_volume_walker.ctx, &cs, &cb);
+	if (!rc)
+		rc = repo_meta_list(a.r, "", meta_cb, &meta);
 	if (rc) {
 		rc = cli_repo_fail(g->repo, rc);
 		goto out_close;
@@ -185,6 +168,8 @@ int cmd_stats(struct cli_globals *g, int argc, char **argv)
 		json_object_object_add(o, "chunks", json_object_new_int64((int64_t)st.chunks));
 		json_object_object_add(o, "tree_chunks", json_object_new_int64((int64_t)st.tree_chunks));
 		json_object_object_add(o, "packs", json_object_new_int64((int64_t)st.packs));
+		json_object_object_add(o, "metadata_objects", json_object_new_int64((int64_t)meta.objects));
+		json_object_object_add(o, "metadata_bytes", json_object_new_int64((int64_t)meta.bytes));
 		json_object_object_add(o, "dedup_ratio", json_object_new_double(ratio(a.logical, a.ref_unique)));
 		json_object_object_add(o, "compression_ratio", json_object_new_double(ratio(st.plain_bytes, st.stored_bytes)));
 		for (size_t i = 0; i < a.nvols; i++) {
@@ -211,6 +196,8 @@ int cmd_stats(struct cli_globals *g, int argc, char **argv)
 		       (unsigned long long)st.tree_chunks);
 		printf("stored        %s in %llu packs\n", util_fmt_size(st.stored_bytes, b3, sizeof(b3)),
 		       (unsigned long long)st.packs);
+		printf("metadata      %s in %llu objects (heads, history, journal segments)\n",
+		       util_fmt_size(meta.bytes, b3, sizeof(b3)), (unsigned long long)meta.objects);
 		printf("dedup         %.2fx\n", ratio(a.logical, a.ref_unique));
 		printf("compression   %.2fx\n", ratio(st.plain_bytes, st.stored_bytes));
 		if (a.nvols)
@@ -225,7 +212,7 @@ int cmd_stats(struct cli_globals *g, int argc, char **argv)
 	rc = 0;
 out_close:
 	free(a.vols);
-	free(a.ids.v);
+	idset_free(&a.ids);
 	repo_close(a.r);
 	return rc;
 }

@@ -29,7 +29,9 @@ void daemon_gc_wait(void);
  * of its history objects that names a map root (checkpoints, materialized snapshots),
  * and the RESTORE records of its journal in state_dir; deleted volumes are no roots.
  * Tree nodes are reported before their children and not descended again when the ref
- * callback answers REPO_WALK_SEEN. */
+ * callback answers REPO_WALK_SEEN. Its dead() reports, per deleted volume, the history
+ * objects, stored journal segments, blobs and head versions but the tombstone. `cairn
+ * check` walks the same roots. */
 struct cli_root_walker {
 	struct repo_tree_walker w;
 	const char *state_dir;     /* journals live in <state_dir>/<volid>/journal; NULL: none */

@@ -59,11 +59,36 @@
  * (removed by the next run): `cairn check` passes all of these. Nothing a root needs
  * is deleted before its copy is durable.
  *
- * Untouched: every key outside packs/, index/ and gc/ (metadata, key slots, journal
- * segments kept in the repository, whatever a newer version adds). An index segment
- * is deleted with its pack, or when its pack is gone: index/ is listed before packs/,
- * and a segment is written after its pack, so a segment listed without a pack is an
- * orphan and not one whose pack is being written.
+ * Untouched: every key outside packs/, index/ and gc/ (key slots, whatever a newer
+ * version adds), and every metadata object but those the walker reports dead (below).
+ * An index segment is deleted with its pack, or when its pack is gone: index/ is
+ * listed before packs/, and a segment is written after its pack, so a segment listed
+ * without a pack is an orphan and not one whose pack is being written.
+ *
+ * INCOMPLETE UPLOADS. A pack object under packs/ that is no stored pack of the
+ * repository, has no index segment and no sound trailer is an upload a crash cut short
+ * (a store that keeps partial objects, or a local file truncated by a failing disk);
+ * `cairn check` notes it. Nothing can reference its chunks: roots are written only
+ * after the pack and its segment are stored. The one writer that may be storing such
+ * a pack right now is this process's (the lock or lease excludes others): before it
+ * decides, gc waits for every pack sealed so far to be stored (repo_flush), then takes
+ * again the stored packs of the repository; a pack being stored at the listing was
+ * sealed before that flush, so it is a stored pack by then and no candidate. The rest
+ * follows the grace protocol of dead packs, with the same marks: condemned first,
+ * deleted by a run at least grace_ns later that still finds it incomplete (grace 0:
+ * at once). A run that found a referenced chunk missing deletes none (the object
+ * might be damage to a pack that holds it: 'cairn check'), nor does a damaged run.
+ *
+ * DEAD METADATA. The walker's dead() reports the metadata objects of volumes that no
+ * longer exist (deleted: history checkpoints and snapshots, journal segments kept in
+ * the repository, volume blobs, head versions but the tombstone), one group per
+ * volume. A group is condemned by a mark "gc/dead/<group>.<016x time_ns>" (layout as
+ * the pack marks below, same magic) and its objects are deleted by a run at least
+ * grace_ns later (grace 0: at once), then its marks; a mark whose group reports no
+ * object any more is an orphan and deleted. Readers in other processes that opened a
+ * point of the volume before it was deleted keep it for the grace period. A deleted
+ * volume never comes back (a new one gets a new id), so no revival is needed; a crash
+ * in the middle leaves objects that the next run deletes. A damaged run deletes none.
  *
  * Object "gc/condemned/<32 hex pack id>.<016x time_ns>" (REPO_GC_CONDEMNED), 16 bytes:
  *   off len  field
@@ -80,6 +105,7 @@
 
 #include "chunk_codec.h"
 #include "gc.h"
+#include "idset.h"
 #include "index.h"
 #include "le.h"
 #include "log.h"
@@ -88,6 +114,8 @@
 
 #define MARK_LEN 16u
 #define COND_KEY_LEN (sizeof(REPO_GC_CONDEMNED) - 1 + 2 * PACK_ID_LEN + 1 + 16)
+#define DEAD_PREFIX "gc/dead/"
+#define DEAD_GROUP_MAX 64
 
 struct gpack {
 	uint32_t nents;            /* 0 with walked NULL: not a candidate */
@@ -102,12 +130,6 @@ struct stashed {
 	void *data;
 	size_t len;
 	struct stashed *next;
-};
-
-/* Ids of chunks in packs newer than the run: only to walk shared subtrees once. */
-struct idset {
-	struct chunk_id *v;
-	size_t mask, n;
 };
 
 /* Repack output: the open new pack and where its records came from. */
@@ -136,7 +158,8 @@ struct gc {
 	struct stashed *stash;
 	int stash_closed;
 
-	struct idset fresh;
+	struct idset fresh;        /* ids of chunks in packs newer than the run: only to
+				    * walk shared subtrees once */
 	int walk_err;
 
 	struct pack_builder out;
@@ -172,38 +195,6 @@ static void progress(struct gc *g, const char *phase, uint64_t done, uint64_t to
 {
 	if (g->o.progress)
 		g->o.progress(g->o.arg, phase, done, total);
-}
-
-static int idset_add(struct idset *s, const struct chunk_id *id)
-{
-	uint64_t h;
-	size_t i;
-
-	if (!s->v || (s->n + 1) * 10 > (s->mask + 1) * 7) {
-		size_t cap = s->v ? (s->mask + 1) * 2 : 1024;
-		struct chunk_id *nv = calloc(cap, sizeof(*nv));
-
-		if (!nv)
-			return -ENOMEM;
-		for (size_t j = 0; s->v && j <= s->mask; j++) {
-			if (chunk_id_is_null(&s->v[j]))
-				continue;
-			memcpy(&h, s->v[j].b, 8);
-			for (i = h & (cap - 1); !chunk_id_is_null(&nv[i]); i = (i + 1) & (cap - 1))
-				;
-			nv[i] = s->v[j];
-		}
-		free(s->v);
-		s->v = nv;
-		s->mask = cap - 1;
-	}
-	memcpy(&h, id->b, 8);
-	for (i = h & s->mask; !chunk_id_is_null(&s->v[i]); i = (i + 1) & s->mask)
-		if (!memcmp(s->v[i].b, id->b, CHUNK_ID_LEN))
-			return 0;
-	s->v[i] = *id;
-	s->n++;
-	return 1;
 }
 
 /* ---- hooks (called by the repository) ---- */
@@ -652,6 +643,384 @@ out_free_src:
 	return rc;
 }
 
+/* ---- marks (incomplete uploads and dead metadata) ---- */
+
+/* Write the mark object key: "CAIRNGC1" and the run's time. */
+static int mark_put(struct gc *g, const char *key)
+{
+	uint8_t obj[MARK_LEN];
+
+	memcpy(obj, "CAIRNGC1", 8);
+	le_put64(obj + 8, g->now);
+	return g->be->ops->put(g->be->ctx, key, obj, sizeof(obj), 0);
+}
+
+/* Oldest time of the marks in the sorted list whose keys are prefix (pl bytes) followed
+ * by "<016x time>" alone; 0 if none. */
+static uint64_t oldest_mark(const struct backend_keys *marks, const char *prefix, size_t pl)
+{
+	uint64_t oldest = 0;
+
+	for (size_t i = backend_keys_lower(marks, prefix, pl);
+	     i < marks->n && !strncmp(marks->keys[i], prefix, pl); i++) {
+		const char *h = marks->keys[i] + pl;
+		char *end;
+		uint64_t t;
+
+		if (strlen(h) != 16)
+			continue;
+		t = strtoull(h, &end, 16);
+		if (*end)
+			continue;
+		if (!oldest || t < oldest)
+			oldest = t ? t : 1;
+	}
+	return oldest;
+}
+
+static void note_next(struct gc *g, uint64_t t)
+{
+	if (!g->res->next_ns || g->res->next_ns > t + g->o.grace_ns)
+		g->res->next_ns = t + g->o.grace_ns;
+}
+
+/* ---- incomplete uploads (see the top of this file) ---- */
+
+static int id_cmp(const void *a, const void *b)
+{
+	return memcmp(a, b, PACK_ID_LEN);
+}
+
+/* The ids of the repository's stored packs now, sorted; *out malloc'd. */
+static int stored_ids(struct gc *g, uint8_t (**out)[PACK_ID_LEN], uint32_t *n)
+{
+	uint32_t ns = repo_pack_slots(g->r), k = 0, nents;
+	uint8_t (*v)[PACK_ID_LEN] = malloc((size_t)(ns ? ns : 1) * PACK_ID_LEN);
+
+	if (!v)
+		return -ENOMEM;
+	for (uint32_t s = 0; s < ns; s++)
+		if (!repo_pack_get(g->r, s, v[k], &nents))
+			k++;
+	qsort(v, k, PACK_ID_LEN, id_cmp);
+	*out = v;
+	*n = k;
+	return 0;
+}
+
+static int known(uint8_t (*ids)[PACK_ID_LEN], uint32_t n, const uint8_t id[PACK_ID_LEN])
+{
+	return n && bsearch(id, ids, n, PACK_ID_LEN, id_cmp) != NULL;
+}
+
+/* Delete the incomplete pack key (its marks after it). */
+static int delete_incomplete(struct gc *g, const uint8_t id[PACK_ID_LEN], const char *key,
+			     const struct backend_keys *marks)
+{
+	char seg_key[PACK_KEY_LEN];
+	uint64_t size;
+	int rc;
+
+	index_segment_key(id, seg_key);
+	rc = g->be->ops->stat(g->be->ctx, seg_key, &size);
+	if (rc != -ENOENT)
+		return rc ? rc : -EBUSY; /* a segment appeared: not a cut upload */
+	step(g, "delete-incomplete");
+	rc = g->be->ops->del(g->be->ctx, key);
+	if (rc && rc != -ENOENT)
+		return rc;
+	log_info("gc", "deleted %s: an upload cut short by a crash", key);
+	return drop_marks(g, id, marks, "delete-mark");
+}
+
+static int sweep_incomplete(struct gc *g, const struct backend_keys *segs,
+			    const struct backend_keys *packs, const struct backend_keys *marks)
+{
+	uint8_t (*ids)[PACK_ID_LEN] = NULL;
+	uint32_t nids = 0;
+	size_t *cand = NULL, nc = 0;
+	int rc, kept = 0;
+
+	rc = stored_ids(g, &ids, &nids);
+	if (rc)
+		return rc;
+	cand = malloc(sizeof(*cand) * (packs->n ? packs->n : 1));
+	if (!cand) {
+		rc = -ENOMEM;
+		goto out_free;
+	}
+	for (size_t i = 0; i < packs->n; i++) {
+		char seg_key[PACK_KEY_LEN];
+		struct pack_entry *ents = NULL;
+		uint8_t id[PACK_ID_LEN];
+		uint32_t n = 0;
+
+		if (pack_id_from_key(packs->keys[i], id) || known(ids, nids, id))
+			continue;
+		index_segment_key(id, seg_key);
+		if (backend_keys_find(segs, seg_key) >= 0)
+			continue; /* damage if anything ('cairn check'), not a cut upload */
+		rc = pack_read_trailer(g->be, g->k, packs->keys[i], packs->sizes[i], &ents, &n);
+		free(ents);
+		if (rc == -EBADMSG || rc == -ENODATA)
+			cand[nc++] = i;
+		else if (rc && rc != -ENOENT)
+			log_error("gc", "cannot read pack %s (%s); it is left alone", packs->keys[i],
+				  strerror(-rc));
+		rc = 0;
+	}
+	if (!nc)
+		goto out_free;
+	if (!g->o.dry_run) {
+		/* every pack this process was storing at the listing is stored after this */
+		rc = repo_flush(g->r);
+		if (rc) {
+			log_warn("gc", "the packs being written cannot be stored now (%s); incomplete "
+				 "uploads are left for a later run", strerror(-rc));
+			rc = 0;
+			goto out_free;
+		}
+		free(ids);
+		ids = NULL;
+		rc = stored_ids(g, &ids, &nids);
+		if (rc)
+			goto out_free;
+	}
+	for (size_t c = 0; c < nc; c++) {
+		const char *key = packs->keys[cand[c]];
+		uint64_t size = packs->sizes[cand[c]], t;
+		char prefix[COND_KEY_LEN + 1];
+		uint8_t id[PACK_ID_LEN];
+
+		pack_id_from_key(key, id);
+		if (known(ids, nids, id))
+			continue; /* it was being stored */
+		g->res->incomplete++;
+		if (g->res->damaged || g->res->missing) {
+			kept++;
+			continue;
+		}
+		cond_key(id, 0, prefix);
+		t = oldest_mark(marks, prefix, strlen(REPO_GC_CONDEMNED) + 2 * PACK_ID_LEN + 1);
+		if (t ? g->now >= t + g->o.grace_ns : !g->o.grace_ns) {
+			rc = g->o.dry_run ? 0 : delete_incomplete(g, id, key, marks);
+			if (rc == -EBUSY) {
+				rc = 0;
+				continue;
+			}
+			if (rc)
+				goto out_free;
+			g->res->packs_deleted++;
+			g->res->bytes_deleted += size;
+			g->res->incomplete_deleted++;
+		} else if (t) {
+			g->res->packs_waiting++;
+			g->res->bytes_waiting += size;
+			note_next(g, t);
+		} else {
+			if (!g->o.dry_run) {
+				cond_key(id, g->now, prefix);
+				step(g, "condemn");
+				rc = mark_put(g, prefix);
+				if (rc)
+					goto out_free;
+			}
+			g->res->packs_condemned++;
+			g->res->bytes_condemned += size;
+			note_next(g, g->now);
+		}
+	}
+	if (kept)
+		log_warn("gc", "%d incomplete upload(s) kept: %s", kept, g->res->damaged ?
+			 "the repository is damaged ('cairn check')" :
+			 "referenced chunks are missing and they might hold them ('cairn check')");
+out_free:
+	free(cand);
+	free(ids);
+	return rc;
+}
+
+/* ---- dead metadata (see the top of this file) ---- */
+
+struct dgroup {
+	char name[DEAD_GROUP_MAX + 1];
+	size_t first, n;           /* its objects: obj[first .. first + n) */
+	uint64_t bytes;
+};
+
+struct dobj {
+	char *key;
+	uint64_t size;
+};
+
+struct dead {
+	struct dgroup *grp;
+	size_t ngrp, capgrp;
+	struct dobj *obj;
+	size_t nobj, capobj;
+};
+
+static int group_valid(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (!n || n > DEAD_GROUP_MAX)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'z') ||
+		      (s[i] >= 'A' && s[i] <= 'Z') || s[i] == '_' || s[i] == '-'))
+			return 0;
+	return 1;
+}
+
+static int dead_cb(void *arg, const char *group, const char *key, uint64_t size)
+{
+	struct dead *d = arg;
+
+	if (!group_valid(group) || !*key)
+		return -EINVAL;
+	if (!d->ngrp || strcmp(d->grp[d->ngrp - 1].name, group)) {
+		if (d->ngrp == d->capgrp) {
+			size_t cap = d->capgrp ? d->capgrp * 2 : 8;
+			struct dgroup *v = realloc(d->grp, sizeof(*v) * cap);
+
+			if (!v)
+				return -ENOMEM;
+			d->grp = v;
+			d->capgrp = cap;
+		}
+		memset(&d->grp[d->ngrp], 0, sizeof(d->grp[0]));
+		snprintf(d->grp[d->ngrp].name, sizeof(d->grp[0].name), "%s", group);
+		d->grp[d->ngrp].first = d->nobj;
+		d->ngrp++;
+	}
+	if (d->nobj == d->capobj) {
+		size_t cap = d->capobj ? d->capobj * 2 : 64;
+		struct dobj *v = realloc(d->obj, sizeof(*v) * cap);
+
+		if (!v)
+			return -ENOMEM;
+		d->obj = v;
+		d->capobj = cap;
+	}
+	d->obj[d->nobj].key = strdup(key);
+	if (!d->obj[d->nobj].key)
+		return -ENOMEM;
+	d->obj[d->nobj].size = size;
+	d->nobj++;
+	d->grp[d->ngrp - 1].n++;
+	d->grp[d->ngrp - 1].bytes += size;
+	return 0;
+}
+
+/* "gc/dead/<group>." (no time) into out. */
+static void dead_prefix(const char *group, char *out, size_t len)
+{
+	snprintf(out, len, DEAD_PREFIX "%s.", group);
+}
+
+/* Delete the group's objects, then its marks. */
+static int delete_group(struct gc *g, const struct dead *d, const struct dgroup *gr,
+			const struct backend_keys *marks)
+{
+	char prefix[sizeof(DEAD_PREFIX) + DEAD_GROUP_MAX + 2];
+	size_t pl;
+	int rc;
+
+	for (size_t i = gr->first; i < gr->first + gr->n; i++) {
+		step(g, "delete-meta");
+		rc = repo_meta_del(g->r, d->obj[i].key);
+		if (rc && rc != -ENOENT)
+			return rc;
+	}
+	dead_prefix(gr->name, prefix, sizeof(prefix));
+	pl = strlen(prefix);
+	for (size_t i = backend_keys_lower(marks, prefix, pl);
+	     i < marks->n && !strncmp(marks->keys[i], prefix, pl); i++) {
+		step(g, "delete-mark");
+		rc = g->be->ops->del(g->be->ctx, marks->keys[i]);
+		if (rc && rc != -ENOENT)
+			return rc;
+	}
+	return 0;
+}
+
+static int sweep_dead(struct gc *g)
+{
+	char prefix[sizeof(DEAD_PREFIX) + DEAD_GROUP_MAX + 2 + 16];
+	struct backend_keys marks = { 0 };
+	struct chunk_store cs;
+	struct dead d = { 0 };
+	int rc;
+
+	if (!g->o.walker->dead)
+		return 0;
+	rc = backend_list_keys(g->be, DEAD_PREFIX, &marks);
+	if (rc)
+		goto out_free;
+	repo_chunk_store(g->r, &cs);
+	rc = g->o.walker->dead(g->o.walker->ctx, &cs, dead_cb, &d);
+	if (rc)
+		goto out_free;
+	for (size_t i = 0; i < d.ngrp; i++) {
+		const struct dgroup *gr = &d.grp[i];
+		uint64_t t;
+
+		g->res->dead_volumes++;
+		dead_prefix(gr->name, prefix, sizeof(prefix));
+		t = oldest_mark(&marks, prefix, strlen(prefix));
+		if (!g->res->damaged && (t ? g->now >= t + g->o.grace_ns : !g->o.grace_ns)) {
+			if (!g->o.dry_run) {
+				rc = delete_group(g, &d, gr, &marks);
+				if (rc)
+					goto out_free;
+			}
+			g->res->meta_deleted += gr->n;
+			g->res->meta_bytes_deleted += gr->bytes;
+			continue;
+		}
+		if (!t && !g->res->damaged && !g->o.dry_run) {
+			snprintf(prefix + strlen(prefix), sizeof(prefix) - strlen(prefix), "%016llx",
+				 (unsigned long long)g->now);
+			step(g, "condemn-meta");
+			rc = mark_put(g, prefix);
+			if (rc)
+				goto out_free;
+		}
+		g->res->meta_waiting += gr->n;
+		g->res->meta_bytes_waiting += gr->bytes;
+		if (!g->res->damaged)
+			note_next(g, t ? t : g->now);
+	}
+	/* marks of groups with nothing left */
+	for (size_t i = 0; i < marks.n && !g->o.dry_run && !g->res->damaged; i++) {
+		const char *name = marks.keys[i] + strlen(DEAD_PREFIX), *dot = strrchr(name, '.');
+		size_t k;
+
+		if (!dot)
+			continue;
+		for (k = 0; k < d.ngrp; k++)
+			if (strlen(d.grp[k].name) == (size_t)(dot - name) &&
+			    !strncmp(d.grp[k].name, name, (size_t)(dot - name)))
+				break;
+		if (k < d.ngrp)
+			continue;
+		step(g, "delete-orphan");
+		rc = g->be->ops->del(g->be->ctx, marks.keys[i]);
+		if (rc && rc != -ENOENT)
+			goto out_free;
+		g->res->orphans_deleted++;
+	}
+	rc = 0;
+out_free:
+	for (size_t i = 0; i < d.nobj; i++)
+		free(d.obj[i].key);
+	free(d.obj);
+	free(d.grp);
+	backend_keys_free(&marks);
+	return rc;
+}
+
 /* ---- sweep ---- */
 
 static int sweep(struct gc *g)
@@ -791,6 +1160,11 @@ static int sweep(struct gc *g)
 		if (rc)
 			goto out_free;
 	}
+	rc = sweep_incomplete(g, &segs, &packs, &marks);
+	if (!rc)
+		rc = sweep_dead(g);
+	if (rc)
+		goto out_free;
 	if (!g->o.dry_run && !g->res->damaged) {
 		for (struct source *src = g->sources; src; src = src->next)
 			src->complete = 1;
@@ -931,7 +1305,7 @@ void gc_end(struct gc *g)
 	free(g->p);
 	free(g->from_slot);
 	free(g->from_off);
-	free(g->fresh.v);
+	idset_free(&g->fresh);
 	pthread_mutex_destroy(&g->tlock);
 	pthread_mutex_destroy(&g->slock);
 	free(g);

@@ -45,7 +45,8 @@ struct gc_opts {
 	void (*progress)(void *arg, const char *phase, uint64_t done, uint64_t total);
 	/* Test hook: called before every change to the repository, naming it
 	 * ("repack-pack", "repack-index", "condemn", "revive", "delete-index",
-	 * "delete-pack", "delete-mark", "delete-orphan"). */
+	 * "delete-pack", "delete-mark", "delete-orphan", "delete-incomplete",
+	 * "condemn-meta", "delete-meta"). */
 	void (*step)(void *arg, const char *what);
 	void *arg;
 };
@@ -70,6 +71,15 @@ struct gc_result {
 				    * newly condemned packs (0: none) */
 	int damaged;               /* a root or tree node could not be read: nothing was
 				    * deleted or condemned ('cairn check' names it) */
+	/* Incomplete uploads (gc.c, "INCOMPLETE UPLOADS"): pack objects cut short by a
+	 * crash, found; of them, deleted (also counted in packs_deleted/bytes_deleted;
+	 * those condemned or waiting in packs_condemned/packs_waiting). */
+	uint64_t incomplete, incomplete_deleted;
+	/* Deleted volumes (gc.c, "DEAD METADATA"): groups the walker reported, and their
+	 * metadata objects deleted now, or condemned and waiting for the grace period. */
+	uint64_t dead_volumes;
+	uint64_t meta_deleted, meta_bytes_deleted;
+	uint64_t meta_waiting, meta_bytes_waiting;
 };
 
 struct gc;

@@ -1,10 +1,18 @@
-/* repo_check.c - the repository check (see repo_check.h). */
+/* repo_check.c - the repository check (see repo_check.h).
+ *
+ * References: the walker may reach one chunk from many roots (every checkpoint and
+ * snapshot shares most of its tree with the others). Each stored chunk is checked
+ * once: a bit per record of every stored pack (its slot and record ordinal, as gc
+ * marks them), so the memory is one bit per stored chunk; a chunk no pack holds is
+ * reported once (an idset of those). Both answer REPO_WALK_SEEN, so a shared subtree
+ * is walked once and a missing tree node is not read. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "chunk_codec.h"
+#include "idset.h"
 #include "index.h"
 #include "keyring.h"
 #include "pack.h"
@@ -19,6 +27,11 @@ struct ctx {
 	struct repo_check_result *res;
 	uint8_t *rec;
 	uint8_t *plain;
+	uint32_t nslots;           /* pack slots when the walk began */
+	uint64_t **seen;           /* per slot: a bit per record (NULL: not stored) */
+	uint32_t *nents;
+	struct idset other;        /* chunks not in those slots: missing ones, and any
+				    * in a pack stored since */
 };
 
 static void damaged(struct ctx *c, const char *object, const char *what)
@@ -254,16 +267,63 @@ out_free:
 	return rc;
 }
 
+static int seen_init(struct ctx *c)
+{
+	c->nslots = repo_pack_slots(c->r);
+	c->seen = calloc(c->nslots ? c->nslots : 1, sizeof(*c->seen));
+	c->nents = calloc(c->nslots ? c->nslots : 1, sizeof(*c->nents));
+	if (!c->seen || !c->nents)
+		return -ENOMEM;
+	for (uint32_t s = 0; s < c->nslots; s++) {
+		uint8_t id[PACK_ID_LEN];
+
+		if (repo_pack_get(c->r, s, id, &c->nents[s]))
+			continue;
+		c->seen[s] = calloc((c->nents[s] + 63) / 64 + 1, sizeof(uint64_t));
+		if (!c->seen[s])
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+static void seen_free(struct ctx *c)
+{
+	for (uint32_t s = 0; c->seen && s < c->nslots; s++)
+		free(c->seen[s]);
+	free(c->seen);
+	free(c->nents);
+	idset_free(&c->other);
+}
+
 static int ref_cb(void *arg, const char *root, const struct chunk_id *id)
 {
 	struct ctx *c = arg;
 	char what[160], hex[2 * CHUNK_ID_LEN + 1];
+	uint32_t slot, entry;
+	int rc;
 
 	c->res->refs++;
+	rc = repo_chunk_locate(c->r, id, &slot, &entry);
+	if (rc && rc != -ENOENT)
+		return rc;
+	if (!rc && slot < c->nslots && c->seen[slot] && entry < c->nents[slot]) {
+		uint64_t *w = &c->seen[slot][entry / 64], bit = 1ull << (entry % 64);
+
+		if (*w & bit)
+			return REPO_WALK_SEEN;
+		*w |= bit;
+		return 0;
+	}
+	rc = idset_add(&c->other, id);
+	if (rc < 0)
+		return rc;
+	if (rc == 0)
+		return REPO_WALK_SEEN;
 	if (!repo_chunk_has(c->r, id)) {
 		util_hex(id->b, CHUNK_ID_LEN, hex);
 		snprintf(what, sizeof(what), "references chunk %s, which no pack holds", hex);
 		damaged(c, root, what);
+		return REPO_WALK_SEEN; /* a tree node that is not stored has no children to read */
 	}
 	return 0;
 }
@@ -296,10 +356,13 @@ int repo_check(struct repo *r, const struct repo_check_opts *o, struct repo_chec
 
 		progress(&c, "references", 0, 1);
 		repo_chunk_store(r, &cs);
-		rc = o->walker->walk(o->walker->ctx, &cs, &cb);
+		rc = seen_init(&c);
+		if (!rc)
+			rc = o->walker->walk(o->walker->ctx, &cs, &cb);
 		progress(&c, "references", 1, 1);
 	}
 out_free:
+	seen_free(&c);
 	free(c.rec);
 	free(c.plain);
 	return rc;

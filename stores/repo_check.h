@@ -23,8 +23,8 @@
 struct repo_walk_cbs {
 	/* A chunk referenced by root (a name for messages, e.g. "volume disk"); the null id
 	 * is never passed. Return < 0 to stop the walk (walk returns it), REPO_WALK_SEEN
-	 * when id was reported before (a tree node's children then need not be visited
-	 * again), 0 to go on. */
+	 * when id was reported before or is not stored (a tree node's children then need
+	 * not be visited), 0 to go on. */
 	int (*ref)(void *arg, const char *root, const struct chunk_id *id);
 	/* A metadata object the walker could not use (damaged, or not its format). */
 	void (*bad)(void *arg, const char *object, const char *what);
@@ -48,6 +48,15 @@ struct repo_tree_walker {
 	/* The metadata key prefixes walk_object wants (NULL-terminated; NULL: none): gc
 	 * reads such an object before it is deleted or replaced while gc runs. */
 	const char *const *object_prefixes;
+	/* Optional (gc): report every metadata object (key without "meta/", its size) that
+	 * no root can need again, in groups whose objects go together (the objects of one
+	 * deleted volume; group: its id, [0-9A-Za-z_-], at most 64 chars), one group's keys
+	 * one after another, by calling cb. Never a root that walk() visits, and never an
+	 * object whose absence would bring a deleted thing back (a volume's tombstone).
+	 * Returns 0 or the first error (cb's included). */
+	int (*dead)(void *ctx, struct chunk_store *cs,
+		    int (*cb)(void *arg, const char *group, const char *key, uint64_t size),
+		    void *arg);
 	void *ctx;
 };
 

@@ -3,8 +3,11 @@
 # clean repository passes; a byte flipped in a pack trailer, an index segment, a key
 # slot or a metadata object is named by check (exit 1); a byte flipped inside a chunk's
 # payload is found by check --read-data, and an iSCSI read of it fails (MEDIUM ERROR)
-# instead of returning wrong data.
+# instead of returning wrong data; a chunk only CDP history references is checked too.
 source "$(dirname "$0")/lib.sh"
+# check reads the volumes' journals from the state directory (and fetches the segments
+# kept in the repository there): a test's own, not the machine's default
+export CAIRN_STATE_DIR=$T/cli-state
 IMG=$(cached_image usr-doc 512M /usr/include /usr/share/doc)
 printf 'check password\n' >"$T/pw"
 
@@ -94,5 +97,43 @@ run() {
 	"$CAIRN" check -r "$repo" --read-data >/dev/null || fail "[$name] restored repository fails check"
 }
 
+# history_only NAME REPO [init args]: check walks every root gc marks from, so a chunk
+# that only a past point of a volume references (a CDP checkpoint) is checked too: its
+# pack deleted, check names the checkpoint and the chunk (exit 1), gc counts it missing,
+# and the volume's current state still reads back whole.
+history_only() {
+	local name=$1 repo=$2; shift 2
+	local st=$T/hstate-$name
+	log "[$name] a chunk referenced only by CDP history"
+	head -c $((16 << 20)) /dev/urandom >"$T/h1.img"
+	head -c $((16 << 20)) /dev/urandom >"$T/h2.img"
+	"$CAIRN" init -r "$repo" "$@" >/dev/null
+	"$CAIRN" volume create hv --size 16M -r "$repo" >/dev/null
+	start_daemon "$repo" "$st"
+	qemu-img convert -n -f raw -O raw "$T/h1.img" "$(url hv)"
+	stop_daemon
+	# the packs holding h1's chunks (the largest one is data only)
+	local old
+	old=$(find "$repo/packs" -type f ! -name '.*' -printf '%s %p\n' | sort -n | tail -1 | cut -d' ' -f2)
+	# h2 twice, with a checkpoint between: no head version names h1's map any more
+	for _ in 1 2; do
+		start_daemon "$repo" "$st"
+		qemu-img convert -n -f raw -O raw "$T/h2.img" "$(url hv)"
+		stop_daemon
+	done
+	"$CAIRN" check -r "$repo" --state-dir "$st" | tail -1 | qgrep "no damage found" || fail "[$name] clean check (history)"
+	rm "$old" "$repo/index/$(basename "$old")"
+	damaged_is "$name" "$repo" "volume hv: history/[0-9a-f]{32}/ckpt\.[0-9a-f.]+: references chunk [0-9a-f]{64}, which no pack holds" --state-dir "$st"
+	grep -E "^damaged: " "$T/check.out" | qgrep -v "history/" && fail "[$name] damage reported against a root that does not reference it"
+	local miss
+	miss=$("$CAIRN" gc --dry-run --json -r "$repo" --state-dir "$st" | python3 -c 'import json,sys; print(json.load(sys.stdin)["missing_chunks"])')
+	[ "$miss" -eq "$(grep -c "^damaged: " "$T/check.out")" ] || fail "[$name] gc counts $miss missing chunks, check reported $(grep -c "^damaged: " "$T/check.out")"
+	echo "  ok: gc agrees: $miss missing chunks"
+	"$CAIRN" export hv "$T/hv.img" -r "$repo" --state-dir "$st" >/dev/null
+	cmp -s "$T/hv.img" "$T/h2.img" || fail "[$name] the current state of hv differs"
+}
+
 run plain "$T/plain"
 CAIRN_PASSWORD_FILE=$T/pw run encrypted "$T/enc" --encrypt
+history_only plain "$T/hplain"
+CAIRN_PASSWORD_FILE=$T/pw history_only encrypted "$T/henc" --encrypt

@@ -16,6 +16,7 @@
 #include "check.h"
 #include "gc.h"
 #include "helpers.h"
+#include "idset.h"
 #include "index.h"
 #include "le.h"
 #include "repo.h"
@@ -581,12 +582,240 @@ static void test_gc_encrypted(void)
 	secret = NULL;
 }
 
+/* ---- incomplete uploads and dead metadata (gc.c) ---- */
+
+/* idset.c: members, growth, the null id */
+static void test_idset(void)
+{
+	struct idset set = { 0 };
+	struct chunk_id id, null = { { 0 } };
+	enum { N = 20000 };
+
+	CHECK_EQ(idset_has(&set, &null), 0);
+	CHECK_EQ(idset_add(&set, &null), -EINVAL);
+	for (int i = 0; i < N; i++) {
+		fill_random(id.b, CHUNK_ID_LEN, (uint64_t)i + 1);
+		id.b[0] = (uint8_t)(i & 1); /* crowd the low hash bits: long probe runs */
+		CHECK_EQ(idset_add(&set, &id), 1);
+	}
+	CHECK_EQ(set.n, N);
+	for (int i = 0; i < N; i++) {
+		fill_random(id.b, CHUNK_ID_LEN, (uint64_t)i + 1);
+		id.b[0] = (uint8_t)(i & 1);
+		CHECK_EQ(idset_add(&set, &id), 0);
+		CHECK_EQ(idset_has(&set, &id), 1);
+	}
+	fill_random(id.b, CHUNK_ID_LEN, N + 5);
+	CHECK_EQ(idset_has(&set, &id), 0);
+	CHECK_EQ(set.n, N);
+	idset_free(&set);
+	CHECK_EQ(set.n, 0);
+	CHECK_EQ(idset_has(&set, &id), 0);
+}
+
+/* Store the first 1/div of the pack src under a fresh pack key: an upload a crash cut
+ * short. Its key goes to key_out. */
+static void put_cut_pack(struct repo *r, const char *src, size_t div, char key_out[PACK_KEY_LEN])
+{
+	struct backend *be = repo_backend(r);
+	uint8_t id[PACK_ID_LEN];
+	void *data;
+	size_t n;
+
+	CHECK_EQ(be->ops->get(be->ctx, src, &data, &n), 0);
+	fill_random(id, sizeof(id), 4242 + div);
+	pack_key(id, key_out);
+	CHECK_EQ(be->ops->put(be->ctx, key_out, data, n / div, 0), 0);
+	free(data);
+}
+
+static int first_key_cb(void *arg, const char *key, uint64_t size)
+{
+	(void)size;
+	if (!*(char *)arg)
+		snprintf(arg, PACK_KEY_LEN, "%s", key);
+	return 0;
+}
+
+static void test_gc_incomplete(void)
+{
+	char *dir = tmpdir_new(), src[PACK_KEY_LEN] = "", cut[PACK_KEY_LEN];
+	struct scene s;
+	struct repo *r;
+	struct backend *be;
+	struct gc_result res;
+	struct gc_opts o;
+	struct chunk_id ghost;
+	uint64_t size;
+
+	build_scene(dir, &s);
+	r = open_repo(dir);
+	be = repo_backend(r);
+	be->ops->list(be->ctx, "packs/", first_key_cb, src);
+	put_cut_pack(r, src, 2, cut);
+	repo_close(r);
+	r = open_repo(dir); /* the cut pack fails to load, as after the crash */
+	be = repo_backend(r);
+	CHECK_EQ(count_objs(r, "packs/").n, 5);
+
+	/* a referenced chunk is missing: the cut pack might hold it, so it is kept */
+	fill_random(ghost.b, CHUNK_ID_LEN, 77);
+	CHECK_EQ(put_root(r, "ghost", &ghost), 0);
+	CHECK_EQ(gc_repo(r, &(struct gc_opts){ .walker = &walker, .repack_pct = 0 }, &res), 0);
+	CHECK_EQ(res.missing, 1);
+	CHECK_EQ(res.incomplete, 1);
+	CHECK_EQ(res.incomplete_deleted, 0);
+	CHECK_EQ(be->ops->stat(be->ctx, cut, &size), 0);
+	CHECK_EQ(del_root(r, "ghost"), 0);
+
+	/* inside the grace period: condemned, then waiting; the object stays */
+	o = opts(3600ull * 1000000000ull);
+	o.repack_pct = 0;
+	CHECK_EQ(gc_repo(r, &o, &res), 0);
+	CHECK_EQ(res.incomplete, 1);
+	CHECK_EQ(res.incomplete_deleted, 0);
+	CHECK_EQ(res.packs_condemned, 2); /* batch 1 (dead) and the cut upload */
+	CHECK_EQ(be->ops->stat(be->ctx, cut, &size), 0);
+	CHECK_EQ(gc_repo(r, &o, &res), 0);
+	CHECK_EQ(res.packs_waiting, 2);
+	CHECK_EQ(res.packs_condemned, 0);
+	CHECK_EQ(be->ops->stat(be->ctx, cut, &size), 0);
+	CHECK_EQ(count_objs(r, "gc/condemned/").n, 2);
+
+	/* grace over: deleted with its mark; every live chunk is still there */
+	o = opts(0);
+	o.repack_pct = 0;
+	CHECK_EQ(gc_repo(r, &o, &res), 0);
+	CHECK_EQ(res.incomplete, 1);
+	CHECK_EQ(res.incomplete_deleted, 1);
+	CHECK_EQ(res.packs_deleted, 2);
+	CHECK_EQ(be->ops->stat(be->ctx, cut, &size), -ENOENT);
+	CHECK_EQ(count_objs(r, "gc/").n, 0);
+	CHECK_EQ(count_objs(r, "packs/").n, 3);
+	verify_live(r, &s);
+	CHECK_EQ(check_repo(r), 0);
+
+	/* grace 0 deletes a fresh one at once; a pack with an index segment is damage, kept.
+	 * The pack copied from must be one that is still there: src may have been the dead
+	 * one just deleted (pack keys are random, and so is the listing order). */
+	src[0] = 0;
+	be->ops->list(be->ctx, "packs/", first_key_cb, src);
+	put_cut_pack(r, src, 3, cut);
+	CHECK_EQ(gc_repo(r, &o, &res), 0);
+	CHECK_EQ(res.incomplete_deleted, 1);
+	CHECK_EQ(be->ops->stat(be->ctx, cut, &size), -ENOENT);
+	{
+		char seg[PACK_KEY_LEN];
+		uint8_t id[PACK_ID_LEN];
+
+		put_cut_pack(r, src, 3, cut);
+		CHECK_EQ(pack_id_from_key(cut, id), 0);
+		index_segment_key(id, seg);
+		CHECK_EQ(be->ops->put(be->ctx, seg, "x", 1, 0), 0);
+		CHECK_EQ(gc_repo(r, &o, &res), 0);
+		CHECK_EQ(res.incomplete, 0);
+		CHECK_EQ(be->ops->stat(be->ctx, cut, &size), 0);
+		CHECK_EQ(be->ops->del(be->ctx, seg), 0);
+		CHECK_EQ(be->ops->del(be->ctx, cut), 0);
+	}
+	repo_close(r);
+	rm_rf(dir);
+	free(dir);
+}
+
+/* The walker's dead objects: "tdead/<group>/<name>". */
+static int t_dead_list_cb(void *arg, const char *key, uint64_t size)
+{
+	void **a = arg;
+	int (*cb)(void *, const char *, const char *, uint64_t) =
+		(int (*)(void *, const char *, const char *, uint64_t))a[0];
+	char group[64];
+	const char *p = key + 6, *slash = strchr(p, '/');
+
+	if (!slash || slash - p >= (long)sizeof(group))
+		return 0;
+	snprintf(group, sizeof(group), "%.*s", (int)(slash - p), p);
+	return cb(a[1], group, key, size);
+}
+
+static int t_dead(void *ctx, struct chunk_store *cs,
+		  int (*cb)(void *arg, const char *group, const char *key, uint64_t size), void *arg)
+{
+	void *a[2] = { (void *)cb, arg };
+
+	(void)ctx;
+	return cs->ops->meta_list(cs->ctx, "tdead/", t_dead_list_cb, a);
+}
+
+static void test_gc_dead_meta(void)
+{
+	static const struct repo_tree_walker dwalker = { .walk = t_walk, .walk_object = t_walk_object,
+							 .object_prefixes = prefixes, .dead = t_dead };
+	char *dir = tmpdir_new();
+	struct backend *be;
+	struct scene s;
+	struct repo *r;
+	struct gc_result res;
+	struct gc_opts o = { .walker = &dwalker, .grace_ns = 3600ull * 1000000000ull };
+	void *data;
+	size_t len;
+	uint64_t bytes;
+
+	build_scene(dir, &s);
+	r = open_repo(dir);
+	be = repo_backend(r);
+	CHECK_EQ(repo_meta_put(r, "tdead/g1/a", "aaaa", 4, 0), 0);
+	CHECK_EQ(repo_meta_put(r, "tdead/g1/b", "bbbbbb", 6, 0), 0);
+	CHECK_EQ(repo_meta_put(r, "tdead/g2/c", "c", 1, 0), 0);
+	CHECK_EQ(be->ops->put(be->ctx, "gc/dead/g9.0000000000000001", "CAIRNGC1\0\0\0\0\0\0\0\0", 16, 0), 0);
+
+	o.dry_run = 1;
+	CHECK_EQ(gc_repo(r, &o, &res), 0);
+	CHECK_EQ(res.dead_volumes, 2);
+	CHECK_EQ(res.meta_waiting, 3);
+	CHECK_EQ(count_objs(r, "gc/dead/").n, 1);
+	o.dry_run = 0;
+
+	/* condemned: every object stays; the orphan mark goes */
+	CHECK_EQ(gc_repo(r, &o, &res), 0);
+	CHECK_EQ(res.dead_volumes, 2);
+	CHECK_EQ(res.meta_waiting, 3);
+	CHECK_EQ(res.meta_deleted, 0);
+	CHECK(res.next_ns > util_now_ns());
+	CHECK_EQ(count_objs(r, "gc/dead/").n, 2);
+	CHECK_EQ(count_objs(r, "meta/tdead/").n, 3);
+	CHECK_EQ(res.orphans_deleted, 1);
+	CHECK_EQ(gc_repo(r, &o, &res), 0);
+	CHECK_EQ(res.meta_waiting, 3);
+	CHECK_EQ(count_objs(r, "gc/dead/").n, 2);
+
+	/* grace over: objects and marks deleted; the roots' data untouched */
+	o.grace_ns = 0;
+	bytes = count_objs(r, "meta/tdead/").bytes;
+	CHECK_EQ(gc_repo(r, &o, &res), 0);
+	CHECK_EQ(res.meta_deleted, 3);
+	CHECK_EQ(res.meta_bytes_deleted, bytes);
+	CHECK_EQ(count_objs(r, "meta/tdead/").n, 0);
+	CHECK_EQ(count_objs(r, "gc/").n, 0);
+	CHECK_EQ(repo_meta_get(r, "tdead/g1/a", &data, &len), -ENOENT);
+	verify_live(r, &s);
+	CHECK_EQ(check_repo(r), 0);
+	CHECK_EQ(gc_repo(r, &o, &res), 0);
+	CHECK_EQ(res.dead_volumes, 0);
+	repo_close(r);
+	rm_rf(dir);
+	free(dir);
+}
+
 int main(void)
 {
 	RUN(test_index_remove);
 	RUN(test_gc_phases);
 	RUN(test_gc_concurrent_reuse);
 	RUN(test_gc_encrypted);
+	RUN(test_idset);
+	RUN(test_gc_incomplete);
+	RUN(test_gc_dead_meta);
 	RUN(test_gc_crash);
 	return check_result();
 }
