@@ -42,6 +42,8 @@ static const char usage[] =
 	"                      port 0 picks a free one)\n"
 	"  --config FILE       declarative configuration (libconfig syntax); changes made with\n"
 	"                      'cairn target|lun|acl|chap|portal' apply live and are saved here\n"
+	"                      (so do 'cairn volume set' retention changes; the file's retention\n"
+	"                      settings apply to the volumes it names at start)\n"
 	"  --state-dir DIR     journal and local state (default $CAIRN_STATE_DIR,\n"
 	"                      else /var/lib/cairn/<repo id>)\n"
 	"Stop with Ctrl-C or SIGTERM; every acknowledged write is kept.\n";
@@ -60,6 +62,7 @@ static int open_served(struct daemon *d, const char *name, int export, struct se
 	if (rc)
 		goto out_free;
 	lun_from_volume(&s->lun, s->vol);
+	scsi_sanitize_resume(&s->lun); /* scsi.h: a SANITIZE cut by a stop or crash goes on */
 	s->luns[0] = &s->lun;
 	if (!export) {
 		s->next = d->served;
@@ -78,6 +81,7 @@ static int open_served(struct daemon *d, const char *name, int export, struct se
 	return 0;
 
 out_close:
+	scsi_lun_release(&s->lun);
 	volume_close(s->vol);
 out_free:
 	free(s);
@@ -92,6 +96,7 @@ int daemon_serve_volume(struct daemon *d, const char *name)
 
 	if (!d->conf)
 		return open_served(d, name, 1, &s);
+	daemon_conf_retention(d, name, NULL); /* config.h: the file's retention, if it names it */
 	/* with a config, a new volume is exported where the config maps it (if anywhere) */
 	for (unsigned i = 0; i < d->conf->cfg->ntargets; i++)
 		for (unsigned j = 0; j < d->conf->cfg->targets[i].nluns; j++)
@@ -306,6 +311,7 @@ out_acc:
 		if (rc)
 			return rc;
 	}
+	daemon_conf_retention(d, NULL, skip_volume); /* config.h: retention of the volumes it names */
 	rc = config_security(c, NULL, &sec, &acc);
 	if (rc)
 		return rc;
@@ -433,6 +439,7 @@ int cmd_serve(struct cli_globals *g, int argc, char **argv)
 		return cli_repo_fail(g->repo, rc);
 	}
 	repo_chunk_store(d.repo, &d.cs);
+	lun_volume_purge_setup(repo_id_hex(d.repo)); /* lun_volume.h: SANITIZE's purge gc */
 	if (!d.state_dir)
 		d.state_dir = cli_default_state_dir(repo_id_hex(d.repo), sdir, sizeof(sdir));
 	rc = util_mkdirs(d.state_dir, 0700);

@@ -10,5 +10,9 @@
 
 /* Fill l with the ops and identity of the open volume v (which must outlive l). */
 void lun_from_volume(struct lun *l, struct volume *v);
+/* Once per daemon, before volumes are exported: the repository whose daemon runs the
+ * gc that ends a SANITIZE's purge (through its control socket). Without it a SANITIZE
+ * of a volume fails in its purge (-ENOTSUP). */
+void lun_volume_purge_setup(const char *repo_id);
 
 #endif

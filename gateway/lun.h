@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct lun;
+
 struct lun_ops {
 	/* Fill buf with len bytes from off. */
 	int (*read)(void *ctx, uint64_t off, void *buf, size_t len);
@@ -29,10 +31,28 @@ struct lun_ops {
 	/* Optional (NULL: the SCSI layer reads and writes): make [dst, dst+len) a copy of
 	 * [src, src+len) of the same LUN, sharing data where the store can (EXTENDED COPY). */
 	int (*copy_range)(void *ctx, uint64_t dst, uint64_t src, uint64_t len);
+	/* Optional (NULL: copies between two LUNs read and write): as copy_range, from
+	 * [src_off, src_off+len) of LUN src (another LUN of the map) into this one;
+	 * -EOPNOTSUPP when the two cannot share data (the SCSI layer then reads and writes). */
+	int (*copy_from)(void *ctx, uint64_t dst, const struct lun *src, uint64_t src_off,
+			 uint64_t len);
 	/* Optional (NULL: every block counts as mapped): provisioning of the range from off
 	 * (len > 0 bytes): *mapped = 1 if the block at off holds data, 0 if it is deallocated
 	 * (reads as zeros); *run = bytes from off (1 block .. len) that share that state. */
 	int (*map_status)(void *ctx, uint64_t off, uint64_t len, uint64_t *run, int *mapped);
+	/* SANITIZE (gateway/scsi_sanitize.c). Optional (NULL: a sanitize is not resumed after
+	 * a restart): keep / load the LU's record of a sanitize in progress durably, as one
+	 * opaque blob (save with len 0: none any more); load gives -ENOENT (or len 0) if
+	 * there is none. */
+	int (*sanitize_save)(void *ctx, const void *blob, size_t len);
+	int (*sanitize_load)(void *ctx, void **blob, size_t *len);
+	/* Optional (NULL: earlier states of the medium stay wherever the store keeps them):
+	 * called once a sanitize has overwritten or deallocated every block and flushed:
+	 * make every earlier state of the medium unrecoverable (history, storage that no
+	 * longer holds a live block), keeping the current state. Long; cancelled(arg)
+	 * non-zero asks it to stop early (-ECANCELED). Idempotent: a purge that stopped or
+	 * crashed is simply run again. */
+	int (*purge)(void *ctx, int (*cancelled)(void *arg), void *arg);
 };
 
 struct lun {

@@ -99,6 +99,10 @@ void scsi_nexus_lost(const struct scsi_nexus *n, const struct scsi_lun_map *map)
 void scsi_lun_reset(struct lun *l, const struct scsi_nexus *n);
 void scsi_target_reset(const struct scsi_lun_map *map, const struct scsi_nexus *n);
 void scsi_lun_release(struct lun *l);
+/* Once a LUN is set up (before it is exported): resume the SANITIZE that was in
+ * progress on it when the daemon stopped or crashed (lun->ops->sanitize_load), so it
+ * answers SANITIZE IN PROGRESS until that ends (scsi_sanitize.c). 0 when none was. */
+int scsi_sanitize_resume(struct lun *l);
 /* The medium of l changed under every initiator (restore, resize): queue the unit
  * attention asc/ascq (e.g. 0x2A/0x09 CAPACITY DATA HAS CHANGED, 0x3F/0x03 INQUIRY DATA
  * HAS CHANGED) for every nexus. */

@@ -33,11 +33,44 @@
  * Sense-key-specific bytes for progress (fixed format bytes 15-17; descriptor format:
  * a sense key specific descriptor, type 02h, additional length 06h, bytes 4-6):
  *   byte 0  SKSV (7) = 1;  bytes 1-2  PROGRESS INDICATION, done / total * 65536
+ *
+ * Purge: on a store that keeps the medium's history (lun->ops->purge: the volume's CDP
+ * log, history checkpoints, chunks shared by old states), overwriting every block is not
+ * enough: once the erase is flushed, purge makes every earlier state unrecoverable
+ * (cli/lun_volume.c: the volume's history up to the sanitize is dropped and a gc with
+ * no grace period deletes every chunk no root references, rewriting the packs that
+ * held one). The sanitize ends (GOOD, NOT READY lifted) only after the purge. Progress:
+ * the erase counts for the size of the medium, the purge for an eighth of it more.
+ *
+ * Power loss (SBC-3 4.x: a sanitize goes on after power on): the operation is recorded
+ * through lun->ops->sanitize_save before it starts, its erase position every
+ * SAN_SAVE_STEPS steps (after a flush) and the start of its purge; the record is
+ * dropped when it ends well, or by EXIT FAILURE MODE. scsi_sanitize_resume() (called
+ * when a LUN is set up) finds it and starts the operation again where it was: the LUN
+ * answers SANITIZE IN PROGRESS until it ends. A record that cannot be read leaves the
+ * LUN in the failed mode (SANITIZE COMMAND FAILED) rather than serving a medium in an
+ * unknown state. A failed operation keeps its record, so a restart tries it again.
+ *
+ * Record (the blob given to sanitize_save), big-endian:
+ *   0-3    magic "CSAN"
+ *   4-5    version = 1
+ *   6      SERVICE ACTION: 01h OVERWRITE or 02h BLOCK ERASE
+ *   7      phase: 1 erasing, 2 purging (the erase is complete and durable)
+ *   8-15   bytes of the medium erased and flushed (phase 1: where a resume starts)
+ *   16-17  pattern length P (0: deallocate, i.e. BLOCK ERASE or an all-zero pattern)
+ *   18-    the INITIALIZATION PATTERN (P bytes, P <= block size)
+ *   18+P   CRC32C (iSCSI polynomial) of bytes 0 .. 17+P, 4 bytes
+ *
+ * CRYPTO ERASE stays refused even where the repository is encrypted: its keys are the
+ * repository's, shared by every volume, and chunks are deduplicated across volumes
+ * under one id key, so no key exists whose destruction erases this LU alone.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include <isa-l/crc.h>
 
 #include "log.h"
 #include "scsi_int.h"
@@ -46,16 +79,26 @@
 
 #define SAN_STEP (16u << 20)      /* bytes erased per range-locked step */
 #define SAN_BUF (64u << 10)       /* pattern buffer: whole blocks of the pattern */
+#define SAN_SAVE_STEPS 8u         /* steps between two records of the erase position */
 #define ASC_SANITIZE_IN_PROGRESS 0x041b
 #define ASC_SANITIZE_FAILED 0x3103
+#define REC_MAGIC "CSAN"
+#define REC_VERSION 1
+#define REC_HDR 18u
+enum { SAN_ERASE = 1, SAN_PURGE = 2 };
 
 struct scsi_sanitize {
 	struct lun *lun;
 	struct scsi_lu *lu;
 	pthread_t th;
 	uint64_t gen;           /* lu->san_gen of this operation */
+	uint8_t sa;             /* 01h OVERWRITE, 02h BLOCK ERASE */
+	uint8_t phase;          /* SAN_ERASE or SAN_PURGE: where it starts */
+	uint64_t start;         /* SAN_ERASE: first byte to erase (a resume) */
 	int deallocate;         /* 1: write_zeroes; 0: write buf */
 	uint8_t *buf;           /* SAN_BUF bytes of pattern (NULL when deallocating) */
+	uint8_t *rec;           /* the record (layout above), rec_len bytes */
+	size_t rec_len;
 };
 
 static uint16_t progress(const struct scsi_lu *lu)
@@ -68,18 +111,66 @@ static uint16_t progress(const struct scsi_lu *lu)
 	return (uint16_t)(done * 65536 / total);
 }
 
+static uint32_t rec_crc(const uint8_t *p, size_t n)
+{
+	return crc32_iscsi((unsigned char *)p, (int)n, 0xffffffffu) ^ 0xffffffffu;
+}
+
+/* Build s->rec for the operation s (phase 1, nothing erased) with pattern pat[patlen]. */
+static int rec_build(struct scsi_sanitize *s, const uint8_t *pat, uint32_t patlen)
+{
+	s->rec_len = REC_HDR + patlen + 4;
+	s->rec = calloc(1, s->rec_len);
+	if (!s->rec)
+		return -ENOMEM;
+	memcpy(s->rec, REC_MAGIC, 4);
+	put_be16(s->rec + 4, REC_VERSION);
+	s->rec[6] = s->sa;
+	s->rec[7] = SAN_ERASE;
+	put_be16(s->rec + 16, (uint16_t)patlen);
+	if (patlen)
+		memcpy(s->rec + REC_HDR, pat, patlen);
+	return 0;
+}
+
+/* Record phase and erase position durably (no-op without sanitize_save). */
+static int rec_save(struct scsi_sanitize *s, uint8_t phase, uint64_t done)
+{
+	struct lun *lun = s->lun;
+
+	if (!lun->ops->sanitize_save)
+		return 0;
+	s->rec[7] = phase;
+	put_be64(s->rec + 8, done);
+	put_be32(s->rec + s->rec_len - 4, rec_crc(s->rec, s->rec_len - 4));
+	return lun->ops->sanitize_save(lun->ctx, s->rec, s->rec_len);
+}
+
+static int rec_clear(struct lun *lun)
+{
+	return lun->ops->sanitize_save ? lun->ops->sanitize_save(lun->ctx, NULL, 0) : 0;
+}
+
+static int stop_asked(void *arg)
+{
+	struct scsi_lu *lu = arg;
+
+	return __atomic_load_n(&lu->san_stop, __ATOMIC_RELAXED);
+}
+
 static void *san_main(void *arg)
 {
 	struct scsi_sanitize *s = arg;
 	struct lun *lun = s->lun;
 	struct scsi_lu *lu = s->lu;
 	uint64_t off, m;
+	unsigned steps = 0;
 	int rc = 0;
 
-	for (off = 0; off < lun->size && !rc; off += SAN_STEP) {
+	for (off = s->start; s->phase == SAN_ERASE && off < lun->size && !rc; off += SAN_STEP) {
 		uint64_t n = MIN((uint64_t)SAN_STEP, lun->size - off);
 
-		if (__atomic_load_n(&lu->san_stop, __ATOMIC_RELAXED)) {
+		if (stop_asked(lu)) {
 			rc = -ECANCELED;
 			break;
 		}
@@ -93,9 +184,25 @@ static void *san_main(void *arg)
 		}
 		scsi_range_unlock(lun, m);
 		__atomic_store_n(&lu->san_done, off + n, __ATOMIC_RELAXED);
+		if (!rc && ++steps % SAN_SAVE_STEPS == 0 && off + n < lun->size) {
+			rc = lun->ops->flush(lun->ctx);
+			if (!rc)
+				rc = rec_save(s, SAN_ERASE, off + n);
+		}
+	}
+	if (!rc && s->phase == SAN_ERASE)
+		rc = lun->ops->flush(lun->ctx);
+	if (!rc && s->phase == SAN_ERASE && lun->ops->purge)
+		rc = rec_save(s, SAN_PURGE, lun->size);
+	if (!rc && lun->ops->purge) {
+		log_info("scsi", "LUN %s: SANITIZE erased the medium; purging its history",
+			 lun->name);
+		rc = lun->ops->purge(lun->ctx, stop_asked, lu);
 	}
 	if (!rc)
-		rc = lun->ops->flush(lun->ctx);
+		rc = rec_clear(lun);
+	if (!rc)
+		__atomic_store_n(&lu->san_done, lu->san_total, __ATOMIC_RELAXED);
 	if (rc)
 		log_error("scsi", "LUN %s: SANITIZE failed (%d)", lun->name, rc);
 	else
@@ -118,6 +225,7 @@ static void reap(struct scsi_lu *lu)
 		return;
 	pthread_join(s->th, NULL);
 	free(s->buf);
+	free(s->rec);
 	free(s);
 	lu->san = NULL;
 }
@@ -141,13 +249,112 @@ static int aborted(const struct scsi_cmd *c)
 	return __atomic_load_n(&c->aborted, __ATOMIC_RELAXED);
 }
 
+static void san_free(struct scsi_sanitize *s)
+{
+	if (!s)
+		return;
+	free(s->buf);
+	free(s->rec);
+	free(s);
+}
+
+/* A new operation sa on lun with the overwrite pattern pat[patlen] (patlen 0: BLOCK
+ * ERASE): the pattern buffer and the record. */
+static int san_new(struct lun *lun, struct scsi_lu *lu, uint8_t sa, const uint8_t *pat,
+		   uint32_t patlen, struct scsi_sanitize **out)
+{
+	uint32_t bs = lun->block_size;
+	struct scsi_sanitize *s = calloc(1, sizeof(*s));
+	int rc = -ENOMEM;
+
+	if (!s)
+		return -ENOMEM;
+	s->lun = lun;
+	s->lu = lu;
+	s->sa = sa;
+	s->phase = SAN_ERASE;
+	s->deallocate = 1;
+	if (patlen) {
+		if (bs > SAN_BUF || SAN_BUF % bs || patlen > bs) {
+			rc = -EINVAL;
+			goto out_free;
+		}
+		s->buf = malloc(SAN_BUF);
+		if (!s->buf)
+			goto out_free;
+		/* INVERT alternates the passes so that the last one writes the pattern itself. */
+		s->deallocate = fill_pattern(s->buf, bs, pat, patlen);
+		if (s->deallocate) {
+			free(s->buf);
+			s->buf = NULL;
+		}
+	}
+	rc = rec_build(s, pat, s->deallocate ? 0 : patlen);
+	if (rc)
+		goto out_free;
+	*out = s;
+	return 0;
+
+out_free:
+	san_free(s);
+	return rc;
+}
+
+/* Start operation s on its LU: -EBUSY if one runs. With save, it is recorded first (a
+ * resumed one is recorded already). On success the caller holds lu->lock and *gen_out
+ * is the operation's generation; s belongs to the LU. */
+static int san_begin(struct scsi_sanitize *s, int save, uint64_t *gen_out)
+{
+	struct scsi_lu *lu = s->lu;
+	struct lun *lun = s->lun;
+	int rc;
+
+	pthread_mutex_lock(&lu->san_start);
+	pthread_mutex_lock(&lu->lock);
+	if (lu->san_state == LU_SAN_RUNNING) { /* another SANITIZE got past the gate first */
+		pthread_mutex_unlock(&lu->lock);
+		pthread_mutex_unlock(&lu->san_start);
+		return -EBUSY;
+	}
+	pthread_mutex_unlock(&lu->lock);
+	reap(lu); /* the previous operation has ended */
+	if (save) {
+		rc = rec_save(s, SAN_ERASE, 0);
+		if (rc) {
+			pthread_mutex_unlock(&lu->san_start);
+			log_error("scsi", "LUN %s: cannot record the SANITIZE (%d)", lun->name, rc);
+			return rc;
+		}
+	}
+	pthread_mutex_lock(&lu->lock);
+	*gen_out = s->gen = ++lu->san_gen;
+	lu->san_total = lun->size + (lun->ops->purge ? MAX(lun->size / 8, 1) : 0);
+	lu->san_done = s->phase == SAN_ERASE ? s->start : lun->size;
+	lu->san_stop = 0;
+	lu->san_state = LU_SAN_RUNNING;
+	lu->san = s;
+	rc = pthread_create(&s->th, NULL, san_main, s);
+	if (rc) {
+		lu->san = NULL;
+		lu->san_state = LU_SAN_IDLE;
+		pthread_mutex_unlock(&lu->lock);
+		if (save)
+			rec_clear(lun);
+		pthread_mutex_unlock(&lu->san_start);
+		return -rc;
+	}
+	pthread_mutex_unlock(&lu->san_start);
+	return 0;
+}
+
 int scsi_sbc_sanitize(struct scsi_cmd *c, struct lun *lun)
 {
 	unsigned sa = c->cdb[1] & 0x1f;
 	int immed = !!(c->cdb[1] & 0x80);
-	uint32_t plen = get_be16(c->cdb + 7), bs = lun->block_size;
+	uint32_t plen = get_be16(c->cdb + 7), bs = lun->block_size, patlen = 0;
 	struct scsi_lu *lu = scsi_lu_get(lun);
-	struct scsi_sanitize *s;
+	struct scsi_sanitize *s = NULL;
+	const uint8_t *pat = NULL;
 	uint64_t gen;
 	int rc;
 
@@ -166,90 +373,65 @@ int scsi_sbc_sanitize(struct scsi_cmd *c, struct lun *lun)
 		scsi_invalid_field(c, 7, -1);
 		return 0;
 	}
-	if (sa == 0x1f) { /* EXIT FAILURE MODE */
+	if (sa == 0x1f) { /* EXIT FAILURE MODE: the failed operation is given up */
+		pthread_mutex_lock(&lu->san_start);
 		pthread_mutex_lock(&lu->lock);
-		if (lu->san_state == LU_SAN_FAILED)
-			lu->san_state = LU_SAN_IDLE;
+		rc = lu->san_state == LU_SAN_FAILED;
 		pthread_mutex_unlock(&lu->lock);
+		if (rc) {
+			rc = rec_clear(lun);
+			pthread_mutex_lock(&lu->lock);
+			if (!rc && lu->san_state == LU_SAN_FAILED)
+				lu->san_state = LU_SAN_IDLE;
+			pthread_mutex_unlock(&lu->lock);
+		}
+		pthread_mutex_unlock(&lu->san_start);
+		if (rc)
+			return rc;
 		scsi_good(c);
 		return 0;
 	}
-	s = calloc(1, sizeof(*s));
-	if (!s)
-		return -ENOMEM;
-	s->lun = lun;
-	s->lu = lu;
-	s->deallocate = 1;
 	if (sa == 0x01) { /* OVERWRITE */
 		const uint8_t *p = c->buf;
-		uint32_t patlen, owcount;
+		uint32_t owcount;
 
 		if (plen < 5 || plen > bs + 4) {
 			scsi_invalid_field(c, 7, -1);
-			goto out_free;
+			return 0;
 		}
 		if (c->data_out_len < plen) {
 			scsi_sense_asc(c, SK_ILLEGAL_REQUEST, ASC_PARAM_LIST_LENGTH);
-			goto out_free;
+			return 0;
 		}
 		patlen = get_be16(p + 2);
 		owcount = p[0] & 0x1f;
 		if (p[0] & 0x60) {
 			scsi_invalid_param(c, 0, 6); /* TEST */
-			goto out_free;
+			return 0;
 		}
 		if (owcount == 0) {
 			scsi_invalid_param(c, 0, 4);
-			goto out_free;
+			return 0;
 		}
 		if (patlen == 0 || patlen > bs || patlen + 4 != plen) {
 			scsi_invalid_param(c, 2, -1);
-			goto out_free;
+			return 0;
 		}
-		if (bs > SAN_BUF || SAN_BUF % bs) {
-			rc = -EINVAL;
-			goto out_free_rc;
-		}
-		s->buf = malloc(SAN_BUF);
-		if (!s->buf) {
-			rc = -ENOMEM;
-			goto out_free_rc;
-		}
-		/* INVERT alternates the passes so that the last one writes the pattern itself. */
-		s->deallocate = fill_pattern(s->buf, bs, p + 4, patlen);
-		if (s->deallocate) {
-			free(s->buf);
-			s->buf = NULL;
-		}
+		pat = p + 4;
 	}
-	pthread_mutex_lock(&lu->san_start);
-	pthread_mutex_lock(&lu->lock);
-	if (lu->san_state == LU_SAN_RUNNING) { /* another SANITIZE got past the gate first */
-		pthread_mutex_unlock(&lu->lock);
-		pthread_mutex_unlock(&lu->san_start);
+	rc = san_new(lun, lu, (uint8_t)sa, pat, patlen, &s);
+	if (rc)
+		return rc;
+	rc = san_begin(s, 1, &gen);
+	if (rc == -EBUSY) {
+		san_free(s);
 		scsi_sense_asc(c, SK_NOT_READY, ASC_SANITIZE_IN_PROGRESS);
-		goto out_free;
+		return 0;
 	}
-	pthread_mutex_unlock(&lu->lock);
-	reap(lu); /* the previous operation has ended */
-	pthread_mutex_lock(&lu->lock);
-	gen = ++lu->san_gen;
-	s->gen = gen;
-	lu->san_done = 0;
-	lu->san_total = lun->size;
-	lu->san_stop = 0;
-	lu->san_state = LU_SAN_RUNNING;
-	lu->san = s;
-	rc = pthread_create(&s->th, NULL, san_main, s);
 	if (rc) {
-		lu->san = NULL;
-		lu->san_state = LU_SAN_IDLE;
-		pthread_mutex_unlock(&lu->lock);
-		pthread_mutex_unlock(&lu->san_start);
-		rc = -rc;
-		goto out_free_rc;
+		san_free(s);
+		return rc;
 	}
-	pthread_mutex_unlock(&lu->san_start);
 	log_info("scsi", "LUN %s: SANITIZE %s started%s", lun->name,
 		 sa == 0x01 ? "OVERWRITE" : "BLOCK ERASE", immed ? " (IMMED)" : "");
 	if (immed) {
@@ -275,12 +457,76 @@ int scsi_sbc_sanitize(struct scsi_cmd *c, struct lun *lun)
 	if (rc == 0)
 		scsi_good(c);
 	return rc;
+}
 
-out_free:
-	rc = 0;
-out_free_rc:
-	free(s->buf);
-	free(s);
+/* Enter the failed mode (a record that cannot be trusted). */
+static void san_fail(struct scsi_lu *lu, int rc)
+{
+	pthread_mutex_lock(&lu->lock);
+	lu->san_state = LU_SAN_FAILED;
+	lu->san_rc = rc;
+	pthread_mutex_unlock(&lu->lock);
+}
+
+int scsi_sanitize_resume(struct lun *lun)
+{
+	struct scsi_sanitize *s = NULL;
+	struct scsi_lu *lu;
+	uint8_t *b = NULL;
+	void *blob = NULL;
+	size_t len = 0;
+	uint32_t patlen;
+	uint64_t gen;
+	int rc;
+
+	if (!lun->ops->sanitize_load)
+		return 0;
+	rc = lun->ops->sanitize_load(lun->ctx, &blob, &len);
+	if (rc == -ENOENT || (!rc && !len)) {
+		free(blob);
+		return 0;
+	}
+	lu = scsi_lu_get(lun);
+	if (!lu) {
+		free(blob);
+		return -ENOMEM;
+	}
+	if (rc) {
+		log_error("scsi", "LUN %s: the record of a SANITIZE in progress cannot be read "
+			  "(%d); the LUN stays in the sanitize failed mode", lun->name, rc);
+		san_fail(lu, rc);
+		return rc;
+	}
+	b = blob;
+	rc = -EBADMSG;
+	if (len < REC_HDR + 4 || memcmp(b, REC_MAGIC, 4) || get_be16(b + 4) != REC_VERSION)
+		goto out_bad;
+	patlen = get_be16(b + 16);
+	if (len != REC_HDR + patlen + 4 || get_be32(b + len - 4) != rec_crc(b, len - 4) ||
+	    (b[6] != 0x01 && b[6] != 0x02) || (b[7] != SAN_ERASE && b[7] != SAN_PURGE) ||
+	    get_be64(b + 8) > lun->size || get_be64(b + 8) % lun->block_size)
+		goto out_bad;
+	rc = san_new(lun, lu, b[6], b + REC_HDR, patlen, &s);
+	if (rc)
+		goto out_bad;
+	s->phase = b[7];
+	s->start = get_be64(b + 8);
+	rc = san_begin(s, 0, &gen);
+	if (rc)
+		goto out_bad;
+	pthread_mutex_unlock(&lu->lock);
+	log_info("scsi", "LUN %s: resuming the SANITIZE %s that was in progress (%s at byte "
+		 "%llu)", lun->name, b[6] == 0x01 ? "OVERWRITE" : "BLOCK ERASE",
+		 b[7] == SAN_ERASE ? "erasing" : "purging", (unsigned long long)get_be64(b + 8));
+	free(blob);
+	return 0;
+
+out_bad:
+	log_error("scsi", "LUN %s: the record of a SANITIZE in progress is not valid (%d); "
+		  "the LUN stays in the sanitize failed mode", lun->name, rc);
+	san_free(s);
+	san_fail(lu, rc);
+	free(blob);
 	return rc;
 }
 

@@ -1,8 +1,9 @@
 /* scsi_xcopy.c - EXTENDED COPY (LID1, SPC-4 6.4) and RECEIVE COPY RESULTS (6.24): block
  * to block copies between LUNs of the same map, identified by the designators of their
  * VPD page 0x83. Within one LUN, aligned ranges go through lun->ops->copy_range when the
- * LUN has it (chunks shared by reference, no data moved); otherwise, and across LUNs,
- * the data is read and written through the per-thread bounce buffer.
+ * LUN has it (chunks shared by reference, no data moved), and between two LUNs through
+ * the destination's copy_from when it has one and it can share with the source;
+ * otherwise the data is read and written through the per-thread bounce buffer.
  *
  * Parameter list (big-endian):
  *   0 LIST IDENTIFIER, 1 STR (5) | LIST ID USAGE (4-3) | PRIORITY (2-0),
@@ -81,6 +82,13 @@ static int copy_data(struct lun *src, uint64_t soff, struct lun *dst, uint64_t d
 	if (src == dst && dst->ops->copy_range) {
 		scsi_range_lock(dst, doff, len, &m);
 		rc = dst->ops->copy_range(dst->ctx, doff, soff, len);
+		scsi_range_unlock(dst, m);
+		if (rc != -EOPNOTSUPP)
+			return rc;
+	}
+	if (src != dst && dst->ops->copy_from) {
+		scsi_range_lock(dst, doff, len, &m);
+		rc = dst->ops->copy_from(dst->ctx, doff, src, soff, len);
 		scsi_range_unlock(dst, m);
 		if (rc != -EOPNOTSUPP)
 			return rc;

@@ -44,6 +44,7 @@ struct cache {
 	pthread_t filler;
 	int filler_running, stop;
 	pthread_cond_t fill_cond;
+	pthread_cond_t filled_cond; /* the filler finished a key (cache_del waits for it) */
 	char *queue[FILL_QUEUE];   /* keys to fetch whole; queue[0] is next */
 	int nqueued;
 	char *filling;             /* the key the filler fetches now */
@@ -272,6 +273,7 @@ static void *filler_main(void *arg)
 
 		pthread_mutex_lock(&c->mu);
 		c->filling = NULL;
+		pthread_cond_broadcast(&c->filled_cond);
 		free(key);
 	}
 	pthread_mutex_unlock(&c->mu);
@@ -320,15 +322,30 @@ static int cache_put(void *ctx, const char *key, const void *data, size_t len, i
 	return rc;
 }
 
+/* The object goes first, then any fill of it (queued or in flight, which would copy
+ * it back in) and only then the copy: no copy of a deleted object stays (gc, SANITIZE). */
 static int cache_del(void *ctx, const char *key)
 {
 	struct cache *c = ctx;
+	int rc = c->inner->ops->del(c->inner->ctx, key);
 
 	if (cacheable(key)) {
+		pthread_mutex_lock(&c->mu);
+		for (int i = 0; i < c->nqueued; i++)
+			if (!strcmp(c->queue[i], key)) {
+				free(c->queue[i]);
+				memmove(c->queue + i, c->queue + i + 1,
+					sizeof(c->queue[0]) * (size_t)(c->nqueued - i - 1));
+				c->nqueued--;
+				break;
+			}
+		while (c->filling && !strcmp(c->filling, key))
+			pthread_cond_wait(&c->filled_cond, &c->mu);
+		pthread_mutex_unlock(&c->mu);
 		forget(c, key);
 		c->disk->ops->del(c->disk->ctx, key);
 	}
-	return c->inner->ops->del(c->inner->ctx, key);
+	return rc;
 }
 
 static int cache_list(void *ctx, const char *prefix, backend_list_cb cb, void *arg)
@@ -370,6 +387,7 @@ static void cache_close(void *ctx)
 		backend_close(c->disk);
 	backend_close(c->inner);
 	pthread_cond_destroy(&c->fill_cond);
+	pthread_cond_destroy(&c->filled_cond);
 	pthread_mutex_destroy(&c->mu);
 	free(c);
 }
@@ -405,6 +423,7 @@ int backend_cache_open(struct backend *inner, const char *dir, uint64_t max_byte
 	c->max = max_bytes ? max_bytes : DEFAULT_MAX;
 	pthread_mutex_init(&c->mu, NULL);
 	pthread_cond_init(&c->fill_cond, NULL);
+	pthread_cond_init(&c->filled_cond, NULL);
 	c->nbuckets = 1024;
 	c->table = calloc(c->nbuckets, sizeof(*c->table));
 	if (!c->table) {

@@ -215,6 +215,25 @@ void chunk_cache_put(struct chunk_cache *c, const struct chunk_id *id, const voi
 	}
 }
 
+void chunk_cache_del(struct chunk_cache *c, const struct chunk_id *id)
+{
+	struct stripe *s = stripe_of(c, id);
+	struct ent *e;
+
+	pthread_mutex_lock(&s->lock);
+	e = lookup(s, id);
+	if (e) {
+		lru_unlink(s, e);
+		hash_unlink(s, e);
+		s->bytes -= sizeof(struct ent) + e->len;
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (e) {
+		explicit_bzero(e->data, e->len);
+		free(e);
+	}
+}
+
 void chunk_cache_counters(struct chunk_cache *c, uint64_t *hits, uint64_t *misses)
 {
 	*hits = atomic_load(&c->hits);

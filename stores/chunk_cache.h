@@ -23,6 +23,8 @@ int chunk_cache_get(struct chunk_cache *c, const struct chunk_id *id, void *buf,
 		    size_t *len);
 /* Insert a copy of data (no-op if present or larger than a stripe's share). */
 void chunk_cache_put(struct chunk_cache *c, const struct chunk_id *id, const void *data, size_t len);
+/* Forget id, wiping its copy (gc retired the pack holding it; a SANITIZE's purge). */
+void chunk_cache_del(struct chunk_cache *c, const struct chunk_id *id);
 void chunk_cache_counters(struct chunk_cache *c, uint64_t *hits, uint64_t *misses);
 
 #endif

@@ -530,6 +530,29 @@ out_keys:
 	return ret;
 }
 
+int history_ckpt_purge(struct chunk_store *cs, const char *volid, uint64_t seq)
+{
+	struct keys k;
+	size_t pl;
+	int ret;
+
+	ret = list_keys(cs, volid, "ckpt", &k, &pl);
+	if (ret)
+		return ret;
+	for (unsigned i = 0; i < k.n && !ret; i++) {
+		const char *p = k.v[i] + pl;
+		uint64_t hi = key_hex(p);
+
+		if (hi != UINT64_MAX && hi >= seq && strlen(p) >= 50 && key_hex(p + 34) == hi)
+			continue; /* exact, at or after seq */
+		ret = cs->ops->meta_del(cs->ctx, k.v[i]);
+		if (ret == -ENOENT)
+			ret = 0;
+	}
+	keys_free(&k);
+	return ret;
+}
+
 int history_mark_expire(struct chunk_store *cs, const char *volid, uint64_t below)
 {
 	struct keys k;

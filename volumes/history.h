@@ -92,6 +92,9 @@ typedef int (*history_exact_fn)(void *arg, const struct history_ckpt *c, struct 
 int history_ckpt_thin(struct chunk_store *cs, const char *volid,
 		      const struct volume_retention *r, uint64_t now, history_exact_fn exact,
 		      void *arg, unsigned *kept, unsigned *deleted);
+/* Purge (SANITIZE, volume_purge.c): delete every checkpoint but the exact ones
+ * (ckpt_seq == hi) at hi >= seq. */
+int history_ckpt_purge(struct chunk_store *cs, const char *volid, uint64_t seq);
 /* Delete the marks with seq < below. */
 int history_mark_expire(struct chunk_store *cs, const char *volid, uint64_t below);
 

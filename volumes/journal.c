@@ -30,6 +30,22 @@
  *   48  u8   payload[payload_len]
  *   48+payload_len  u64  hash = XXH3_64bits_withSeed(bytes 0 .. 47+payload_len, prev)
  *
+ * COPY payload (type 7; offset and length are whole chunks of the volume):
+ *    0  u64  src_offset  bytes: where the source range began (informational)
+ *    8  u32  chunk_size  the volume's chunk size
+ *   12  u32  count       length / chunk_size
+ *   16  u8   src_volid[16]  the volume copied from (the journal's own, or another
+ *                        volume of the same repository)
+ *   32  u8   ids[count][32]  the chunk id each chunk of the range takes, in order (the
+ *                        null id: zeros); the state after the record has exactly these
+ *                        chunks there, whatever the state before it was
+ * Compatibility: type 7 was added inside record version 1 (types 1..6 are unchanged,
+ * so older journals read as before). A binary that predates it takes a COPY record for
+ * a torn tail and cuts the journal there: do not open a journal holding one with such
+ * a binary (after a clean close the map holds every record, so only history is lost).
+ * The ids are durable in the repository before the record is appended (volume.c), and
+ * gc keeps them while the record is retained (cmd_gc.c walks COPY records).
+ *
  * Chain rules checked at open: the first segment's prev_hash is taken as given; every
  * later segment's prev_hash equals the last record hash of the one before, and its
  * first_seq is greater than that record's seq (a gap is allowed only at a segment
@@ -402,7 +418,7 @@ static long rec_read(int fd, uint64_t pos, uint64_t want_seq, uint64_t prev, uin
 		return -EBADMSG;
 	type = get16(hdr + 6);
 	plen = get32(hdr + 36);
-	if (type < JOURNAL_WRITE || type > JOURNAL_RESTORE || plen > MAX_PAYLOAD ||
+	if (type < JOURNAL_WRITE || type > JOURNAL_TYPE_LAST || plen > MAX_PAYLOAD ||
 	    get64(hdr + 8) != want_seq || get64(hdr + 40) != prev)
 		return -EBADMSG;
 	if (type == JOURNAL_WRITE && plen != get32(hdr + 32))
@@ -953,6 +969,33 @@ unsigned journal_segments(struct journal *j)
 	return v;
 }
 
+void journal_copy_encode(uint8_t hdr[JOURNAL_COPY_HDR], const struct journal_copy *c)
+{
+	put64(hdr, c->src_offset);
+	put32(hdr + 8, c->chunk_size);
+	put32(hdr + 12, c->count);
+	memcpy(hdr + 16, c->src_volid, 16);
+}
+
+int journal_copy_parse(const struct journal_rec *r, struct journal_copy *out)
+{
+	const uint8_t *p = r->payload;
+
+	if (r->type != JOURNAL_COPY || r->payload_len < JOURNAL_COPY_HDR)
+		return -EBADMSG;
+	out->src_offset = get64(p);
+	out->chunk_size = get32(p + 8);
+	out->count = get32(p + 12);
+	memcpy(out->src_volid, p + 16, 16);
+	out->ids = p + JOURNAL_COPY_HDR;
+	if (!out->chunk_size || (out->chunk_size & (out->chunk_size - 1)) ||
+	    (uint64_t)out->count * out->chunk_size != r->length ||
+	    (uint64_t)r->payload_len != JOURNAL_COPY_HDR + (uint64_t)out->count * JOURNAL_COPY_ID ||
+	    r->offset % out->chunk_size)
+		return -EBADMSG;
+	return 0;
+}
+
 uint32_t journal_max_payload(struct journal *j)
 {
 	(void)j;
@@ -1278,7 +1321,7 @@ int journal_scan(const struct journal_view *v, uint64_t from, journal_scan_cb cb
 				break;
 			type = get16(r + 6);
 			plen = get32(r + 36);
-			if (type < JOURNAL_WRITE || type > JOURNAL_RESTORE || plen > MAX_PAYLOAD ||
+			if (type < JOURNAL_WRITE || type > JOURNAL_TYPE_LAST || plen > MAX_PAYLOAD ||
 			    get64(r + 8) != seq || get64(r + 40) != hash ||
 			    (type == JOURNAL_WRITE && plen != get32(r + 32)))
 				break;

@@ -24,6 +24,21 @@ enum journal_type {
 	JOURNAL_CHECKPOINT = 5, /* offset = ckpt seq; payload = the 32-byte map root id */
 	JOURNAL_RESTORE = 6,    /* no range; payload = the 32-byte map root id the volume was
 				 * rolled back to: the state after it is that map, exactly */
+	JOURNAL_COPY = 7,       /* offset, length: whole chunks; payload = struct journal_copy
+				 * (layout in journal.c): each chunk of the range becomes the
+				 * chunk id given for it (EXTENDED COPY by reference) */
+};
+#define JOURNAL_TYPE_LAST JOURNAL_COPY
+
+/* A COPY record's payload: a 32-byte header, then count chunk ids of 32 bytes. */
+#define JOURNAL_COPY_HDR 32u
+#define JOURNAL_COPY_ID 32u
+struct journal_copy {
+	uint64_t src_offset;     /* bytes: where the source range began (in src_volid) */
+	uint32_t chunk_size;     /* the volume's chunk size: offset, length are multiples */
+	uint32_t count;          /* chunk ids: length / chunk_size */
+	uint8_t src_volid[16];   /* the source volume (the journal's own for a copy within) */
+	const uint8_t *ids;      /* count * JOURNAL_COPY_ID bytes, inside the record */
 };
 
 /* Bytes of a record before its payload (the payload of the record at file offset pos
@@ -45,6 +60,11 @@ struct journal_rec {
 
 struct journal;
 struct journal_iter;
+
+/* Fill hdr (JOURNAL_COPY_HDR bytes) with c's header fields (c->ids is not used). */
+void journal_copy_encode(uint8_t hdr[JOURNAL_COPY_HDR], const struct journal_copy *c);
+/* Decode and check a COPY record (sizes, chunk-aligned range); -EBADMSG if malformed. */
+int journal_copy_parse(const struct journal_rec *r, struct journal_copy *out);
 
 /* Open (creating dir if needed) the journal in dir. volid (16 bytes) is stamped into
  * new segment headers. Existing segments are scanned and verified; the first bad record

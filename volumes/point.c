@@ -1,7 +1,8 @@
 /* point.c - see point.h.
  *
  * In RAM only (nothing here has an on-disk format):
- *   recs[]   the WRITE and ZERO records of [from_seq, to_seq) after the last RESTORE,
+ *   recs[]   the WRITE, ZERO and COPY records of [from_seq, to_seq) after the last
+ *            RESTORE,
  *            in seq order: seq, type, volume range, and where the payload is (segment
  *            index into segs[], file offset of the record);
  *   links[]  (chunk, record index) for every chunk a record touches, sorted by chunk
@@ -130,8 +131,14 @@ static int collect_cb(void *arg, const struct journal_rec *rec, uint64_t seg_fir
 		p->nrecs = 0;
 		return 0;
 	}
-	if (rec->type != JOURNAL_WRITE && rec->type != JOURNAL_ZERO)
+	if (rec->type != JOURNAL_WRITE && rec->type != JOURNAL_ZERO && rec->type != JOURNAL_COPY)
 		return 0;
+	if (rec->type == JOURNAL_COPY) {
+		struct journal_copy jc;
+
+		if (journal_copy_parse(rec, &jc) || jc.chunk_size != p->chunk_size)
+			return 0; /* replay skips these too */
+	}
 	if (rec->offset > p->plan.info.size || rec->length > p->plan.info.size - rec->offset)
 		return 0; /* replay skips these too */
 	memset(&r, 0, sizeof(r));
@@ -310,6 +317,15 @@ static int bigz_covers(const struct point *p, size_t k, uint64_t c)
 	return r->off <= cs && cs + p->chunk_size <= r->off + r->len;
 }
 
+/* The id a COPY record r gives chunk c (which it covers). */
+static int copy_id(struct point *p, const struct prec *r, uint64_t c, struct chunk_id *id)
+{
+	uint64_t i = c - (r->off >> p->cshift);
+
+	return util_pread_all(p->segs[r->seg].fd, id->b, CHUNK_ID_LEN,
+			      r->pos + JOURNAL_REC_HDR + JOURNAL_COPY_HDR + i * JOURNAL_COPY_ID);
+}
+
 /* Apply record r to chunk c held in dst. */
 static int apply_rec(struct point *p, const struct prec *r, uint64_t c, uint8_t *dst)
 {
@@ -321,6 +337,22 @@ static int apply_rec(struct point *p, const struct prec *r, uint64_t c, uint8_t 
 	if (r->type == JOURNAL_ZERO) {
 		memset(dst + (a - cs), 0, b - a);
 		return 0;
+	}
+	if (r->type == JOURNAL_COPY) {
+		struct chunk_id id;
+		size_t len = 0;
+		int ret = copy_id(p, r, c, &id);
+
+		if (ret)
+			return ret;
+		if (chunk_id_is_null(&id)) {
+			memset(dst, 0, p->chunk_size);
+			return 0;
+		}
+		ret = p->cs->ops->get(p->cs->ctx, &id, dst, p->chunk_size, &len);
+		if (ret)
+			return ret == -ENOENT || ret == -ENOBUFS ? -EIO : ret;
+		return len == p->chunk_size ? 0 : -EBADMSG;
 	}
 	return util_pread_all(p->segs[r->seg].fd, dst + (a - cs), b - a,
 			      r->pos + JOURNAL_REC_HDR + (a - r->off));
@@ -417,6 +449,23 @@ int point_chunk_is_null(struct point *p, uint64_t c)
 	return null;
 }
 
+/* 1 with *id when the last record to change chunk c (links from li) is a COPY: the
+ * chunk is then exactly the id that record names. */
+static int copy_last(struct point *p, uint64_t c, size_t li, struct chunk_id *id)
+{
+	const struct prec *r;
+
+	while (li + 1 < p->nlinks && p->links[li + 1].chunk == c)
+		li++;
+	r = &p->recs[p->links[li].rec];
+	if (r->type != JOURNAL_COPY)
+		return 0;
+	for (size_t k = 0; k < p->nbigz; k++)
+		if (p->bigz[k] > p->links[li].rec && bigz_covers(p, k, c))
+			return 0;
+	return copy_id(p, r, c, id) == 0;
+}
+
 int point_materialize(struct point *p, struct chunk_id *root_out)
 {
 	struct blockmap *bm;
@@ -443,6 +492,10 @@ int point_materialize(struct point *p, struct chunk_id *root_out)
 
 		if (i && p->links[i - 1].chunk == c)
 			continue;
+		if (copy_last(p, c, i, &id)) { /* shared by the copy: no data moved */
+			ret = blockmap_set(bm, c, &id);
+			continue;
+		}
 		ret = build_chunk(p, c, p->scratch);
 		if (!ret)
 			ret = p->cs->ops->put(p->cs->ctx, CHUNK_DATA, p->scratch, p->chunk_size, &id);

@@ -109,6 +109,8 @@ struct volume {
 	int stop;
 	int fold_err;
 	uint64_t folds_at_ckpt;
+	uint64_t durable_folds;      /* folds counted below it are durable in the store
+				    * (atomic; copies by reference rely on it) */
 	unsigned paused;             /* folds may not start (restore) */
 	unsigned folding_now;        /* folds in progress */
 	uint64_t hist_ns, hist_hi;   /* the last history checkpoint (ckpt_lock) */
@@ -233,6 +235,76 @@ static int apply_zero(struct volume *v, uint64_t off, uint64_t len, uint64_t seq
 	if (ret)
 		log_error("volume", "%s: cannot clear map range: %s", v->info.name, strerror(-ret));
 	return ret;
+}
+
+/* Make chunks [c0, c0+n) the ids (a COPY record; caller holds wlock): their overlay
+ * entries are dropped and the map set. A chunk being folded is waited for first (its
+ * fold would set the older content over the copy). */
+static int copy_busy(struct volume *v, uint64_t c0, uint64_t n)
+{
+	if (n <= overlay_count(v->ov)) {
+		for (uint64_t c = c0; c < c0 + n; c++) {
+			struct overlay_entry *e = overlay_find(v->ov, c);
+
+			if (e && e->folding)
+				return 1;
+		}
+		return 0;
+	}
+	for (struct overlay_entry *e = overlay_oldest(v->ov); e; e = overlay_younger(e))
+		if (e->folding && e->chunk >= c0 && e->chunk < c0 + n)
+			return 1;
+	return 0;
+}
+
+static int apply_copy(struct volume *v, uint64_t c0, uint32_t n, const uint8_t *ids)
+{
+	struct chunk_id id;
+	int ret = 0;
+
+	if (c0 > v->nchunks || n > v->nchunks - c0)
+		return -ERANGE;
+	for (uint32_t i = 0; i < n; i++) { /* load the map paths: no IO under olock */
+		ret = blockmap_lookup(v->bm, c0 + i, 1, &id);
+		if (ret)
+			return ret;
+	}
+	for (;;) {
+		pthread_rwlock_rdlock(&v->gate);
+		pthread_mutex_lock(&v->olock);
+		if (!copy_busy(v, c0, n))
+			break;
+		pthread_rwlock_unlock(&v->gate);
+		while (copy_busy(v, c0, n))
+			pthread_cond_wait(&v->folded_cond, &v->olock);
+		pthread_mutex_unlock(&v->olock);
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		struct overlay_entry *e = overlay_find(v->ov, c0 + i);
+
+		if (e)
+			overlay_remove(v->ov, e);
+		memcpy(id.b, ids + (size_t)i * CHUNK_ID_LEN, CHUNK_ID_LEN);
+		if (!ret)
+			ret = blockmap_set(v->bm, c0 + i, &id);
+	}
+	pthread_cond_broadcast(&v->space_cond);
+	pthread_mutex_unlock(&v->olock);
+	pthread_rwlock_unlock(&v->gate);
+	if (ret)
+		log_error("volume", "%s: cannot set the map of a copy: %s", v->info.name,
+			  strerror(-ret));
+	return ret;
+}
+
+/* Every fold counted up to folds is durable (the store was flushed after them). */
+static void note_durable(struct volume *v, uint64_t folds)
+{
+	uint64_t cur = __atomic_load_n(&v->durable_folds, __ATOMIC_RELAXED);
+
+	while (cur < folds && !__atomic_compare_exchange_n(&v->durable_folds, &cur, folds, 0,
+							   __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+		;
 }
 
 static void set_applied(struct volume *v, uint64_t seq)
@@ -677,6 +749,7 @@ static int checkpoint(struct volume *v, int force)
 	}
 	__atomic_store_n(&v->info.ckpt_seq, s, __ATOMIC_RELAXED);
 	v->folds_at_ckpt = folds;
+	note_durable(v, folds);
 	if (util_now_ns() - v->hist_ns >= hist_every_ns(v) || hi - v->hist_hi >= HIST_EVERY_RECS ||
 	    journal_bytes(v->j) >= v->hist_jbytes + HIST_EVERY_BYTES)
 		ret = hist_record(v);
@@ -808,7 +881,8 @@ static int replay(struct volume *v)
 		if (!first)
 			first = r.seq;
 		if (r.offset > v->info.size || r.length > v->info.size - r.offset) {
-			if (r.type == JOURNAL_WRITE || r.type == JOURNAL_ZERO) {
+			if (r.type == JOURNAL_WRITE || r.type == JOURNAL_ZERO ||
+			    r.type == JOURNAL_COPY) {
 				log_error("volume", "%s: journal record %" PRIu64
 					  " lies beyond the end; skipped", v->info.name, r.seq);
 				continue;
@@ -818,7 +892,15 @@ static int replay(struct volume *v)
 			apply_write(v, r.offset, r.payload, r.length, r.seq);
 		else if (r.type == JOURNAL_ZERO)
 			apply_zero(v, r.offset, r.length, r.seq);
-		else if (r.type == JOURNAL_RESTORE && r.payload_len == CHUNK_ID_LEN) {
+		else if (r.type == JOURNAL_COPY) {
+			struct journal_copy jc;
+
+			if (journal_copy_parse(&r, &jc) || jc.chunk_size != v->chunk_size)
+				log_error("volume", "%s: journal record %" PRIu64 " is a malformed "
+					  "copy; skipped", v->info.name, r.seq);
+			else
+				apply_copy(v, r.offset >> v->cshift, jc.count, jc.ids);
+		} else if (r.type == JOURNAL_RESTORE && r.payload_len == CHUNK_ID_LEN) {
 			struct chunk_id root;
 
 			memcpy(root.b, r.payload, CHUNK_ID_LEN);
@@ -1331,6 +1413,63 @@ int volume_set_retention(struct chunk_store *cs, struct volume *v, const char *n
 	return ret;
 }
 
+/* ---- history purge (volume.h volume_history_reset; the rest in volume_purge.c) ---- */
+
+int volume_history_reset(struct volume *v, volume_reset_fn fn, void *arg, uint64_t *seq_out)
+{
+	uint64_t seq;
+	int ret;
+
+	if (v->read_only)
+		return -EROFS;
+	pthread_mutex_lock(&v->wlock);
+	ret = checkpoint(v, 1);
+	if (ret)
+		goto out_wunlock;
+	pthread_mutex_lock(&v->ckpt_lock);
+	pthread_mutex_lock(&v->up_lock);
+	seq = journal_next_seq(v->j);
+	if (v->head.info.ckpt_seq != seq || v->head.hi != seq) {
+		log_error("volume", "%s: the checkpoint before a purge does not hold every write "
+			  "(%" PRIu64 "/%" PRIu64 " of %" PRIu64 ")", v->info.name,
+			  v->head.info.ckpt_seq, v->head.hi, seq);
+		ret = -EAGAIN;
+		goto out_unlock;
+	}
+	ret = fn(arg, seq, VOLUME_RESET_KEEP, 0);
+	if (!ret)
+		ret = journal_seal(v->j);
+	if (!ret)
+		ret = journal_delete_before(v->j, seq);
+	if (ret)
+		goto out_unlock;
+	v->hist_ns = 0;
+	ret = hist_record(v);
+	for (int i = 0; !ret && i < 2; i++) {
+		struct volume_head h = v->head;
+
+		h.version++;
+		ret = volume_head_put(v->cs, &h);
+		if (!ret)
+			v->head = h;
+	}
+	if (!ret)
+		ret = fn(arg, seq, VOLUME_RESET_DROP, v->head.version);
+	if (ret)
+		goto out_unlock;
+	v->up_next = seq;
+	v->up_known = 1;
+	v->hist_jbytes = journal_bytes(v->j);
+	if (seq_out)
+		*seq_out = seq;
+out_unlock:
+	pthread_mutex_unlock(&v->up_lock);
+	pthread_mutex_unlock(&v->ckpt_lock);
+out_wunlock:
+	pthread_mutex_unlock(&v->wlock);
+	return ret;
+}
+
 /* ---- internals for volume_map.c (volume.h) ---- */
 
 void volume_get_internals(struct volume *v, struct volume_internals *out)
@@ -1341,4 +1480,140 @@ void volume_get_internals(struct volume *v, struct volume_internals *out)
 	out->olock = &v->olock;
 	out->cshift = v->cshift;
 	out->nchunks = v->nchunks;
+}
+
+/* ---- the write order for volume_copy.c (volume.h) ---- */
+
+void volume_order_lock(struct volume *v)
+{
+	if (!v->read_only)
+		wait_journal_space(v);
+	pthread_mutex_lock(&v->wlock);
+}
+
+void volume_order_unlock(struct volume *v)
+{
+	pthread_mutex_unlock(&v->wlock);
+}
+
+int volume_locked_write(struct volume *v, uint64_t off, const void *buf, uint32_t len,
+			uint64_t *seq)
+{
+	int ret = journal_append(v->j, JOURNAL_WRITE, off, len, buf, len, seq);
+
+	if (ret)
+		return ret;
+	apply_write(v, off, buf, len, *seq);
+	set_applied(v, *seq);
+	__atomic_add_fetch(&v->writes, 1, __ATOMIC_RELAXED);
+	return 0;
+}
+
+/* The newest unfolded record (+1) among chunks [c, c+n), 0 when none has an entry. */
+static uint64_t range_unfolded(struct volume *v, uint64_t c, uint64_t n)
+{
+	uint64_t need = 0;
+
+	if (n <= overlay_count(v->ov)) {
+		for (uint64_t k = c; k < c + n; k++) {
+			struct overlay_entry *e = overlay_find(v->ov, k);
+
+			if (e && e->last_seq + 1 > need)
+				need = e->last_seq + 1;
+		}
+		return need;
+	}
+	for (struct overlay_entry *e = overlay_oldest(v->ov); e; e = overlay_younger(e))
+		if (e->chunk >= c && e->chunk < c + n && e->last_seq + 1 > need)
+			need = e->last_seq + 1;
+	return need;
+}
+
+int volume_locked_resolve(struct volume *v, uint64_t c, uint32_t n, struct chunk_id *ids)
+{
+	uint64_t folds = 0, need;
+	int ret = 0;
+
+	if (c > v->nchunks || n > v->nchunks - c)
+		return -ERANGE;
+	if (v->ov) {
+		/* fold what the range has unfolded: no entry left means the map is the
+		 * state, and stays it while wlock keeps new records out */
+		pthread_mutex_lock(&v->olock);
+		while ((need = range_unfolded(v, c, n))) {
+			uint64_t before = v->folds;
+			struct timespec ts;
+
+			if (v->force_below < need)
+				v->force_below = need;
+			v->forcing++;
+			pthread_cond_broadcast(&v->fold_cond);
+			abs_deadline(&ts, 1000);
+			pthread_cond_timedwait(&v->folded_cond, &v->olock, &ts);
+			v->forcing--;
+			if (v->fold_err && v->folds == before) {
+				ret = v->fold_err;
+				break;
+			}
+		}
+		folds = v->folds;
+		pthread_mutex_unlock(&v->olock);
+	}
+	for (uint32_t i = 0; !ret && i < n; i++)
+		ret = blockmap_lookup(v->bm, c + i, 1, &ids[i]);
+	if (ret)
+		return ret;
+	/* a fold since the last flush may have put one of the ids in an open pack: the
+	 * COPY record must never name a chunk a crash can lose */
+	if (folds != __atomic_load_n(&v->durable_folds, __ATOMIC_RELAXED)) {
+		ret = v->cs->ops->flush(v->cs->ctx);
+		if (ret)
+			return ret;
+		note_durable(v, folds);
+	}
+	return 0;
+}
+
+uint32_t volume_share_max(struct volume *v)
+{
+	uint64_t n = (journal_max_payload(v->j) - JOURNAL_COPY_HDR) / JOURNAL_COPY_ID;
+
+	n = MIN(n, (1ull << 31) >> v->cshift);
+	return (uint32_t)MIN(n, 8192ull);
+}
+
+int volume_locked_share(struct volume *v, uint64_t c, uint32_t n, const struct chunk_id *ids,
+			const struct volume *sv, uint64_t src_off, uint64_t *seq)
+{
+	struct journal_copy jc = { .src_offset = src_off, .chunk_size = v->chunk_size, .count = n };
+	size_t plen = JOURNAL_COPY_HDR + (size_t)n * JOURNAL_COPY_ID;
+	uint8_t *payload;
+	int ret;
+
+	if (!n || n > volume_share_max(v) || c > v->nchunks || n > v->nchunks - c ||
+	    ((c + n) << v->cshift) > v->info.size)
+		return -EINVAL;
+	payload = malloc(plen);
+	if (!payload)
+		return -ENOMEM;
+	util_unhex(sv->info.id, jc.src_volid, sizeof(jc.src_volid));
+	journal_copy_encode(payload, &jc);
+	for (uint32_t i = 0; i < n; i++)
+		memcpy(payload + JOURNAL_COPY_HDR + (size_t)i * JOURNAL_COPY_ID, ids[i].b,
+		       JOURNAL_COPY_ID);
+	ret = journal_append(v->j, JOURNAL_COPY, c << v->cshift, n << v->cshift, payload,
+			     (uint32_t)plen, seq);
+	if (!ret) {
+		ret = apply_copy(v, c, n, payload + JOURNAL_COPY_HDR);
+		set_applied(v, *seq);
+	}
+	free(payload);
+	if (!ret)
+		__atomic_add_fetch(&v->writes, 1, __ATOMIC_RELAXED);
+	return ret;
+}
+
+int volume_sync_to(struct volume *v, uint64_t seq)
+{
+	return seq ? journal_sync(v->j, seq) : 0;
 }

@@ -106,6 +106,17 @@ int volume_write(struct volume *v, uint64_t off, const void *buf, size_t len, in
 int volume_write_zeroes(struct volume *v, uint64_t off, uint64_t len, int fua);
 /* Every write acknowledged before this call is durable when it returns. */
 int volume_flush(struct volume *v);
+/* EXTENDED COPY (volume_copy.c): make [dst, dst+len) of v a copy of [src, src+len) of
+ * sv as it was when the call began (sv is v, or another volume open for IO on the
+ * same chunk store; overlapping ranges copy like memmove). Whole chunks aligned on
+ * both sides are shared by chunk id: one COPY journal record, no chunk read, decoded
+ * or stored. Unaligned heads and tails, and ranges whose offsets differ modulo the
+ * chunk size, are read and written (WRITE records). Atomic with respect to every other
+ * write to either volume (both write orders are held throughout); with fua, durable
+ * before return, else like a write (durable after volume_flush). -EXDEV if sv is on
+ * another chunk store or has another chunk size; -EROFS if v is read-only. */
+int volume_copy(struct volume *v, uint64_t dst, struct volume *sv, uint64_t src, uint64_t len,
+		int fua);
 /* Fold every unfolded write into the repository and write a checkpoint (tests, close). */
 int volume_checkpoint(struct volume *v);
 
@@ -145,6 +156,29 @@ int volume_set_retention(struct chunk_store *cs, struct volume *v, const char *n
 /* 1 if r is a valid policy (both periods non-zero). */
 int volume_retention_valid(const struct volume_retention *r);
 
+/* ---- purge of the history (SANITIZE: volume_purge.c) ---- */
+
+/* Make every state of v before now unrecoverable from its history, keeping its current
+ * state: every acknowledged write is folded into the head (written twice more; every
+ * older head version is deleted); snapshots that are not materialized are materialized
+ * (named snapshots, like clones, are the user's own objects and stay); then the journal
+ * records before now (local segments, the segments stored in the repository and their
+ * fetched copies), every history checkpoint and every mark before now are deleted, and
+ * an exact checkpoint of the current state starts the new history (`cdp list` and
+ * points start there; an earlier seq or time is -ENODATA). Writers wait meanwhile.
+ * *seq_out (may be NULL): the seq the history now starts at. The chunks that only the
+ * dropped history referenced stay in the repository until a gc deletes them. */
+int volume_purge_history(struct volume *v, uint64_t *seq_out);
+/* The locked core of it (volume.c): with writers held off and every record folded (the
+ * head holds every record < seq and none after), fn(arg, seq, VOLUME_RESET_KEEP, 0)
+ * runs while the history is intact (save what must stay), then the local journal
+ * before seq is deleted, an exact history checkpoint at seq and two new head versions
+ * (the newer one head_version) are written, and fn(arg, seq, VOLUME_RESET_DROP,
+ * head_version) deletes the rest; no checkpoint, retention or upload runs meanwhile. */
+enum { VOLUME_RESET_KEEP = 1, VOLUME_RESET_DROP = 2 };
+typedef int (*volume_reset_fn)(void *arg, uint64_t seq, int stage, uint64_t head_version);
+int volume_history_reset(struct volume *v, volume_reset_fn fn, void *arg, uint64_t *seq_out);
+
 /* ---- provisioning and SCSI state (volume_map.c, volume_blob.c) ---- */
 
 /* Provisioning of the chunk holding off: *mapped = 1 when it holds data (a stored chunk,
@@ -175,5 +209,25 @@ struct volume_internals {
 	uint64_t nchunks;
 };
 void volume_get_internals(struct volume *v, struct volume_internals *out);
+
+/* For volume_copy.c only: the write order (wlock, taken after waiting for journal
+ * space) and what may be done while holding it. */
+void volume_order_lock(struct volume *v);
+void volume_order_unlock(struct volume *v);
+/* Append a WRITE record of len bytes (at most the journal's payload) and apply it. */
+int volume_locked_write(struct volume *v, uint64_t off, const void *buf, uint32_t len,
+			uint64_t *seq);
+/* The chunk ids of chunks [c, c+n) as the volume holds them now, durable in the store:
+ * their unfolded writes are folded first, and the store flushed when a fold since the
+ * last flush may have put one of them. */
+int volume_locked_resolve(struct volume *v, uint64_t c, uint32_t n, struct chunk_id *ids);
+/* Append a COPY record making chunks [c, c+n) the ids given (durable ones, from
+ * volume_locked_resolve of sv at src_off) and apply it. */
+int volume_locked_share(struct volume *v, uint64_t c, uint32_t n, const struct chunk_id *ids,
+			const struct volume *sv, uint64_t src_off, uint64_t *seq);
+/* Chunk ids one COPY record may carry. */
+uint32_t volume_share_max(struct volume *v);
+/* Every record up to seq is durable on return. */
+int volume_sync_to(struct volume *v, uint64_t seq);
 
 #endif
