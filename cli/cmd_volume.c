@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "config.h"
 #include "control.h"
 #include "daemon.h"
 #include "errmsg.h"
@@ -26,7 +27,10 @@ static const char usage[] =
 	"  --retain D       keep every write (CDP) for D, e.g. 24h (default); 0 keeps none\n"
 	"  --hourly D[/E]   then one point per E (default 1h) for D (default 7d)\n"
 	"  --daily D[/E]    then one point per E (default 1d) for D (default 30d)\n"
-	"                   durations: 90s, 15m, 24h, 7d, 2w or seconds\n";
+	"                   durations: 90s, 15m, 24h, 7d, 2w or seconds\n"
+	"  --config FILE    set: with no daemon running, also save the change in the file\n"
+	"                   'cairn serve --config FILE' reads (default $CAIRN_CONFIG); a daemon\n"
+	"                   started with --config saves it there itself\n";
 
 json_object *cli_volume_json(const struct volume_info *vi)
 {
@@ -211,7 +215,7 @@ static int parse_tier(const char *arg, const char *what, uint64_t *window, uint6
 }
 
 static int do_set(struct cli_globals *g, const char *name, const char *retain,
-		  const char *hourly, const char *daily, const char *state)
+		  const char *hourly, const char *daily, const char *state, const char *config)
 {
 	json_object *req, *resp = NULL, *r;
 	uint64_t w = 0, e = 0;
@@ -256,6 +260,17 @@ static int do_set(struct cli_globals *g, const char *name, const char *retain,
 		       json_object_get_string(json_object_object_get(r, "hourly")),
 		       json_object_get_string(json_object_object_get(r, "daily_every")),
 		       json_object_get_string(json_object_object_get(r, "daily")));
+	if (!rc && json_object_object_get_ex(resp, "config", &r)) { /* serve --config */
+		printf("saved in %s\n", json_object_get_string(r));
+	} else if (!rc && (config || ((config = getenv("CAIRN_CONFIG")) && *config))) {
+		char err[1024];
+
+		if (config_file_volume_set(config, req, json_object_object_get(resp, "retention"),
+					   err, sizeof(err)))
+			rc = cli_fail(MSG_CONFIG_RETENTION, err);
+		else
+			printf("saved in %s\n", config);
+	}
 	json_object_put(req);
 	if (resp)
 		json_object_put(resp);
@@ -273,11 +288,12 @@ int cmd_volume(struct cli_globals *g, int argc, char **argv)
 		{ "retain", required_argument, NULL, 'R' },
 		{ "hourly", required_argument, NULL, 'H' },
 		{ "daily", required_argument, NULL, 'D' },
+		{ "config", required_argument, NULL, 'C' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0, 0, 0, 0 },
 	};
 	const char *size_arg = NULL, *sub, *state = NULL;
-	const char *retain = NULL, *hourly = NULL, *daily = NULL;
+	const char *retain = NULL, *hourly = NULL, *daily = NULL, *config = NULL;
 	uint64_t size = 0;
 	uint32_t chunk = 0;
 	int c, json = 0;
@@ -294,6 +310,7 @@ int cmd_volume(struct cli_globals *g, int argc, char **argv)
 		case 'R': retain = optarg; break;
 		case 'H': hourly = optarg; break;
 		case 'D': daily = optarg; break;
+		case 'C': config = optarg; break;
 		case 'h': fputs(usage, stdout); return 0;
 		default:
 			if (cli_other_opt(g, c, optarg, usage))
@@ -335,7 +352,7 @@ int cmd_volume(struct cli_globals *g, int argc, char **argv)
 			return cli_fail(MSG_USAGE, "volume set takes one NAME");
 		if (!volume_name_valid(argv[optind]))
 			return cli_fail(MSG_BAD_VOLUME_NAME, argv[optind]);
-		return do_set(g, argv[optind], retain, hourly, daily, state);
+		return do_set(g, argv[optind], retain, hourly, daily, state, config);
 	}
 	{
 		char detail[160];
@@ -462,6 +479,8 @@ json_object *hist_volume_set(struct hist_ctx *h, json_object *req)
 
 	if (!name)
 		return control_reply_err(2, "volume.set needs a volume");
+	if (h->d && h->d->conf) /* config.h: the file stays the truth; the change is saved there */
+		return daemon_conf_volume_set(h->d, req);
 	rc = volume_lookup(h->cs, name, &vi);
 	if (rc)
 		return daemon_volume_err(name, rc);

@@ -13,6 +13,11 @@
 #include <libconfig.h>
 #include <openssl/crypto.h>
 
+#include "control.h"
+#include "daemon.h"
+#include "history.h"
+#include "history_cli.h"
+#include "log.h"
 #include "util.h"
 #include "volume.h"
 
@@ -69,6 +74,7 @@ static void free_contents(struct cairn_config *c)
 		OPENSSL_cleanse(c->accounts, c->naccounts * sizeof(*c->accounts));
 	free(c->accounts);
 	free(c->portals);
+	free(c->volumes);
 	auth_free(&c->discovery);
 	memset(c, 0, sizeof(*c));
 }
@@ -92,6 +98,62 @@ const struct cfg_target *config_find_target(const struct cairn_config *c, const 
 static struct cfg_target *find_target(struct cairn_config *c, const char *iqn)
 {
 	return (struct cfg_target *)config_find_target(c, iqn);
+}
+
+static struct cfg_volume *find_volume(const struct cairn_config *c, const char *name)
+{
+	for (unsigned i = 0; i < c->nvolumes; i++)
+		if (!strcmp(c->volumes[i].name, name))
+			return &c->volumes[i];
+	return NULL;
+}
+
+/* ---- retention ---- */
+
+/* The control request fields (hist_volume_set's), by enum cfg_ret_field. */
+static const char *const ret_keys[CFG_RET_FIELDS] = { "retain_ns", "hourly_ns",
+						      "hourly_every_ns", "daily_ns",
+						      "daily_every_ns" };
+
+static uint64_t *ret_field(struct volume_retention *r, int f)
+{
+	switch (f) {
+	case CFG_RET_RETAIN: return &r->retain_ns;
+	case CFG_RET_HOURLY: return &r->hourly_ns;
+	case CFG_RET_HOURLY_EVERY: return &r->hourly_every_ns;
+	case CFG_RET_DAILY: return &r->daily_ns;
+	default: return &r->daily_every_ns;
+	}
+}
+
+static void ret_merge(struct volume_retention *r, const struct cfg_retention *cr)
+{
+	for (int f = 0; f < CFG_RET_FIELDS; f++)
+		if (cr->set & (1u << f))
+			*ret_field(r, f) = cr->ns[f];
+}
+
+static int lun_maps(const struct cairn_config *c, const char *volume)
+{
+	for (unsigned i = 0; i < c->ntargets; i++)
+		for (unsigned j = 0; j < c->targets[i].nluns; j++)
+			if (!strcmp(c->targets[i].luns[j].volume, volume))
+				return 1;
+	return 0;
+}
+
+int config_retention(const struct cairn_config *c, const char *volume,
+		     struct volume_retention *out)
+{
+	const struct cfg_volume *v = find_volume(c, volume);
+
+	if (!v && !(c->retention.present && lun_maps(c, volume)))
+		return 0;
+	volume_retention_default(out);
+	ret_merge(out, &c->retention);
+	if (v)
+		ret_merge(out, &v->ret);
+	return 1;
 }
 
 static struct cfg_account *find_account(struct cairn_config *c, const char *user)
@@ -225,6 +287,24 @@ static int validate(const struct cairn_config *c, const char *file, char *err, s
 		rc = auth_check(c, &t->auth, where, err, len);
 		if (rc)
 			return rc;
+	}
+	for (unsigned i = 0; i < c->nvolumes; i++) {
+		const struct cfg_volume *v = &c->volumes[i];
+		struct volume_retention r;
+
+		if (!volume_name_valid(v->name))
+			return errf(err, len, -EINVAL, "%s:%u: '%s' under volumes is not a volume name",
+				    file, v->line, v->name);
+		for (unsigned j = 0; j < i; j++)
+			if (!strcmp(v->name, c->volumes[j].name))
+				return errf(err, len, -EINVAL,
+					    "%s:%u: volume '%s' is listed twice under volumes; keep one",
+					    file, v->line, v->name);
+		config_retention(c, v->name, &r);
+		if (!volume_retention_valid(&r))
+			return errf(err, len, -EINVAL,
+				    "%s:%u: volume '%s': the period of hourly and daily (after '/') must not be 0",
+				    file, v->line, v->name);
 	}
 	return 0;
 }
@@ -363,12 +443,93 @@ static int read_target(const config_setting_t *s, struct cfg_target *t, const ch
 	return 0;
 }
 
+/* One duration: a string (history_parse_duration) or an integer of seconds; with
+ * tier, "WINDOW[/PERIOD]" with a period above 0. 0 or -EINVAL. */
+static int duration_of(const config_setting_t *e, int tier, uint64_t *window, uint64_t *every,
+		       int *has_every, char *text, size_t textlen)
+{
+	char buf[64], *slash = NULL;
+	const char *v;
+
+	*has_every = 0;
+	switch (config_setting_type(e)) {
+	case CONFIG_TYPE_STRING:
+		v = config_setting_get_string(e);
+		snprintf(text, textlen, "%s", v);
+		if (strlen(v) >= sizeof(buf))
+			return -EINVAL;
+		snprintf(buf, sizeof(buf), "%s", v);
+		break;
+	case CONFIG_TYPE_INT:
+	case CONFIG_TYPE_INT64:
+		snprintf(buf, sizeof(buf), "%lld", config_setting_get_int64(e));
+		snprintf(text, textlen, "%s", buf);
+		break;
+	default:
+		snprintf(text, textlen, "(not a string)");
+		return -EINVAL;
+	}
+	if (tier) {
+		slash = strchr(buf, '/');
+		if (slash)
+			*slash++ = 0;
+	}
+	if (history_parse_duration(buf, window))
+		return -EINVAL;
+	if (slash) {
+		if (history_parse_duration(slash, every) || !*every)
+			return -EINVAL;
+		*has_every = 1;
+	}
+	return 0;
+}
+
+/* A retention group ("what" names it in messages). */
+static int read_retention(const config_setting_t *g, struct cfg_retention *r, const char *what,
+			  const char *file, char *err, size_t len)
+{
+	static const char *const names[] = { "retain", "hourly", "daily" };
+	static const int win[] = { CFG_RET_RETAIN, CFG_RET_HOURLY, CFG_RET_DAILY };
+
+	if (!config_setting_is_group(g))
+		return errf(err, len, -EINVAL,
+			    "%s:%u: %s is a group { retain = \"24h\"; hourly = \"7d/1h\"; daily = \"30d/1d\"; }",
+			    file, config_setting_source_line(g), what);
+	r->present = 1;
+	for (int i = 0; i < config_setting_length(g); i++) {
+		const config_setting_t *e = config_setting_get_elem(g, (unsigned)i);
+		const char *n = config_setting_name(e);
+		uint64_t w = 0, every = 0;
+		char text[80];
+		int k, he;
+
+		for (k = 0; k < 3 && strcmp(n, names[k]); k++)
+			;
+		if (k == 3)
+			return errf(err, len, -EINVAL,
+				    "%s:%u: %s: unknown setting '%s'; expected retain, hourly or daily",
+				    file, config_setting_source_line(e), what, n);
+		if (duration_of(e, k > 0, &w, &every, &he, text, sizeof(text)))
+			return errf(err, len, -EINVAL,
+				    "%s:%u: %s: %s '%s' is invalid: give a number with an optional unit s, m, h, d or w (e.g. 24h, 7d), or 0%s",
+				    file, config_setting_source_line(e), what, n, text,
+				    k ? ", then optionally '/' and a period above 0 (e.g. 7d/1h)" : "");
+		r->ns[win[k]] = w;
+		r->set |= 1u << win[k];
+		if (he) {
+			r->ns[win[k] + 1] = every;
+			r->set |= 1u << (win[k] + 1);
+		}
+	}
+	return 0;
+}
+
 static int from_tree(const config_t *cf, const char *file, struct cairn_config *c, char *err,
 		     size_t len)
 {
 	const config_setting_t *root = config_root_setting(cf), *l, *d;
 	static const char *const known[] = { "portals", "default_access", "accounts", "discovery",
-					     "targets", NULL };
+					     "targets", "retention", "volumes", NULL };
 	int rc;
 
 	for (int i = 0; i < config_setting_length(root); i++) {
@@ -379,7 +540,7 @@ static int from_tree(const config_t *cf, const char *file, struct cairn_config *
 			ok |= !strcmp(config_setting_name(e), known[k]);
 		if (!ok)
 			return errf(err, len, -EINVAL,
-				    "%s:%u: unknown setting '%s'; expected portals, default_access, accounts, discovery or targets",
+				    "%s:%u: unknown setting '%s'; expected portals, default_access, accounts, discovery, targets, retention or volumes",
 				    file, config_setting_source_line(e), config_setting_name(e));
 	}
 	c->default_access = ACL_FULL;
@@ -449,6 +610,44 @@ static int from_tree(const config_t *cf, const char *file, struct cairn_config *
 		if (rc)
 			return rc;
 	}
+	d = config_setting_get_member(root, "retention");
+	if (d) {
+		rc = read_retention(d, &c->retention, "retention", file, err, len);
+		if (rc)
+			return rc;
+	}
+	l = config_setting_get_member(root, "volumes");
+	for (int i = 0; l && i < config_setting_length(l); i++) {
+		const config_setting_t *e = config_setting_get_elem(l, (unsigned)i);
+		struct cfg_volume *v = grow(&c->volumes, &c->nvolumes, sizeof(*v));
+		char what[CFG_VOLUME_MAX + 32];
+
+		if (!v)
+			return -ENOMEM;
+		if (!config_setting_is_group(e))
+			return errf(err, len, -EINVAL,
+				    "%s:%u: each volume is { name = \"NAME\"; retention = { ... }; }", file,
+				    config_setting_source_line(l));
+		v->line = config_setting_source_line(e);
+		rc = str_of(e, "name", v->name, sizeof(v->name), 1, file, err, len);
+		if (rc)
+			return rc;
+		for (int k = 0; k < config_setting_length(e); k++) {
+			const char *n = config_setting_name(config_setting_get_elem(e, (unsigned)k));
+
+			if (strcmp(n, "name") && strcmp(n, "retention"))
+				return errf(err, len, -EINVAL,
+					    "%s:%u: volume '%s': unknown setting '%s'; expected name or retention",
+					    file, v->line, v->name, n);
+		}
+		d = config_setting_get_member(e, "retention");
+		snprintf(what, sizeof(what), "retention of volume '%s'", v->name);
+		if (d) {
+			rc = read_retention(d, &v->ret, what, file, err, len);
+			if (rc)
+				return rc;
+		}
+	}
 	return validate(c, file, err, len);
 }
 
@@ -513,6 +712,27 @@ static void auth_tree(config_setting_t *g, const struct cfg_auth *a)
 	}
 }
 
+static void retention_tree(config_setting_t *parent, const struct cfg_retention *r)
+{
+	static const char *const names[] = { "retain", "hourly", "daily" };
+	static const int win[] = { CFG_RET_RETAIN, CFG_RET_HOURLY, CFG_RET_DAILY };
+	config_setting_t *g = config_setting_add(parent, "retention", CONFIG_TYPE_GROUP);
+
+	for (int k = 0; g && k < 3; k++) {
+		char a[32], b[32], v[72];
+		int f = win[k];
+
+		if (!(r->set & (1u << f)))
+			continue; /* a period alone is refused by edits and reads */
+		history_fmt_duration(r->ns[f], a, sizeof(a));
+		if (k && (r->set & (1u << (f + 1))))
+			snprintf(v, sizeof(v), "%s/%s", a, history_fmt_duration(r->ns[f + 1], b, sizeof(b)));
+		else
+			snprintf(v, sizeof(v), "%s", a);
+		add_str(g, names[k], v);
+	}
+}
+
 static void to_tree(const struct cairn_config *c, config_t *cf)
 {
 	config_setting_t *root = config_root_setting(cf), *l;
@@ -563,6 +783,18 @@ static void to_tree(const struct cairn_config *c, config_t *cf)
 					t->acl[j].pattern);
 				add_str(g, "access", acl_access_name(t->acl[j].access));
 			}
+		}
+	}
+	if (c->retention.present)
+		retention_tree(root, &c->retention);
+	if (c->nvolumes) {
+		l = config_setting_add(root, "volumes", CONFIG_TYPE_LIST);
+		for (unsigned i = 0; l && i < c->nvolumes; i++) {
+			config_setting_t *e = config_setting_add(l, NULL, CONFIG_TYPE_GROUP);
+
+			add_str(e, "name", c->volumes[i].name);
+			if (c->volumes[i].ret.present)
+				retention_tree(e, &c->volumes[i].ret);
 		}
 	}
 }
@@ -616,6 +848,8 @@ int config_dup(const struct cairn_config *c, struct cairn_config **out, char *er
 		n->targets[i].line = c->targets[i].line;
 	for (unsigned i = 0; !rc && i < n->naccounts && i < c->naccounts; i++)
 		n->accounts[i].line = c->accounts[i].line;
+	for (unsigned i = 0; !rc && i < n->nvolumes && i < c->nvolumes; i++)
+		n->volumes[i].line = c->volumes[i].line;
 	if (rc) {
 		config_free(n);
 		return rc;
@@ -776,6 +1010,45 @@ static int parse_rule(json_object *req, struct acl_rule *r, char *err, size_t le
 	return 0;
 }
 
+/* "volume.retention": the fields given set those of the volume's entry. */
+static int edit_retention(struct cairn_config *c, json_object *req, char *err, size_t len)
+{
+	const char *name = rstr(req, "volume");
+	struct cfg_retention r = { .present = 1 };
+	struct cfg_volume *v;
+	json_object *f;
+
+	if (!name || !volume_name_valid(name))
+		return errf(err, len, -EINVAL, "'%s' is not a volume name", name ? name : "");
+	for (int k = 0; k < CFG_RET_FIELDS; k++) {
+		if (!json_object_object_get_ex(req, ret_keys[k], &f))
+			continue;
+		r.ns[k] = json_object_get_uint64(f);
+		r.set |= 1u << k;
+		if ((k == CFG_RET_HOURLY_EVERY || k == CFG_RET_DAILY_EVERY) && !r.ns[k])
+			return errf(err, len, -EINVAL,
+				    "the period of --hourly and --daily (after '/') must not be 0");
+	}
+	v = find_volume(c, name);
+	for (int k = CFG_RET_HOURLY_EVERY; k <= CFG_RET_DAILY_EVERY; k += 2)
+		if ((r.set & (1u << k)) && !(r.set & (1u << (k - 1))) &&
+		    !(v && (v->ret.set & (1u << (k - 1)))))
+			return errf(err, len, -EINVAL, "a period (%s) needs its window (%s)",
+				    ret_keys[k], ret_keys[k - 1]);
+	if (!v) {
+		v = grow(&c->volumes, &c->nvolumes, sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		snprintf(v->name, sizeof(v->name), "%s", name);
+	}
+	v->ret.present = 1;
+	v->ret.set |= r.set;
+	for (int k = 0; k < CFG_RET_FIELDS; k++)
+		if (r.set & (1u << k))
+			v->ret.ns[k] = r.ns[k];
+	return 0;
+}
+
 static int apply(struct cairn_config *c, json_object *req, char *err, size_t len)
 {
 	const char *op = rstr(req, "op"), *iqn = rstr(req, "iqn");
@@ -828,6 +1101,8 @@ static int apply(struct cairn_config *c, json_object *req, char *err, size_t len
 		return edit_chap(c, req, err, len);
 	if (!strcmp(op, "chap.remove"))
 		return edit_chap_remove(c, rstr(req, "user"), err, len);
+	if (!strcmp(op, "volume.retention"))
+		return edit_retention(c, req, err, len);
 	rc = need_target(c, iqn, &t, err, len);
 	if (rc)
 		return rc;
@@ -1001,6 +1276,24 @@ json_object *config_to_json(const struct cairn_config *c)
 		json_object_array_add(l, to);
 	}
 	json_object_object_add(o, "targets", l);
+	if (c->retention.present) {
+		struct volume_retention r;
+
+		volume_retention_default(&r);
+		ret_merge(&r, &c->retention);
+		json_object_object_add(o, "retention", cli_retention_json(&r));
+	}
+	l = json_object_new_array();
+	for (unsigned i = 0; i < c->nvolumes; i++) {
+		json_object *vo = json_object_new_object();
+		struct volume_retention r;
+
+		json_object_object_add(vo, "name", json_object_new_string(c->volumes[i].name));
+		config_retention(c, c->volumes[i].name, &r);
+		json_object_object_add(vo, "retention", cli_retention_json(&r));
+		json_object_array_add(l, vo);
+	}
+	json_object_object_add(o, "volumes", l);
 	return o;
 }
 
@@ -1039,4 +1332,181 @@ int config_security(const struct cairn_config *c, const struct cfg_target *t,
 	}
 	*accounts = acc;
 	return 0;
+}
+
+/* ---- the daemon's side: retention ---- */
+
+static int retention_same(const struct volume_retention *a, const struct volume_retention *b)
+{
+	return a->retain_ns == b->retain_ns && a->hourly_ns == b->hourly_ns &&
+	       a->hourly_every_ns == b->hourly_every_ns && a->daily_ns == b->daily_ns &&
+	       a->daily_every_ns == b->daily_every_ns;
+}
+
+/* Set volume name to r unless it has it already. */
+static int retention_set(struct daemon *d, const char *name, const struct volume_retention *r,
+			 int quiet_missing)
+{
+	struct volume_info vi;
+	struct served *s;
+	char a[32], b[32], c[32], e[32], f[32];
+	int rc;
+
+	rc = volume_lookup(&d->cs, name, &vi);
+	if (rc == -ENOENT && quiet_missing)
+		return 0;
+	if (!rc && retention_same(&vi.retention, r))
+		return 0;
+	if (!rc) {
+		s = daemon_find_served(d, name);
+		rc = volume_set_retention(&d->cs, s ? s->vol : NULL, name, r);
+	}
+	if (rc == -ENOENT)
+		log_warn("serve", "the configuration sets the retention of volume %s, which does not exist (yet)",
+			 name);
+	else if (rc)
+		log_error("serve", "cannot set the retention of volume %s from the configuration: %s",
+			  name, strerror(-rc));
+	else
+		log_info("serve", "volume %s: retention from the configuration: every write for %s, "
+			 "then one point per %s for %s, one per %s for %s", name,
+			 history_fmt_duration(r->retain_ns, a, sizeof(a)),
+			 history_fmt_duration(r->hourly_every_ns, b, sizeof(b)),
+			 history_fmt_duration(r->hourly_ns, c, sizeof(c)),
+			 history_fmt_duration(r->daily_every_ns, e, sizeof(e)),
+			 history_fmt_duration(r->daily_ns, f, sizeof(f)));
+	return rc;
+}
+
+void daemon_conf_retention(struct daemon *d, const char *only, const char *skip_volume)
+{
+	const struct cairn_config *c = d->conf->cfg;
+	struct volume_retention r;
+
+	for (unsigned i = 0; i < c->nvolumes; i++) {
+		const char *n = c->volumes[i].name;
+
+		if ((only && strcmp(n, only)) || (skip_volume && !strcmp(n, skip_volume)))
+			continue;
+		config_retention(c, n, &r);
+		retention_set(d, n, &r, only != NULL);
+	}
+	if (!c->retention.present)
+		return;
+	for (unsigned i = 0; i < c->ntargets; i++)
+		for (unsigned j = 0; j < c->targets[i].nluns; j++) {
+			const char *n = c->targets[i].luns[j].volume;
+
+			if ((only && strcmp(n, only)) || (skip_volume && !strcmp(n, skip_volume)) ||
+			    find_volume(c, n))
+				continue;
+			config_retention(c, n, &r);
+			retention_set(d, n, &r, 1); /* want_luns warns of a missing one */
+		}
+}
+
+/* The "volume.retention" edit for hist_volume_set's req on volume name: the fields req
+ * gives; when c does not govern the volume yet, the others too, from base (so the file
+ * then states what the volume has). */
+static json_object *retention_edit(const struct cairn_config *c, const char *name,
+				   json_object *req, const struct volume_retention *base)
+{
+	struct volume_retention r = *base, cur;
+	int governed = config_retention(c, name, &cur);
+	json_object *edit = json_object_new_object(), *f;
+
+	json_object_object_add(edit, "op", json_object_new_string("volume.retention"));
+	json_object_object_add(edit, "volume", json_object_new_string(name));
+	for (int k = 0; k < CFG_RET_FIELDS; k++) {
+		uint64_t v = *ret_field(&r, k);
+
+		if (json_object_object_get_ex(req, ret_keys[k], &f))
+			v = json_object_get_uint64(f);
+		else if (governed)
+			continue; /* the file's default (or entry) keeps deciding it */
+		json_object_object_add(edit, ret_keys[k], json_object_new_uint64(v));
+	}
+	return edit;
+}
+
+int config_file_volume_set(const char *path, json_object *req, json_object *retention,
+			   char *err, size_t len)
+{
+	const char *name = daemon_req_str(req, "volume");
+	struct volume_retention base;
+	struct cairn_config *c = NULL;
+	json_object *edit, *f;
+	char key[32];
+	int rc;
+
+	volume_retention_default(&base);
+	for (int k = 0; k < CFG_RET_FIELDS; k++) { /* "retain_ns" -> "retain_s" */
+		snprintf(key, sizeof(key), "%.*s_s", (int)strlen(ret_keys[k]) - 3, ret_keys[k]);
+		if (json_object_object_get_ex(retention, key, &f))
+			*ret_field(&base, k) = json_object_get_uint64(f) * VOLUME_NS_PER_S;
+	}
+	rc = config_load(path, &c, err, len);
+	if (rc == -ENOENT)
+		c = config_new();
+	else if (rc)
+		return rc;
+	if (!c)
+		return errf(err, len, -ENOMEM, "out of memory");
+	edit = retention_edit(c, name ? name : "", req, &base);
+	rc = config_edit(c, edit, err, len);
+	json_object_put(edit);
+	if (!rc)
+		rc = config_save(c, path, err, len);
+	config_free(c);
+	return rc;
+}
+
+json_object *daemon_conf_volume_set(struct daemon *d, json_object *req)
+{
+	struct serve_conf *sc = d->conf;
+	const char *name = daemon_req_str(req, "volume");
+	struct volume_retention r;
+	struct cairn_config *nw = NULL;
+	struct volume_info vi;
+	struct served *s;
+	json_object *edit, *reply;
+	char err[1024];
+	int rc;
+
+	if (!name)
+		return control_reply_err(2, "volume.set needs a volume");
+	rc = volume_lookup(&d->cs, name, &vi);
+	if (rc)
+		return daemon_volume_err(name, rc);
+	edit = retention_edit(sc->cfg, name, req, &vi.retention);
+	rc = config_dup(sc->cfg, &nw, err, sizeof(err));
+	if (!rc)
+		rc = config_edit(nw, edit, err, sizeof(err));
+	json_object_put(edit);
+	if (rc) {
+		config_free(nw);
+		return control_reply_err(rc == -EINVAL ? 2 : 1, err);
+	}
+	config_retention(nw, name, &r);
+	s = daemon_find_served(d, name);
+	rc = retention_same(&vi.retention, &r) ? 0 : volume_set_retention(&d->cs, s ? s->vol : NULL, name, &r);
+	if (rc) {
+		config_free(nw);
+		return daemon_volume_err(name, rc);
+	}
+	rc = config_save(nw, sc->path, err, sizeof(err));
+	if (rc) { /* the volume gets back what it had */
+		if (!retention_same(&vi.retention, &r) &&
+		    volume_set_retention(&d->cs, s ? s->vol : NULL, name, &vi.retention))
+			log_error("serve", "volume %s: cannot restore its previous retention", name);
+		config_free(nw);
+		strncat(err, "; nothing was changed", sizeof(err) - strlen(err) - 1);
+		return control_reply_err(1, err);
+	}
+	config_free(sc->cfg);
+	sc->cfg = nw;
+	reply = control_reply_ok();
+	json_object_object_add(reply, "retention", cli_retention_json(&r));
+	json_object_object_add(reply, "config", json_object_new_string(sc->path));
+	return reply;
 }

@@ -70,6 +70,7 @@ static const struct {
 	[MSG_GC_DURATION] = { 2, "grace period '%s' is invalid: give 0 or a number with s, m, h, d or w (e.g. 90s, 15m, 1h, 2d, 1w)" },
 	[MSG_BAD_DURATION] = { 2, "duration '%s' of %s is invalid: give a number with an optional unit s, m, h, d or w (e.g. 24h, 7d), or 0" },
 	[MSG_IMPORT_STDIN_TOO_BIG] = { 1, "the image on standard input is larger than volume '%s' (%s, %llu bytes; %llu bytes or more were read); nothing was imported: the volume holds what it held before (give an image of at most the volume's size, or grow a new volume)" },
+	[MSG_CONFIG_RETENTION] = { 1, "the volume's retention was changed, but saving it in the config file failed: %s; fix that and run the command again, or the file's setting takes over at the next 'cairn serve --config'" },
 };
 
 int cli_fail(enum cli_msg id, ...)

@@ -71,6 +71,7 @@ enum cli_msg {
 	MSG_GC_DURATION,        /* %s text */
 	MSG_BAD_DURATION,       /* %s text, %s option */
 	MSG_IMPORT_STDIN_TOO_BIG, /* %s volume, %s size, %llu size, %llu bytes read */
+	MSG_CONFIG_RETENTION,   /* %s sentence naming the file and what failed */
 	MSG_COUNT
 };
 
