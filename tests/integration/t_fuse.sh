@@ -36,6 +36,7 @@ fuse_cleanup() {
 	local rc=$?
 	[ -n "${MPID:-}" ] && kill "$MPID" 2>/dev/null || true
 	umount -l "$M" 2>/dev/null || true # a mount whose process died is stale: mountpoint -q misses it
+	set +e # under set -e the failing status below would end the trap before cleanup
 	(exit $rc)
 	cleanup
 }

@@ -24,6 +24,7 @@ s3_cleanup() {
 	umount -l "$M" 2>/dev/null || true # a mount whose process died is stale: mountpoint -q misses it
 	kill "$S3PID" 2>/dev/null || true
 	wait "$S3PID" 2>/dev/null || true
+	set +e # under set -e the failing status below would end the trap before cleanup
 	(exit $rc)
 	cleanup
 }

@@ -16,6 +16,7 @@ s3_cleanup() {
 	local rc=$?
 	kill "$S3PID" 2>/dev/null || true
 	wait "$S3PID" 2>/dev/null || true
+	set +e # under set -e the failing status below would end the trap before cleanup
 	(exit $rc)
 	cleanup
 }
