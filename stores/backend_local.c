@@ -11,7 +11,10 @@
  * directory, is fsync'd, then published with rename(2) (overwrite) or link(2)+unlink(2)
  * (BACKEND_PUT_EXCL: link fails with EEXIST if the key exists), and the directory is
  * fsync'd. A crash leaves either no object or the whole object, plus possibly a stray
- * hidden temp file that list() never reports.
+ * hidden temp file that list() never reports. list() deletes the stray temp files it
+ * walks past whose <pid> is no longer a process (kill(pid, 0) gives ESRCH): they may hold
+ * data that was meant to be deleted (a SANITIZE's purge, gc), and nobody can publish
+ * them any more. A temp file of a live process is left alone.
  *
  * list: walks the directory under the longest directory part of the prefix, collects
  * every matching regular file, and sorts the keys with strcmp (a depth-first walk alone
@@ -21,6 +24,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -252,6 +256,26 @@ static int acc_add(struct list_acc *a, const char *key, uint64_t size)
 }
 
 /* Collect every regular file under dirpath; rel is its key prefix ("" or "a/b/"). */
+/* 1 if name is a put's temp file ".<name>.tmp.<pid>.<seq>" whose process is gone. */
+static int stray_tmp(const char *name)
+{
+	const char *t = strstr(name, ".tmp."), *p;
+	char *end;
+	long pid;
+
+	if (name[0] != '.' || !t)
+		return 0;
+	while ((p = strstr(t + 1, ".tmp.")) != NULL) /* the last ".tmp." */
+		t = p;
+	pid = strtol(t + 5, &end, 10);
+	if (end == t + 5 || *end != '.' || pid <= 0 || pid == (long)getpid())
+		return 0;
+	strtoul(end + 1, &end, 10);
+	if (*end)
+		return 0;
+	return kill((pid_t)pid, 0) < 0 && errno == ESRCH;
+}
+
 static int walk(struct list_acc *a, const char *dirpath, const char *rel)
 {
 	char path[PATH_MAX], key[PATH_MAX];
@@ -264,8 +288,12 @@ static int walk(struct list_acc *a, const char *dirpath, const char *rel)
 	if (!d)
 		return errno == ENOENT || errno == ENOTDIR ? 0 : -errno;
 	while ((de = readdir(d)) != NULL) {
-		if (de->d_name[0] == '.')
+		if (de->d_name[0] == '.') {
+			if (stray_tmp(de->d_name) &&
+			    (size_t)snprintf(path, sizeof(path), "%s/%s", dirpath, de->d_name) < sizeof(path))
+				unlink(path); /* best effort: a read-only repository keeps it */
 			continue;
+		}
 		if ((size_t)snprintf(path, sizeof(path), "%s/%s", dirpath, de->d_name) >= sizeof(path) ||
 		    (size_t)snprintf(key, sizeof(key), "%s%s", rel, de->d_name) >= sizeof(key)) {
 			rc = -ENAMETOOLONG;

@@ -1,6 +1,8 @@
 /* Unit tests of the local-directory backend. */
 #include <errno.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "backend.h"
 #include "check.h"
@@ -151,6 +153,46 @@ static void test_list(void)
 	CHECK_EQ(n, 2);
 }
 
+static void touch(const char *path)
+{
+	FILE *f = fopen(path, "w");
+
+	CHECK(f != NULL);
+	if (f) {
+		fputs("old data", f);
+		fclose(f);
+	}
+}
+
+/* A crashed put's temp file (its process is gone) is deleted when a list walks past it:
+ * it may hold data meant to be deleted. Temp files of live processes stay. */
+static void test_stray_tmp(void)
+{
+	struct seen s = { 0 };
+	char dead[4096], live[4096], init[4096];
+	struct stat st;
+	pid_t pid = fork();
+
+	if (pid == 0)
+		_exit(0);
+	CHECK(pid > 0);
+	waitpid(pid, NULL, 0);
+	CHECK_EQ(be->ops->put(be->ctx, "st/x", "1", 1, 0), 0);
+	snprintf(dead, sizeof(dead), "%s/st/.y.tmp.%d.7", dir, (int)pid);
+	snprintf(live, sizeof(live), "%s/st/.z.tmp.%d.8", dir, (int)getpid());
+	snprintf(init, sizeof(init), "%s/st/.w.tmp.1.9", dir);
+	touch(dead);
+	touch(live);
+	touch(init);
+	CHECK_EQ(be->ops->list(be->ctx, "st/", collect, &s), 0);
+	CHECK_EQ(s.n, 1);
+	CHECK_EQ(stat(dead, &st), -1);
+	CHECK_EQ(stat(live, &st), 0);
+	CHECK_EQ(stat(init, &st), 0);
+	unlink(live);
+	unlink(init);
+}
+
 static void test_open_missing(void)
 {
 	struct backend *b2;
@@ -173,6 +215,7 @@ int main(void)
 	RUN(test_put_get);
 	RUN(test_excl_and_overwrite);
 	RUN(test_list);
+	RUN(test_stray_tmp);
 	RUN(test_open_missing);
 	backend_close(be);
 	rm_rf(dir);
