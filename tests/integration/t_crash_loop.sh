@@ -62,7 +62,10 @@ snap_durable = int(sys.argv[2])
 w, acked, flushed_upto = {}, set(), -1
 for line in open(sys.argv[1]):
     f = line.split()
-    if f[0] == "I": w[int(f[1])] = (int(f[3]), f[4] == "1")
+    # a write's record holds its data (n sectors); an UNMAP or WRITE SAME record (kind
+    # != 0) holds little or none: only a cut shorter than a record header (48 bytes)
+    # surely stays inside it
+    if f[0] == "I": w[int(f[1])] = (int(f[3]) * 512 if f[6] == "0" else 48, f[4] == "1")
     elif f[0] == "A": acked.add(int(f[1]))
     elif f[0] == "F": flushed_upto = int(f[1])
 if not acked:
@@ -71,7 +74,7 @@ last = max(acked)
 durable = lambda i: w[i][1] or i <= flushed_upto or i < snap_durable
 inflight = [i for i in w if i not in acked and i > last]
 cands = [last] + inflight
-print(0 if durable(last) else min(w[i][0] for i in cands) * 512)
+print(0 if durable(last) else min(w[i][0] for i in cands))
 PY
 )
 		if [ "$safe" -gt 0 ]; then
