@@ -25,6 +25,10 @@ cleanup() {
 		kill -9 "$DAEMON_PID" 2>/dev/null || true
 		wait "$DAEMON_PID" 2>/dev/null || true
 	fi
+	if [ -n "${S3PID:-}" ]; then
+		kill "$S3PID" 2>/dev/null || true
+		wait "$S3PID" 2>/dev/null || true
+	fi
 	for m in "$T"/mnt*; do
 		[ -d "$m" ] && mountpoint -q "$m" && umount -l "$m"
 	done
@@ -35,6 +39,19 @@ cleanup() {
 	fi
 }
 trap cleanup EXIT
+
+# start_s3rver: a pinned s3rver on a free loopback port with its data under $T, the
+# AWS variables set for it and CAIRN_S3_ENDPOINT exported; cleanup stops it.
+start_s3rver() {
+	export AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER AWS_REGION=us-east-1
+	export AWS_SHARED_CREDENTIALS_FILE=$T/no-credentials
+	"$ROOT/tests/s3/start-s3rver.sh" "$T/s3data" >"$T/s3.port" 2>"$T/s3.log" &
+	S3PID=$!
+	for _ in $(seq 600); do [ -s "$T/s3.port" ] && break; sleep 0.1; done
+	S3PORT=$(head -1 "$T/s3.port")
+	[ -n "$S3PORT" ] || { cat "$T/s3.log"; fail "s3rver did not start"; }
+	export CAIRN_S3_ENDPOINT=http://127.0.0.1:$S3PORT
+}
 
 log() { echo "== $*"; }
 fail() { echo "FAIL: $*" >&2; exit 1; }

@@ -99,23 +99,7 @@ flow() {
 flow local "$T/repo"
 
 if command -v node >/dev/null; then
-	export AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER AWS_REGION=us-east-1
-	export AWS_SHARED_CREDENTIALS_FILE=$T/no-credentials
-	"$ROOT/tests/s3/start-s3rver.sh" "$T/s3data" >"$T/s3.port" 2>"$T/s3.log" &
-	S3PID=$!
-	s3_cleanup() {
-		local rc=$?
-		kill "$S3PID" 2>/dev/null || true
-		wait "$S3PID" 2>/dev/null || true
-		set +e # under set -e the failing status below would end the trap before cleanup
-		(exit $rc)
-		cleanup
-	}
-	trap s3_cleanup EXIT
-	for _ in $(seq 600); do [ -s "$T/s3.port" ] && break; sleep 0.1; done
-	S3PORT=$(head -1 "$T/s3.port")
-	[ -n "$S3PORT" ] || { cat "$T/s3.log"; fail "s3rver did not start"; }
-	export CAIRN_S3_ENDPOINT=http://127.0.0.1:$S3PORT
+	start_s3rver
 	flow s3 "s3://index-bucket/repo"
 else
 	echo "node is not installed: the S3 round is skipped"
