@@ -12,6 +12,16 @@ ROOT=$PWD
 OUT=$ROOT/tests/out
 mkdir -p "$OUT"
 passed=0 failed=0 skipped=0
+
+# Free space: the integration tests write up to a few GiB at a time under /tmp (each
+# removes its files when it ends). A disk that fills mid-run fails tests with ENOSPC
+# far from the cause, so say so first.
+free_mib() { df -Pm "$1" 2>/dev/null | awk 'NR == 2 {print $4}'; }
+tmp_free=$(free_mib /tmp)
+if [ -n "$tmp_free" ] && [ "$tmp_free" -lt 8192 ]; then
+	echo "warning: only $tmp_free MiB free under /tmp; the suite needs about 8 GiB" \
+		"(leftovers of earlier runs: /tmp/cairn-it.*, /tmp/cairn-bench*)"
+fi
 failed_names=()
 
 export CAIRN_BUILD=${CAIRN_BUILD:-$ROOT/build-san}
@@ -53,7 +63,9 @@ for t in tests/integration/t_*.sh; do
 	77) skipped=$((skipped + 1)); echo "SKIP $name: $(tail -1 "$OUT/$name.log")" ;;
 	*) failed=$((failed + 1)); failed_names+=("$name")
 	   echo "FAIL $name (rc=$rc, ${secs}s); last lines of tests/out/$name.log:"
-	   tail -25 "$OUT/$name.log" | sed 's/^/    /' ;;
+	   tail -25 "$OUT/$name.log" | sed 's/^/    /'
+	   f=$(free_mib /tmp)
+	   [ -n "$f" ] && [ "$f" -lt 1024 ] && echo "    (only $f MiB left free under /tmp)" ;;
 	esac
 done
 

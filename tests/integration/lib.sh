@@ -32,10 +32,16 @@ cleanup() {
 	for m in "$T"/mnt*; do
 		[ -d "$m" ] && mountpoint -q "$m" && umount -l "$m"
 	done
-	if [ $rc -eq 0 ] && [ -z "${KEEP_TMP:-}" ]; then
+	if [ -n "${KEEP_TMP:-}" ]; then
+		echo "(test files kept in $T)"
+	elif [ $rc -eq 0 ]; then
 		rm -rf "$T"
 	else
-		echo "(test files kept in $T)"
+		# A failed test keeps its logs and small files for a look, not its images,
+		# repositories and buckets: on a shared disk, gigabytes left by each failure
+		# fill it and fail every test after them (KEEP_TMP=1 keeps everything).
+		find "$T" -xdev -type f -size +1M ! -name '*.log' -delete 2>/dev/null || true
+		echo "(test logs kept in $T; files over 1 MiB removed, KEEP_TMP=1 keeps them)"
 	fi
 }
 trap cleanup EXIT
