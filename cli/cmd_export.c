@@ -19,6 +19,7 @@
 #include "point.h"
 #include "util.h"
 #include "volume.h"
+#include "volume_ingest.h"
 
 static const char usage_export[] =
 	"usage: cairn export POINT FILE|-\n"
@@ -283,6 +284,8 @@ int cmd_import(struct cli_globals *g, int argc, char **argv)
 	struct stat st;
 	const char *state = NULL, *vol, *file;
 	uint64_t off = 0, zero = 0, total = 0, seq0 = 0;
+	struct volume_ingest *ing = NULL;
+	ssize_t last_n = 0;
 	uint8_t *buf = NULL;
 	char sd[4096], sz[32];
 	int rc, fd = -1, tty = isatty(2), last = -1;
@@ -325,56 +328,89 @@ int cmd_import(struct cli_globals *g, int argc, char **argv)
 		total = vi.size;
 		tty = 0;
 	}
-	buf = malloc(vi.chunk_size);
-	if (!buf) {
-		rc = cli_fail(MSG_VOLUME_IO, vol, strerror(ENOMEM));
-		goto out_close;
-	}
 	vo.state_dir = hist_state_dir(&s, state, sd, sizeof(sd));
 	rc = volume_open(&s.cs, vol, &vo, &v);
 	if (!rc)
 		rc = volume_cut(v, &seq0); /* the state to go back to if the input fails */
+	if (!rc)
+		rc = volume_ingest_open(v, 0, &ing);
 	if (rc) {
 		if (v)
 			volume_close(v);
 		rc = cli_volume_fail(vol, rc, NULL, 0);
 		goto out_close;
 	}
+	/* Whole chunks go through the ingest (stored in parallel, no journal data); a
+	 * short last piece (the input ends inside a chunk) is written after it. */
 	for (;;) {
-		ssize_t n = read_full(fd, buf, vi.chunk_size);
+		uint8_t *cbuf = volume_ingest_buffer(ing);
+		ssize_t n;
 
-		if (n < 0) {
-			rc = cli_fail(MSG_IMPORT_FILE, file, strerror((int)-n));
+		if (!cbuf)
+			break; /* the ingest failed: finish says why */
+		n = read_full(fd, cbuf, vi.chunk_size);
+		if (n <= 0 || (size_t)n < vi.chunk_size || off + (uint64_t)n > vi.size) {
+			if (n > 0) {
+				buf = malloc((size_t)n);
+				if (buf)
+					memcpy(buf, cbuf, (size_t)n);
+				else
+					n = -ENOMEM;
+			}
+			volume_ingest_release(ing, cbuf);
+			last_n = n;
+			break;
+		}
+		rc = volume_ingest_submit(ing, off / vi.chunk_size, cbuf);
+		if (rc)
+			break;
+		off += (uint64_t)n;
+		if (tty)
+			progress("importing", off, total, &last);
+	}
+	{
+		uint64_t zchunks = 0;
+		int irc = volume_ingest_finish(ing, NULL, &zchunks);
+
+		zero = zchunks * vi.chunk_size;
+		if (irc) {
+			rc = cli_volume_fail(vol, irc, NULL, 0);
 			goto out_vol;
 		}
-		if (n == 0)
-			break;
-		if (off + (uint64_t)n > vi.size || n % VOLUME_SECTOR) {
+	}
+	if (last_n < 0) {
+		rc = cli_fail(MSG_IMPORT_FILE, file, strerror((int)-last_n));
+		goto out_vol;
+	}
+	if (last_n > 0) {
+		uint64_t n = (uint64_t)last_n;
+
+		if (off + n > vi.size || n % VOLUME_SECTOR) {
 			/* only a stream can get here: a file's size was checked up front */
 			int urc = import_undo(&s.cs, v, vo.state_dir, seq0);
 
 			if (urc)
 				rc = cli_fail(MSG_VOLUME_IO, vol, strerror(-urc));
-			else if (n % VOLUME_SECTOR && off + (uint64_t)n <= vi.size)
+			else if (n % VOLUME_SECTOR && off + n <= vi.size)
 				rc = cli_fail(MSG_IMPORT_UNALIGNED, file);
 			else
 				rc = cli_fail(MSG_IMPORT_STDIN_TOO_BIG, vol,
 					      util_fmt_size(vi.size, sz, sizeof(sz)),
 					      (unsigned long long)vi.size,
-					      (unsigned long long)(off + (uint64_t)n));
+					      (unsigned long long)(off + n));
 			goto out_vol;
 		}
-		if (util_is_zero(buf, (size_t)n)) {
-			rc = volume_write_zeroes(v, off, (uint64_t)n, 0);
-			zero += (uint64_t)n;
+		if (util_is_zero(buf, n)) {
+			rc = volume_write_zeroes(v, off, n, 0);
+			zero += n;
 		} else {
-			rc = volume_write(v, off, buf, (size_t)n, 0);
+			rc = volume_write(v, off, buf, n, 0);
 		}
 		if (rc) {
 			rc = cli_volume_fail(vol, rc, NULL, 0);
 			goto out_vol;
 		}
-		off += (uint64_t)n;
+		off += n;
 		if (tty)
 			progress("importing", off, total, &last);
 	}
