@@ -18,6 +18,9 @@ struct cli_globals {
 	const char *password_file; /* --password-file or CAIRN_PASSWORD_FILE */
 	const char *s3_endpoint;   /* --s3-endpoint or CAIRN_S3_ENDPOINT */
 	const char *key_file;      /* --key-file or CAIRN_KEY_FILE: a raw 32-byte key */
+	/* the subcommand's --state-dir, set by it before it opens the repository (NULL:
+	 * the default): a direct open keeps the index table there (cli_repo_open) */
+	const char *state_dir;
 };
 
 struct cli_session {
@@ -60,7 +63,11 @@ void cli_close(struct cli_session *s);
  * status; 0 on success. The secret lives until the process exits. */
 int cli_repo_opts(struct cli_globals *g, struct repo_open_opts *o);
 /* Open the repository named by g directly (no daemon) with o plus the password and S3
- * options of g. Prints the message and returns the exit status on failure; 0 on success. */
+ * options of g. Prints the message and returns the exit status on failure; 0 on success.
+ * Unless o names a state_root or cache_dir, the index table is the one `cairn serve`
+ * keeps for the same state directory (g->state_dir, else the default): a writable open
+ * (it holds the repository's lock) uses and updates it, a read-only one only reads it
+ * (see session.c); no disk cache is opened (o->transient). */
 int cli_repo_open(struct cli_globals *g, struct repo_open_opts *o, struct repo **r);
 /* The state directory (journal, S3 cache) of repository repo_id when no --state-dir is
  * given: $CAIRN_STATE_DIR, else /var/lib/cairn/<id> as root, else

@@ -148,6 +148,7 @@ int cmd_check(struct cli_globals *g, int argc, char **argv)
 	}
 	if (optind != argc)
 		return cli_fail(MSG_USAGE, "check takes no positional arguments");
+	g->state_dir = state; /* cli_repo_open reads the index table kept there */
 	rc = cli_repo_open(g, &ro, &r);
 	if (rc)
 		return rc;

@@ -66,6 +66,7 @@ static int parse_common(struct cli_globals *g, int argc, char **argv, const char
 			break;
 		}
 	}
+	g->state_dir = *state; /* cli_open keeps the index table there too */
 	if (optind + 2 != argc)
 		return cli_fail(MSG_USAGE, "give exactly two arguments");
 	return 0;

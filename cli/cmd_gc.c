@@ -30,6 +30,7 @@
 #include "history.h"
 #include "journal.h"
 #include "jstore.h"
+#include "log.h"
 #include "util.h"
 #include "volume.h"
 #include "volume_head.h"
@@ -830,6 +831,10 @@ static int direct(struct cli_globals *g, struct cli_session *s, struct gc_opts *
 		fputs("\r\033[K", stderr);
 	if (rc)
 		return cli_fail(MSG_GC_FAILED, g->repo, strerror(-rc));
+	/* the local state of volumes deleted by a command that stopped before removing it */
+	if (!o->dry_run && (rc = volume_state_sweep(&s->cs, state, NULL)) != 0)
+		log_warn("gc", "deleted volumes' local state in %s not swept: %s", state,
+			 strerror(-rc));
 	j = result_json(&res, o);
 	print_result(j, as_json);
 	json_object_put(j);
@@ -881,6 +886,7 @@ int cmd_gc(struct cli_globals *g, int argc, char **argv)
 	}
 	if (optind != argc)
 		return cli_fail(MSG_USAGE, "gc takes no positional arguments");
+	g->state_dir = state_opt; /* cli_open keeps the index table there too */
 	rc = cli_open(g, CLI_OPEN_WRITE, &s);
 	if (rc)
 		return rc;

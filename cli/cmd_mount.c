@@ -392,6 +392,7 @@ int cmd_mount(struct cli_globals *g, int argc, char **argv)
 	if (optind + 1 != argc)
 		return cli_fail(MSG_USAGE, "mount takes one MOUNTPOINT");
 	m.refreshed_ns = util_mono_ns(); /* the open lists every pack stored before this */
+	g->state_dir = state_opt; /* cli_repo_open reads the index table kept there */
 	rc = cli_repo_open(g, &ro, &m.repo);
 	if (rc)
 		return rc;

@@ -447,6 +447,10 @@ int cmd_serve(struct cli_globals *g, int argc, char **argv)
 		status = cli_fail(MSG_STATE_DIR, d.state_dir, strerror(-rc));
 		goto out_repo;
 	}
+	/* volume_delete_local: a crash after a tombstone left the volume's local state */
+	if ((rc = volume_state_sweep(&d.cs, d.state_dir, NULL)) != 0)
+		log_warn("serve", "deleted volumes' local state in %s not swept: %s", d.state_dir,
+			 strerror(-rc));
 	rc = gateway_start(&go, &d.gw);
 	if (rc == -EADDRINUSE) {
 		status = cli_fail(MSG_LISTEN_IN_USE, go.listen);

@@ -59,6 +59,7 @@ int hist_run(struct cli_globals *g, enum cli_open_mode mode, const char *state_o
 	char sd[4096];
 	int rc;
 
+	g->state_dir = state_opt; /* cli_open keeps the index table there too */
 	rc = cli_open(g, mode, &s);
 	if (rc)
 		return rc;

@@ -186,8 +186,42 @@ int cli_repo_opts(struct cli_globals *g, struct repo_open_opts *o)
 	return 0;
 }
 
+/* The index table of a direct open is the one `cairn serve` keeps for the same state
+ * directory, found by the daemon's own rule (cmd_serve.c): "<DIR>/index" for
+ * --state-dir DIR (the table sits beside "<DIR>/cache"), else
+ * "<cli_default_state_dir("")>/<repo id>/index" (stores/repo.c index_dir()).
+ *  - A writable open holds the repository's lock (local) or lease (S3), so no daemon
+ *    nor other command changes the repository meanwhile: it loads the table, reads only
+ *    the packs it does not cover, and keeps it up to date (index writer).
+ *  - A read-only open (check, stats, mount, export; possibly beside a running daemon
+ *    that merges and checkpoints that table) only reads it and creates nothing there:
+ *    runs are immutable, the manifest is replaced by rename, every page is verified at
+ *    load, and a run merged away under it makes it read the manifest again (index.h,
+ *    index_persist.c). The table is as old as the writer's last checkpoint: packs
+ *    stored since are read from their segments, and packs deleted since read as gone.
+ *  - Either way the table is checked against the repository's listing of packs at
+ *    open (repo.c load_kept): packs it does not know (stored by another machine, a
+ *    copy of the repository) are read, packs it knows that are gone (a gc elsewhere)
+ *    are dead, and an unsound or foreign table is rebuilt from the segments.
+ * transient: a command opens no disk cache of S3 objects there (that is the daemon's)
+ * and logs its index summary at debug level. */
+static void index_opts(const struct cli_globals *g, struct repo_open_opts *o, char *buf,
+		       size_t len)
+{
+	if (o->probe || (o->state_root && *o->state_root) || (o->cache_dir && *o->cache_dir))
+		return;
+	if (g->state_dir && *g->state_dir) {
+		snprintf(buf, len, "%s/cache", g->state_dir);
+		o->cache_dir = buf;
+	} else {
+		o->state_root = cli_default_state_dir("", buf, len);
+	}
+	o->transient = 1;
+}
+
 int cli_repo_open(struct cli_globals *g, struct repo_open_opts *o, struct repo **r)
 {
+	char root[PATH_MAX];
 	int rc;
 
 	if (!g->repo || !*g->repo)
@@ -195,7 +229,13 @@ int cli_repo_open(struct cli_globals *g, struct repo_open_opts *o, struct repo *
 	rc = cli_repo_opts(g, o);
 	if (rc)
 		return rc;
+	index_opts(g, o, root, sizeof(root));
 	rc = repo_open(g->repo, o, r);
+	if (o->transient) { /* root is this frame's */
+		o->state_root = NULL;
+		o->cache_dir = NULL;
+		o->transient = 0;
+	}
 	return rc ? cli_repo_fail(g->repo, rc) : 0;
 }
 

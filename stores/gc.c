@@ -71,9 +71,10 @@
  * `cairn check` notes it. Nothing can reference its chunks: roots are written only
  * after the pack and its segment are stored. The one writer that may be storing such
  * a pack right now is this process's (the lock or lease excludes others): before it
- * decides, gc waits for every pack sealed so far to be stored (repo_flush), then takes
- * again the stored packs of the repository; a pack being stored at the listing was
- * sealed before that flush, so it is a stored pack by then and no candidate. The rest
+ * decides, gc (a dry run too) waits for every pack sealed so far to be stored
+ * (repo_flush), then takes again the stored packs of the repository; a pack being
+ * stored at the listing was sealed before that flush, so it is a stored pack by then
+ * and no candidate. The rest
  * follows the grace protocol of dead packs, with the same marks: condemned first,
  * deleted by a run at least grace_ns later that still finds it incomplete (grace 0:
  * at once). A run that found a referenced chunk missing deletes none (the object
@@ -771,21 +772,21 @@ static int sweep_incomplete(struct gc *g, const struct backend_keys *segs,
 	}
 	if (!nc)
 		goto out_free;
-	if (!g->o.dry_run) {
-		/* every pack this process was storing at the listing is stored after this */
-		rc = repo_flush(g->r);
-		if (rc) {
-			log_warn("gc", "the packs being written cannot be stored now (%s); incomplete "
-				 "uploads are left for a later run", strerror(-rc));
-			rc = 0;
-			goto out_free;
-		}
-		free(ids);
-		ids = NULL;
-		rc = stored_ids(g, &ids, &nids);
-		if (rc)
-			goto out_free;
+	/* every pack this process was storing at the listing is stored after this; a
+	 * dry run waits too (storing what was written is no gc change), else it would
+	 * count a pack being uploaded as a cut upload */
+	rc = repo_flush(g->r);
+	if (rc) {
+		log_warn("gc", "the packs being written cannot be stored now (%s); incomplete "
+			 "uploads are left for a later run", strerror(-rc));
+		rc = 0;
+		goto out_free;
 	}
+	free(ids);
+	ids = NULL;
+	rc = stored_ids(g, &ids, &nids);
+	if (rc)
+		goto out_free;
 	for (size_t c = 0; c < nc; c++) {
 		const char *key = packs->keys[cand[c]];
 		uint64_t size = packs->sizes[cand[c]], t;

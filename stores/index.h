@@ -2,9 +2,10 @@
  *
  * A table whose RAM is a few bytes per chunk: an in-memory Bloom filter, sorted runs in
  * files of a local directory (read with pread, cached by the page cache) and a small
- * in-memory table of recent changes (layout and policy in index.c). Runs are merged by
- * a background thread of the table, never inside a change. Packs are named by a small
- * number (the repository's pack slot), not by their id.
+ * in-memory table of recent changes (layout and policy in index.c; run files, merges and
+ * the kept table in index_persist.c). Runs are merged by a background thread of the
+ * table, never inside a change. Packs are named by a small number (the repository's
+ * pack slot), not by their id.
  *
  * Persistence (index_open_persisted): the runs, the pack-slot table they refer to and a
  * manifest naming both live in a local state directory and are loaded at the next
@@ -87,7 +88,9 @@ int index_create(size_t expect, struct index **out);
  * repository, a run file missing or damaged: a log line says which) an empty table,
  * *loaded 0, and a writer removes the old manifest before anything else. A writer takes
  * a lock file in the directory: when another process holds it, this one is a reader.
- * A reader's runs are unlinked files, and it never changes the directory. Not
+ * A reader (p->writer 0, or the lock held elsewhere) never creates or changes anything
+ * in the directory, none there reading as no table; its runs are unlinked files in
+ * $TMPDIR. It may read while the writer merges (index_persist.c says why). Not
  * persisted (p->dir NULL or unusable): as index_open(NULL). */
 int index_open_persisted(const struct index_persist *p, struct index **out,
 			 struct index_pack **packs, uint32_t *npacks, int *loaded);

@@ -1192,7 +1192,7 @@ out_loaded:
 	r->tree_chunks = t.tree_chunks;
 	r->stored_bytes = t.rec_bytes;
 	r->plain_bytes = t.plain_bytes;
-	if (p.dir && !r->read_only)
+	if (p.dir && !r->read_only && !(o && o->transient))
 		log_info("repo", "index: %u packs from the kept index table, %u read from the "
 			 "repository", r->ix_kept, r->ix_read);
 	else
@@ -1298,7 +1298,7 @@ static int add_disk_cache(struct repo *r, const struct repo_open_opts *o)
 {
 	char dir[PATH_MAX];
 
-	if (!o || (!o->cache_dir && !o->state_root))
+	if (!o || o->transient || (!o->cache_dir && !o->state_root))
 		return 0;
 	if (o->cache_dir)
 		snprintf(dir, sizeof(dir), "%s", o->cache_dir);

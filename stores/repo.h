@@ -97,6 +97,10 @@ struct repo_open_opts {
 	/* Packs stored at once (writer threads, at most 32); 0 = $CAIRN_S3_UPLOADS, else 4
 	 * on S3 and 1 on a local directory. */
 	unsigned uploads;
+	/* A command's short-lived open (not the daemon): the index table is still kept under
+	 * state_root / cache_dir, but no disk cache is opened there (it is the daemon's), and
+	 * the index summary of the open is a debug line. */
+	int transient;
 };
 
 /* Create a new repository at url (a directory path or s3://bucket/prefix; a missing

@@ -78,6 +78,17 @@ int volume_list(struct chunk_store *cs, int (*cb)(void *arg, const struct volume
 int volume_lookup(struct chunk_store *cs, const char *name, struct volume_info *out);
 /* Delete a volume (writes a tombstone head; chunks are reclaimed by gc). -EBUSY if open. */
 int volume_delete(struct chunk_store *cs, const char *name);
+/* volume_delete, then, once its tombstone is stored, the volume's local state in
+ * state_dir (<state_dir>/<volid>: journal, fetched segments) is removed (volume_state.c);
+ * a failure there is logged and left to volume_state_sweep(). state_dir NULL: as
+ * volume_delete. */
+int volume_delete_local(struct chunk_store *cs, const char *name, const char *state_dir);
+/* Remove what a crash between volume_delete_local's two steps left: every
+ * <state_dir>/<32 hex> holding a journal/ or jcache/ whose volume's newest head in cs is
+ * a tombstone (a log line each). A live volume's stays, and so does one of a volume cs
+ * does not know (another repository's sharing the directory: a log line). *removed (may
+ * be NULL): how many were. -errno if the repository cannot tell (nothing removed then). */
+int volume_state_sweep(struct chunk_store *cs, const char *state_dir, unsigned *removed);
 
 struct volume_open_opts {
 	const char *state_dir;     /* journal lives in <state_dir>/<volid>/ ; required */

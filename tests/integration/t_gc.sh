@@ -18,7 +18,12 @@
 #    content equal to a just-deleted volume's written to another while gc runs (folds
 #    dedup against chunks gc found dead: the hard race); then everything is compared
 #    with the oracle and the sources, after a restart too, and check passes.
+#  - volume delete removes the volume's local state (<state>/<volume id>: journal,
+#    fetched segments), through the daemon and without it; what a crash between the
+#    tombstone and that removal leaves is removed at the next start (a log line), and
+#    the state of a volume the repository does not know is left alone (a log line).
 source "$(dirname "$0")/lib.sh"
+export CAIRN_STATE_DIR=$T/state-default # commands' default state directory: not the user's
 MB=$((1024 * 1024))
 PR=$BUILD/tests/tools/iscsi_pr
 [ -x "$PR" ] || fail "missing $PR (build the test tools)"
@@ -115,7 +120,12 @@ flow() {
 	qgrep "^note: $cut: incomplete upload" "$T/check.out" || { cat "$T/check.out"; fail "[$name] check does not note the incomplete upload"; }
 
 	log "[$name] volume b deleted; gc with the default grace condemns and frees nothing"
+	[ -d "$state/$bid/journal" ] || fail "[$name] b has no journal in $state/$bid"
+	cp -a "$state/$bid" "$T/b-state"
 	"$CAIRN" volume delete b -r "$repo" >/dev/null
+	[ -e "$state/$bid" ] && fail "[$name] b's local state $state/$bid is still there after volume delete"
+	# what a crash between the tombstone and the removal leaves (the next start removes it)
+	mv "$T/b-state" "$state/$bid"
 	# (closing b stored its journal in the repository: 32 MiB of writes)
 	"$CAIRN" stats --json -r "$repo" >"$T/stats0.json"
 	local kind
@@ -220,7 +230,16 @@ PY
 
 	log "[$name] restart: everything still equals; check --read-data passes"
 	stop_daemon
+	local stray=0123456789abcdef0123456789abcdef
+	mkdir -p "$state/$stray/journal"
 	start_daemon "$repo" "$state"
+	qgrep "removed $state/$bid, the local state of a deleted volume" "$T/serve.log" ||
+		fail "[$name] the start did not say it removed b's local state"
+	[ -e "$state/$bid" ] && fail "[$name] b's local state left by a crash is still there after a start"
+	qgrep "$state/$stray: the local state of a volume this repository does not know" "$T/serve.log" ||
+		fail "[$name] the start did not name the unknown volume state"
+	[ -d "$state/$stray/journal" ] || fail "[$name] the start removed an unknown volume's state"
+	rm -rf "${state:?}/$stray"
 	qemu-img compare -q -f raw -F raw "$T/r3.img" "$(url w)" || fail "[$name] w differs after restart"
 	qemu-img compare -q -f raw -F raw "$T/x2.img" "$(url a)" || fail "[$name] a differs after restart"
 	"$ORACLE" verify "$(url o)" --oracle "$O" --strict >/dev/null || fail "[$name] o differs after restart"
@@ -234,6 +253,17 @@ PY
 	cmp -s "$T/e.img" "$T/x1.img" || fail "[$name] clone c1 differs at the end"
 	local b2; b2=$(pack_bytes "$repo")
 	echo "  packs and index at the end: $b2 bytes"
+
+	log "[$name] volume delete without the daemon removes the volume's local state"
+	local did
+	"$CAIRN" volume create d --size 16M -r "$repo" >/dev/null
+	"$CAIRN" import d "$T/r1.img" --state-dir "$state" -r "$repo" >/dev/null
+	did=$("$CAIRN" volume list --json -r "$repo" | jget '[v["id"] for v in d if v["name"]=="d"][0]')
+	[ -d "$state/$did/journal" ] || fail "[$name] d has no journal in $state/$did"
+	"$CAIRN" volume delete d --state-dir "$state" -r "$repo" >/dev/null
+	[ -e "$state/$did" ] && fail "[$name] d's local state $state/$did is still there after volume delete"
+	"$CAIRN" export c1 "$T/e.img" -r "$repo" >/dev/null
+	cmp -s "$T/e.img" "$T/x1.img" || fail "[$name] clone c1 differs after d was deleted"
 }
 
 log "bad input"

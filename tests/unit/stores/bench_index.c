@@ -15,7 +15,9 @@
  * index segments, as a repository of 64 KiB chunks has), then, each in its own process:
  * open without a state directory (every segment read), the first open with one (every
  * segment read, the table kept at close), and the reopen; time, packs read, peak RSS,
- * and the longest put while the repository was written. */
+ * and the longest put while the repository was written.
+ * --make-repo PATH: only write that repository (N million chunks, default 1) at PATH
+ * and keep it (bench_index.sh times the cairn binary's commands on it). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -285,12 +287,14 @@ static int open_bench(int millions, const char *dir)
 int main(int argc, char **argv)
 {
 	static const char *mode_name[3] = { "bounded", "all-RAM", "inline" };
-	const char *dir = NULL;
+	const char *dir = NULL, *make = NULL;
 	int sizes[8], ns = 0, open_mode = 0;
 
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--open"))
 			open_mode = 1;
+		else if (!strcmp(argv[i], "--make-repo") && i + 1 < argc)
+			make = argv[++i];
 		else if (atoi(argv[i]) > 0 && ns < 8)
 			sizes[ns++] = atoi(argv[i]);
 		else
@@ -299,7 +303,20 @@ int main(int argc, char **argv)
 	if (!ns) {
 		sizes[0] = 1;
 		sizes[1] = 4;
-		ns = open_mode ? 1 : 2;
+		ns = open_mode || make ? 1 : 2;
+	}
+	if (make) {
+		struct open_result b = { 0 };
+		uint64_t n = (uint64_t)sizes[0] * 1000000u;
+
+		if (open_child(make, NULL, n, 0, &b)) {
+			fprintf(stderr, "bench_index: writing the repository %s failed\n", make);
+			return 1;
+		}
+		printf("repository %s: %llu chunks of %u bytes in %llu packs, written in %.1f s\n",
+		       make, (unsigned long long)b.chunks, OPEN_CH,
+		       (unsigned long long)(n / OPEN_PER_PACK), b.s);
+		return 0;
 	}
 	if (open_mode) {
 		for (int i = 0; i < ns; i++)
