@@ -220,7 +220,6 @@ static int restore_cb(void *arg, const struct journal_rec *rec, uint64_t seg_fir
 static int walk_journal(struct rwalk *w, const char *state_dir, const char *volid)
 {
 	struct history_jview hv;
-	struct journal_span span;
 	struct jscan j = { .w = w };
 	char what[160];
 	int rc;
@@ -228,10 +227,8 @@ static int walk_journal(struct rwalk *w, const char *state_dir, const char *voli
 	history_view(state_dir, volid, &hv);
 	snprintf(w->root, sizeof(w->root), "journal of volume %s", w->vname ? w->vname : volid);
 	rc = jstore_prepare(w->cs, volid, &hv.v, 0, UINT64_MAX, 0, 0);
-	if (!rc)
-		rc = journal_span(&hv.v, &span);
-	if (!rc)
-		rc = journal_scan(&hv.v, span.first_seq, restore_cb, &j, NULL);
+	if (!rc) /* every segment, even past a break in the chain (a stale fetched copy) */
+		rc = journal_scan_all(&hv.v, restore_cb, &j);
 	if (rc == -ENOENT)
 		return 0; /* no journal here: never served from this state directory */
 	if (!rc)

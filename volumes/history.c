@@ -808,17 +808,20 @@ static int parse_seq(const char *s, uint64_t *out)
 	return errno || *end || !*out ? -EINVAL : 0;
 }
 
-/* The first seq retained anywhere: in the view, or in the repository's segments. */
+/* The first seq retained anywhere: in the local journal, or in the repository's
+ * segments (the fetched copies only mirror those: one the repository no longer holds
+ * is stale, its history dropped, and the chain breaks after it). */
 static int first_retained(struct chunk_store *cs, const char *volid,
 			  const struct history_jview *hv, int *have, uint64_t *first)
 {
+	struct journal_view local = { .dir = { hv->v.dir[0] } };
 	struct journal_span span;
 	struct jstore_seg *segs = NULL;
 	unsigned n = 0;
 	int ret;
 
 	*have = 0;
-	ret = journal_span(&hv->v, &span);
+	ret = journal_span(&local, &span);
 	if (ret && ret != -ENOENT)
 		return ret;
 	if (!ret) {

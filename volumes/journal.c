@@ -1369,6 +1369,45 @@ out_free:
 	return ret;
 }
 
+/* journal_scan_all: one segment at a time (a callback that stops at the next one). */
+struct scan_one {
+	uint64_t first;
+	journal_scan_cb cb;
+	void *arg;
+	int ret;       /* the caller's callback stopped the walk */
+};
+
+static int scan_one_cb(void *arg, const struct journal_rec *rec, uint64_t seg_first,
+		       uint64_t rec_pos)
+{
+	struct scan_one *s = arg;
+
+	if (seg_first != s->first)
+		return 1; /* the next segment: it has a scan of its own */
+	s->ret = s->cb(s->arg, rec, seg_first, rec_pos);
+	return s->ret;
+}
+
+int journal_scan_all(const struct journal_view *v, journal_scan_cb cb, void *arg)
+{
+	struct vseg *segs = NULL;
+	unsigned n = 0;
+	int ret;
+
+	ret = view_list(v, &segs, &n);
+	if (!ret && !n)
+		ret = -ENOENT;
+	for (unsigned i = 0; !ret && i < n; i++) {
+		struct scan_one s = { .first = segs[i].first, .cb = cb, .arg = arg };
+
+		ret = journal_scan(v, segs[i].first, scan_one_cb, &s, NULL);
+		if (!ret && s.ret)
+			break;
+	}
+	free(segs);
+	return ret;
+}
+
 static int seg_created(const struct journal_view *v, const struct vseg *s, uint64_t *ns)
 {
 	uint8_t h[SEG_HDR_LEN];

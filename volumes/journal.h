@@ -147,6 +147,13 @@ typedef int (*journal_scan_cb)(void *arg, const struct journal_rec *rec, uint64_
 			       uint64_t rec_pos);
 int journal_scan(const struct journal_view *v, uint64_t from, journal_scan_cb cb, void *arg,
 		 uint64_t *end_out);
+/* Call cb for every record of every segment of the view, each segment scanned on its
+ * own from its first record to its end (or its first bad record), whatever lies between
+ * segments: seq gaps, a chain that does not continue (journal_scan ends there), a
+ * stale fetched copy of a segment retention has dropped. For walks that must see every
+ * record kept anywhere (gc roots, check); a point's replay uses journal_scan. A
+ * non-zero return from cb stops the walk. -ENOENT if the view holds no segment. */
+int journal_scan_all(const struct journal_view *v, journal_scan_cb cb, void *arg);
 /* A seq to scan from to find the first record newer than t_ns: in the newest segment
  * started at or before t_ns (the oldest segment when none was), the last indexed record
  * not newer than t_ns (else the segment's first seq). */

@@ -8,6 +8,7 @@
  * fetch() verifies after decompressing. */
 #include "jstore.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -279,6 +280,45 @@ static int present(const struct journal_view *v, uint64_t first)
 	return 1;
 }
 
+/* Delete the fetched copies in cache_dir of segments the repository no longer holds
+ * (n stored, by first seq): retention or a purge dropped them there, and a stale copy
+ * would keep that history (and the chunks its COPY records name) alive in this state
+ * directory, before a gap in the chain. */
+static void prune_cache(const char *cache_dir, const struct jstore_seg *segs, unsigned n)
+{
+	char path[4096];
+	struct dirent *de;
+	DIR *d = opendir(cache_dir);
+
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		uint64_t first;
+		unsigned lo = 0, hi = n;
+		char *end;
+
+		if (strlen(de->d_name) != 20 || strcmp(de->d_name + 16, ".log"))
+			continue;
+		first = strtoull(de->d_name, &end, 16);
+		if (end != de->d_name + 16)
+			continue;
+		while (lo < hi) { /* segs are sorted by first seq */
+			unsigned mid = (lo + hi) / 2;
+
+			if (segs[mid].first < first)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		if (lo < n && segs[lo].first == first)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", cache_dir, de->d_name);
+		if (!unlink(path))
+			log_info("jstore", "dropped %s: the repository no longer holds it", path);
+	}
+	closedir(d);
+}
+
 int jstore_prepare(struct chunk_store *cs, const char *volid, const struct journal_view *v,
 		   uint64_t from, uint64_t to, int by_time, uint64_t t_ns)
 {
@@ -289,6 +329,8 @@ int jstore_prepare(struct chunk_store *cs, const char *volid, const struct journ
 	if (!v->dir[1])
 		return 0;
 	ret = jstore_list(cs, volid, &segs, &n);
+	if (!ret)
+		prune_cache(v->dir[1], segs, n);
 	if (ret || !n) {
 		free(segs);
 		return ret;
@@ -326,8 +368,15 @@ int jstore_expire(struct chunk_store *cs, const char *volid, uint64_t below,
 		return ret;
 	}
 	for (unsigned i = 0; i < n && !ret; i++) {
-		uint64_t succ = i + 1 < n ? segs[i + 1].created_ns :
-				segs[i].next == tail_first ? tail_created_ns : UINT64_MAX;
+		/* the successor's start time bounds every record time of this segment; when
+		 * the segment after it is not stored (the uploads lagged behind the window
+		 * and it expired locally first, or it is not stored yet), its records are
+		 * older than the window anyway, being below below (the seq the retention
+		 * boundary's base holds): keeping it would leave a stale segment before a
+		 * gap in the stored history */
+		uint64_t succ = i + 1 < n ? (segs[i + 1].first == segs[i].next ?
+					     segs[i + 1].created_ns : 0) :
+				segs[i].next == tail_first ? tail_created_ns : 0;
 
 		if (segs[i].next > below || succ >= before_ns)
 			break;

@@ -42,14 +42,16 @@ int jstore_verify(struct chunk_store *cs, const char *volid, const struct jstore
 int jstore_del(struct chunk_store *cs, const char *volid, const struct jstore_seg *s);
 /* Make the stored segments holding records in [from, to) readable through v: those no
  * directory of v has are fetched into v->dir[1] (written to a temporary name, checked,
- * renamed). With by_time, [from, to) is ignored and the segments that a time lookup of
+ * renamed); copies there of segments the repository no longer holds are deleted. With by_time, [from, to) is ignored and the segments that a time lookup of
  * t_ns needs are fetched instead (the newest started at or before t_ns, and the next). */
 int jstore_prepare(struct chunk_store *cs, const char *volid, const struct journal_view *v,
 		   uint64_t from, uint64_t to, int by_time, uint64_t t_ns);
 /* Retention: delete the stored segments whose records all lie below below and whose
  * successor was started before before_ns, and their fetched copies in cache_dir (may
  * be NULL). The successor of the newest stored one is the live journal's segment
- * starting at tail_first (started at tail_created_ns), when it starts where it ends. */
+ * starting at tail_first (started at tail_created_ns), when it starts where it ends.
+ * A segment whose successor is not stored goes on below alone (below is the base of
+ * the oldest point retention keeps, so its records are older than the window). */
 int jstore_expire(struct chunk_store *cs, const char *volid, uint64_t below,
 		  uint64_t before_ns, const char *cache_dir, uint64_t tail_first,
 		  uint64_t tail_created_ns);
