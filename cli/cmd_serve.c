@@ -46,6 +46,8 @@ static const char usage[] =
 	"                      settings apply to the volumes it names at start)\n"
 	"  --state-dir DIR     journal and local state (default $CAIRN_STATE_DIR,\n"
 	"                      else /var/lib/cairn/<repo id>)\n"
+	"  --max-connections N connections an iSCSI session may have (MaxConnections,\n"
+	"                      1 to 64; default 4)\n"
 	"Stop with Ctrl-C or SIGTERM; every acknowledged write is kept.\n";
 
 /* Open volume name into a new served entry (linked into d->served); export it as its
@@ -378,6 +380,7 @@ int cmd_serve(struct cli_globals *g, int argc, char **argv)
 		{ "listen", required_argument, NULL, 'l' },
 		{ "state-dir", required_argument, NULL, 's' },
 		{ "config", required_argument, NULL, 'C' },
+		{ "max-connections", required_argument, NULL, 'M' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0, 0, 0, 0 },
 	};
@@ -396,6 +399,15 @@ int cmd_serve(struct cli_globals *g, int argc, char **argv)
 		case 'l': go.listen = optarg; listen_given = 1; break;
 		case 's': d.state_dir = optarg; break;
 		case 'C': sc.path = optarg; break;
+		case 'M': {
+			char *end;
+			unsigned long v = strtoul(optarg, &end, 10);
+
+			if (!*optarg || *end || v < 1 || v > GW_MAX_CONNECTIONS)
+				return cli_fail(MSG_USAGE, "--max-connections takes a number from 1 to 64");
+			go.max_connections = (unsigned)v;
+			break;
+		}
 		case 'h': fputs(usage, stdout); return 0;
 		default:
 			if (cli_other_opt(g, c, optarg, usage))

@@ -331,11 +331,20 @@ static int list_sessions(struct cli_globals *g, int json)
 		printf("%-40s %-22s %-40s %-12s %5s %8s %12s %12s\n", "INITIATOR", "ADDRESS", "TARGET",
 		       "ISID", "TSIH", "COMMANDS", "READ", "WRITTEN");
 		for (size_t i = 0; arr && i < json_object_array_length(arr); i++) {
-			json_object *o = json_object_array_get_idx(arr, i);
+			json_object *o = json_object_array_get_idx(arr, i), *cs;
 			printf("%-40s %-22s %-40s %-12s %5s %8s %12s %12s\n", jstr(o, "initiator"),
 			       jstr(o, "address"), *jstr(o, "target") ? jstr(o, "target") : "(discovery)",
 			       jstr(o, "isid"), jstr(o, "tsih"), jstr(o, "commands"), jstr(o, "bytes_read"),
 			       jstr(o, "bytes_written"));
+			cs = jget(o, "connections");
+			for (size_t j = 0; cs && j < json_object_array_length(cs); j++) {
+				json_object *co = json_object_array_get_idx(cs, j);
+
+				printf("  connection CID %-5s %-22s portal %-22s %8s %12s %12s\n",
+				       jstr(co, "cid"), jstr(co, "address"), jstr(co, "portal"),
+				       jstr(co, "commands"), jstr(co, "bytes_read"),
+				       jstr(co, "bytes_written"));
+			}
 		}
 	}
 	json_object_put(resp);
@@ -635,7 +644,7 @@ json_object *daemon_config_show(struct daemon *d, json_object *req)
 
 static int session_cb(void *arg, const struct gw_session_info *si)
 {
-	json_object *o = json_object_new_object();
+	json_object *o = json_object_new_object(), *conns;
 	char isid[13];
 
 	util_hex(si->isid, 6, isid);
@@ -649,6 +658,22 @@ static int session_cb(void *arg, const struct gw_session_info *si)
 	json_object_object_add(o, "commands", json_object_new_int64((int64_t)si->commands));
 	json_object_object_add(o, "bytes_read", json_object_new_int64((int64_t)si->bytes_read));
 	json_object_object_add(o, "bytes_written", json_object_new_int64((int64_t)si->bytes_written));
+	json_object_object_add(o, "max_connections", json_object_new_int64(si->max_connections));
+	conns = json_object_new_array();
+	for (unsigned i = 0; i < si->nconns; i++) {
+		const struct gw_conn_info *ci = &si->conns[i];
+		json_object *co = json_object_new_object();
+
+		json_object_object_add(co, "cid", json_object_new_int(ci->cid));
+		json_object_object_add(co, "address", json_object_new_string(ci->peer));
+		json_object_object_add(co, "portal", json_object_new_string(ci->portal));
+		json_object_object_add(co, "commands", json_object_new_int64((int64_t)ci->commands));
+		json_object_object_add(co, "bytes_read", json_object_new_int64((int64_t)ci->bytes_read));
+		json_object_object_add(co, "bytes_written",
+				       json_object_new_int64((int64_t)ci->bytes_written));
+		json_object_array_add(conns, co);
+	}
+	json_object_object_add(o, "connections", conns);
 	json_object_array_add(arg, o);
 	return 0;
 }

@@ -32,6 +32,8 @@
 #define SUB "gateway"
 #define WORK_QUEUE_CAP 4096
 
+_Static_assert(GW_MAX_CONNECTIONS == ISCSI_MAX_CONNS_CAP, "one MaxConnections cap");
+
 /* Data buffer pools: sizes and counts fixed at start (virtual memory until used). */
 static const struct { size_t size; unsigned count; } pool_spec[ISCSI_NPOOLS] = {
 	{ 64u << 10, 512 },
@@ -423,6 +425,8 @@ int gateway_list_sessions(struct gateway *g,
 
 	if (!si)
 		return -ENOMEM;
+	/* sessions, their connection lists and the fields read here change under
+	 * sess_lock (iscsi_session.h); counters are relaxed atomics */
 	pthread_mutex_lock(&srv->sess_lock);
 	for (struct iscsi_session *s = srv->sessions; s && !ret; s = s->next) {
 		memset(si, 0, sizeof(*si));
@@ -436,6 +440,18 @@ int gateway_list_sessions(struct gateway *g,
 		si->commands = __atomic_load_n(&s->n_cmds, __ATOMIC_RELAXED);
 		si->bytes_read = __atomic_load_n(&s->bytes_read, __ATOMIC_RELAXED);
 		si->bytes_written = __atomic_load_n(&s->bytes_written, __ATOMIC_RELAXED);
+		si->max_connections = s->p.max_conns;
+		for (struct iscsi_conn *c = s->conns; c && si->nconns < GW_MAX_CONNECTIONS;
+		     c = c->sess_next) {
+			struct gw_conn_info *ci = &si->conns[si->nconns++];
+
+			ci->cid = c->cid;
+			snprintf(ci->peer, sizeof(ci->peer), "%s", c->peer);
+			snprintf(ci->portal, sizeof(ci->portal), "%s", c->local);
+			ci->commands = __atomic_load_n(&c->n_cmds, __ATOMIC_RELAXED);
+			ci->bytes_read = __atomic_load_n(&c->bytes_read, __ATOMIC_RELAXED);
+			ci->bytes_written = __atomic_load_n(&c->bytes_written, __ATOMIC_RELAXED);
+		}
 		ret = cb(arg, si);
 	}
 	pthread_mutex_unlock(&srv->sess_lock);
@@ -450,10 +466,13 @@ int gateway_start(const struct gateway_opts *o, struct gateway **out)
 	struct gateway *g;
 	int ret;
 
+	if (o->max_connections > GW_MAX_CONNECTIONS)
+		return -EINVAL;
 	g = calloc(1, sizeof(*g));
 	if (!g)
 		return -ENOMEM;
 	srv = &g->srv;
+	srv->max_conns = o->max_connections;
 	pthread_mutex_init(&srv->lock, NULL);
 	pthread_mutex_init(&srv->sess_lock, NULL);
 	pthread_cond_init(&srv->cond, NULL);

@@ -22,7 +22,12 @@ struct gateway;
 struct gateway_opts {
 	const char *listen;   /* "127.0.0.1:3260", "[::1]:3260" or "0.0.0.0:3260" */
 	unsigned workers;     /* SCSI worker threads; 0 = 2 * cores, at least 4 */
+	unsigned max_connections; /* MaxConnections a session may negotiate (Multiple
+				   * Connections per Session), 1..GW_MAX_CONNECTIONS;
+				   * 0 = 4 */
 };
+
+#define GW_MAX_CONNECTIONS 64
 
 /* Bind the portal and start the threads. -EADDRINUSE if the port is taken. */
 int gateway_start(const struct gateway_opts *o, struct gateway **out);
@@ -58,16 +63,27 @@ int gateway_add_portal(struct gateway *g, const char *listen);
 /* Stop listening on a portal (as given to add/start); its connections stay. -ENOENT. */
 int gateway_remove_portal(struct gateway *g, const char *listen);
 
+/* One connection of a live session, for listings. */
+struct gw_conn_info {
+	uint16_t cid;
+	char peer[64];                 /* "ip:port" of the initiator */
+	char portal[64];               /* "ip:port" of the portal it came in on */
+	uint64_t commands, bytes_read, bytes_written;
+};
+
 /* A snapshot of one live session, for listings. */
 struct gw_session_info {
 	char initiator[GW_IQN_MAX + 1];
-	char peer[64];                 /* "ip:port" of the initiator */
+	char peer[64];                 /* "ip:port" of the initiator (leading login) */
 	char target[GW_IQN_MAX + 1];   /* "" for a discovery session */
 	uint8_t isid[6];
 	uint16_t tsih;
 	int read_only;
 	char chap_user[CHAP_NAME_MAX]; /* "" without CHAP */
-	uint64_t commands, bytes_read, bytes_written;
+	uint64_t commands, bytes_read, bytes_written; /* all its connections, past ones too */
+	uint32_t max_connections;      /* negotiated MaxConnections */
+	unsigned nconns;               /* connections in full feature phase, login order */
+	struct gw_conn_info conns[GW_MAX_CONNECTIONS];
 };
 /* Call cb for every live session (under the session lock: cb must not call back into
  * the gateway). Stops at and returns cb's first non-zero result. */

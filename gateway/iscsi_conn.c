@@ -12,7 +12,29 @@
  * in order.
  *
  * Tasks: a fixed array per connection (CmdSN window + immediate reserve). A task's
- * Target Transfer Tag is gen << 16 | index, so a stale TTT is recognised.
+ * Target Transfer Tag is gen << 16 | index, so a stale TTT is recognised. The CmdSN
+ * window is the session's: at most ISCSI_QUEUE_DEPTH commands in all its connections.
+ *
+ * CmdSN order (RFC 7143 4.2.2.1), session-wide across connections: a non-immediate PDU
+ * is classified when it is complete (a SCSI command with its immediate data). CmdSN ==
+ * ExpCmdSN: taken now (ExpCmdSN + 1). Above it within the window: held (s->held) until
+ * the gap below is filled from any connection; a held SCSI command keeps receiving its
+ * unsolicited Data-Out on its own connection meanwhile. Below ExpCmdSN, above MaxCmdSN
+ * or already held: dropped silently. After each PDU the held ones now in order are
+ * delivered, each as if it came in then, on its own connection. A CmdSN whose PDU will
+ * never be delivered (its connection closed, its task aborted, refused with TASK SET
+ * FULL) is marked consumed, so the order moves past it.
+ *
+ * Connection loss at ErrorRecoveryLevel 0 (RFC 7143 6.3.6, 7.1.4.4): session failure is
+ * the failure of the session's LAST connection. A connection that drops (or is logged
+ * out, or reinstated) while others remain ends alone: its tasks are ended (ERL 0 has no
+ * task reassignment: those in a worker finish and are discarded, the rest are freed, no
+ * response is sent), its commands held or half-received count as received, and the
+ * session goes on over its other connections. A command lost in the dropped TCP stream
+ * before the target read it leaves a CmdSN gap the initiator closes as RFC 7143 11.5.1
+ * provides: an ABORT TASK naming it by RefCmdSN makes the target count it as received
+ * (or the initiator reinstates the session). When the last connection goes, the
+ * session ends (all its state is dropped: ERL 0 keeps nothing for Time2Retain).
  */
 #include "iscsi_conn.h"
 
@@ -38,7 +60,7 @@
 #define DIRECT_READ_MIN 8192    /* data at least this long skips the staging buffer */
 
 static int tx_flush(struct iscsi_conn *c);
-static void tmf_reset(struct iscsi_conn *c, const struct tx_ctrl *x);
+static void tmf_reset(const struct tx_ctrl *x);
 
 /* A closed connection with no task left: freed by iscsi_conn_reap(). */
 static void zombie(struct iscsi_conn *c)
@@ -59,11 +81,6 @@ static void ep_update(struct iscsi_conn *c)
 	epoll_ctl(c->srv->epfd, EPOLL_CTL_MOD, c->fd, &ev);
 }
 
-static unsigned free_slots(const struct iscsi_conn *c)
-{
-	return c->nfree > ISCSI_TASKS_EXTRA ? c->nfree - ISCSI_TASKS_EXTRA : 0;
-}
-
 /* Stamp StatSN (taking a new one if adv), ExpCmdSN and MaxCmdSN at bytes 24..35. */
 static void stamp_sn(struct iscsi_conn *c, uint8_t *bhs, int adv)
 {
@@ -71,7 +88,7 @@ static void stamp_sn(struct iscsi_conn *c, uint8_t *bhs, int adv)
 
 	iscsi_put32(bhs + 24, adv ? c->statsn++ : c->statsn);
 	if (s) {
-		iscsi_session_update_window(s, free_slots(c));
+		iscsi_session_update_window(s);
 		iscsi_put32(bhs + 28, s->exp_cmdsn);
 		iscsi_put32(bhs + 32, s->max_cmdsn);
 	} else {
@@ -131,34 +148,127 @@ static void halt(struct iscsi_conn *c)
 	ep_update(c);
 }
 
-int iscsi_conn_reject(struct iscsi_conn *c, uint8_t reason)
+/* Queue a Reject of the PDU whose header is h. */
+static int reject_hdr(struct iscsi_conn *c, const uint8_t *h, uint8_t reason)
 {
 	struct tx_ctrl *x = iscsi_conn_ctrl_new(ISCSI_BHS_LEN);
 
 	if (!x)
 		return -ENOMEM;
 	log_warn(SUB, "%s: reject %s (reason 0x%02x)", c->peer,
-		 iscsi_pdu_opname(iscsi_bhs_opcode(c->rx_hdr)), reason);
+		 iscsi_pdu_opname(iscsi_bhs_opcode(h)), reason);
 	x->bhs[0] = ISCSI_OP_REJECT;
 	x->bhs[1] = 0x80;
 	x->bhs[2] = reason;
 	iscsi_put32(x->bhs + 16, ISCSI_RSVD_TAG);
 	x->adv_statsn = 1;
-	memcpy(x->data, c->rx_hdr, ISCSI_BHS_LEN);
+	memcpy(x->data, h, ISCSI_BHS_LEN);
 	iscsi_conn_queue(c, &x->it);
 	return 0;
 }
 
-/* Reject the current PDU and close once the Reject is written. */
-static int reject_and_close(struct iscsi_conn *c, uint8_t reason)
+int iscsi_conn_reject(struct iscsi_conn *c, uint8_t reason)
 {
-	int ret = iscsi_conn_reject(c, reason);
+	return reject_hdr(c, c->rx_hdr, reason);
+}
+
+/* Reject the PDU whose header is h and close once the Reject is written. */
+static int reject_hdr_and_close(struct iscsi_conn *c, const uint8_t *h, uint8_t reason)
+{
+	int ret = reject_hdr(c, h, reason);
 
 	if (ret)
 		return ret;
 	((struct tx_ctrl *)c->txq_tail)->close_after = 1;
 	halt(c);
 	return 0;
+}
+
+/* Reject the current PDU and close once the Reject is written. */
+static int reject_and_close(struct iscsi_conn *c, uint8_t reason)
+{
+	return reject_hdr_and_close(c, c->rx_hdr, reason);
+}
+
+/* ---- CmdSN order (session-wide) ---- */
+
+/* Bit of CmdSN sn in s->consumed: 0..63 for ExpCmdSN..ExpCmdSN+63, else -1. */
+static int sn_bit(const struct iscsi_session *s, uint32_t sn)
+{
+	uint32_t d = sn - s->exp_cmdsn;
+
+	return d < 64 ? (int)d : -1;
+}
+
+/* ExpCmdSN moves past one CmdSN. */
+static void sn_take(struct iscsi_session *s)
+{
+	s->exp_cmdsn++;
+	s->consumed >>= 1;
+}
+
+/* sn counts as received with nothing to deliver (if still ahead, within the window). */
+static void sn_consume(struct iscsi_session *s, uint32_t sn)
+{
+	int b = sn_bit(s, sn);
+
+	if (b >= 0 && !iscsi_sn_lt(s->max_cmdsn, sn))
+		s->consumed |= 1ull << b;
+}
+
+static int held_has(const struct iscsi_session *s, uint32_t sn)
+{
+	for (const struct iscsi_held *h = s->held; h; h = h->next)
+		if (h->cmdsn == sn)
+			return 1;
+	return 0;
+}
+
+static void held_insert(struct iscsi_session *s, struct iscsi_held *n)
+{
+	struct iscsi_held **pp = &s->held;
+
+	while (*pp && iscsi_sn_lt((*pp)->cmdsn, n->cmdsn))
+		pp = &(*pp)->next;
+	n->next = *pp;
+	*pp = n;
+}
+
+static void held_unlink(struct iscsi_session *s, struct iscsi_held *n)
+{
+	for (struct iscsi_held **pp = &s->held; *pp; pp = &(*pp)->next)
+		if (*pp == n) {
+			*pp = n->next;
+			break;
+		}
+	n->next = NULL;
+}
+
+enum { SN_NOW, SN_HOLD, SN_DROP };
+
+/* Where a complete non-immediate PDU with CmdSN sn goes; SN_NOW takes the CmdSN. */
+static int sn_classify(struct iscsi_session *s, uint32_t sn)
+{
+	int b;
+
+	if (sn == s->exp_cmdsn && !(s->consumed & 1)) {
+		sn_take(s);
+		return SN_NOW;
+	}
+	b = sn_bit(s, sn);
+	if (b > 0 && !iscsi_sn_lt(s->max_cmdsn, sn) && !(s->consumed >> b & 1) &&
+	    !held_has(s, sn))
+		return SN_HOLD;
+	return SN_DROP;
+}
+
+/* 1 if a SCSI command header with CmdSN sn may be received (SN_NOW or SN_HOLD). */
+static int sn_acceptable(const struct iscsi_session *s, uint32_t sn)
+{
+	int b = sn_bit(s, sn);
+
+	return b >= 0 && !iscsi_sn_lt(s->max_cmdsn, sn) && !(s->consumed >> b & 1) &&
+	       !held_has(s, sn);
 }
 
 /* ---- tasks ---- */
@@ -179,13 +289,37 @@ static struct iscsi_task *task_alloc(struct iscsi_conn *c)
 	t->conn = c;
 	t->txi.kind = TXI_RESP;
 	t->state = TASK_RECV;
+	t->held.task = t;
+	t->held.conn = c;
+	if (c->sess)
+		c->sess->ntasks++;
 	return t;
 }
 
 static void task_free(struct iscsi_task *t)
 {
 	struct iscsi_conn *c = t->conn;
+	struct iscsi_session *s = c->sess;
 
+	if (s) {
+		s->ntasks--;
+		if (t->waiting) { /* never delivered: its CmdSN counts as received */
+			held_unlink(s, &t->held);
+			t->waiting = 0;
+			sn_consume(s, t->cmdsn);
+		} else if (t->state == TASK_RECV && !t->cmd_in && !t->immediate) {
+			sn_consume(s, t->cmdsn); /* freed before its PDU was complete */
+		}
+	}
+	if (c->rx_task == t) {
+		/* the PDU being received belongs to it (a TMF or Logout from another
+		 * connection ended it): the rest of that PDU is read and discarded */
+		c->rx_task = NULL;
+		c->rx_drop = 1;
+		if (c->rx_state == RX_DATA && c->rx_data)
+			c->rx_ptr = NULL;
+		c->rx_data = NULL;
+	}
 	txq_unlink(c, &t->txi);
 	if (t->buf)
 		bufpool_put(t->pool, t->buf);
@@ -223,7 +357,8 @@ static void task_precompute(struct iscsi_task *t, uint8_t key, uint8_t asc, uint
 static void task_respond(struct iscsi_task *t)
 {
 	struct scsi_cmd *cmd = &t->cmd;
-	struct iscsi_session *s = t->conn->sess;
+	struct iscsi_conn *c = t->conn;
+	struct iscsi_session *s = c->sess;
 
 	t->state = TASK_SEND;
 	t->tx_off = 0;
@@ -237,6 +372,10 @@ static void task_respond(struct iscsi_task *t)
 		if (t->is_write && cmd->status == SAM_STAT_GOOD)
 			__atomic_fetch_add(&s->bytes_written, cmd->data_out_len, __ATOMIC_RELAXED);
 	}
+	__atomic_fetch_add(&c->n_cmds, 1, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&c->bytes_read, cmd->data_in_len, __ATOMIC_RELAXED);
+	if (t->is_write && cmd->status == SAM_STAT_GOOD)
+		__atomic_fetch_add(&c->bytes_written, cmd->data_out_len, __ATOMIC_RELAXED);
 	t->txi.kind = TXI_RESP;
 	iscsi_conn_queue(t->conn, &t->txi);
 }
@@ -278,7 +417,7 @@ static void task_progress(struct iscsi_task *t)
 	struct iscsi_conn *c = t->conn;
 	const struct iscsi_params *p = &c->sess->p;
 
-	if (t->unsol_open)
+	if (t->unsol_open || t->waiting || !t->cmd_in)
 		return;
 	if (t->is_write && !t->precomputed) {
 		if (!t->sol_started) {
@@ -301,53 +440,90 @@ static void task_progress(struct iscsi_task *t)
 	task_exec(t);
 }
 
-/* Abort one task for a TMF. Returns 1 if the TMF response must wait for it. */
-static int task_abort(struct iscsi_task *t, struct tx_ctrl *tmf)
+/* A TMF or Logout Response x of connection c waits for a task in a worker. */
+static void task_wait(struct iscsi_task *t, struct tx_ctrl *x)
+{
+	if (t->state != TASK_EXEC || t->tmf || !x)
+		return;
+	t->tmf = x;
+	x->pending++;
+}
+
+/* Abort one task for a TMF (x, or NULL): a task in a worker stops early and is
+ * discarded when it returns (x waits for it); one still receiving is freed. */
+static void task_abort(struct iscsi_task *t, struct tx_ctrl *x)
 {
 	switch (t->state) {
 	case TASK_RECV:
 		task_free(t);
-		return 0;
+		break;
 	case TASK_EXEC:
 		t->aborted = 1;
 		__atomic_store_n(&t->cmd.aborted, 1, __ATOMIC_RELAXED); /* a long wait stops */
-		if (t->tmf || !tmf)
-			return 0;
-		t->tmf = tmf;
-		tmf->pending++;
-		return 1;
+		task_wait(t, x);
+		break;
 	default: /* its response is already on its way */
-		return 0;
+		break;
 	}
+}
+
+/* Queue x on its connection c now, or once the tasks it waits for are back. */
+static void ctrl_send_when_done(struct iscsi_conn *c, struct tx_ctrl *x)
+{
+	x->owner = c;
+	x->sess = c->sess;
+	if (!x->pending) {
+		tmf_reset(x);
+		iscsi_conn_queue(c, &x->it);
+		return;
+	}
+	x->wait_next = c->ctrl_wait;
+	c->ctrl_wait = x;
+}
+
+/* A task x waited for is back. */
+static void ctrl_put(struct tx_ctrl *x)
+{
+	struct iscsi_conn *c;
+
+	if (--x->pending)
+		return;
+	c = x->owner;
+	tmf_reset(x);
+	if (!c) { /* its connection closed meanwhile */
+		free(x);
+		return;
+	}
+	for (struct tx_ctrl **pp = &c->ctrl_wait; *pp; pp = &(*pp)->wait_next)
+		if (*pp == x) {
+			*pp = x->wait_next;
+			break;
+		}
+	x->wait_next = NULL;
+	iscsi_conn_queue(c, &x->it);
 }
 
 void iscsi_conn_task_done(struct iscsi_task *t)
 {
 	struct iscsi_conn *c = t->conn;
-	struct tx_ctrl *tmf = t->tmf;
+	struct tx_ctrl *x = t->tmf;
 
 	c->busy--;
+	t->tmf = NULL;
 	if (c->dead) {
 		task_free(t);
-		if (tmf && --tmf->pending == 0)
-			free(tmf);
+		if (x)
+			ctrl_put(x);
 		if (!c->busy)
 			zombie(c);
 		return;
 	}
-	if (t->aborted) {
+	if (t->aborted)
 		task_free(t);
-		if (tmf && --tmf->pending == 0) {
-			tmf_reset(c, tmf);
-			iscsi_conn_queue(c, &tmf->it);
-		}
-	} else {
+	else
 		task_respond(t);
-	}
-	if (c->logout_rsp && !c->busy) {
-		iscsi_conn_queue(c, &c->logout_rsp->it);
-		c->logout_rsp = NULL;
-	}
+	if (x)
+		ctrl_put(x);
 }
 
 /* ---- send ---- */
@@ -414,8 +590,8 @@ static int emit(struct iscsi_conn *c, struct tx_item *it, struct tx_pdu *s)
 			stamp_sn(c, h, x->adv_statsn);
 		slot_finish_hdr(c, s, x->data, x->dlen);
 		if (x->start_digests && c->sess) { /* digests start after the last Login Response */
-			c->tx_hd = c->sess->p.header_digest;
-			c->tx_dd = c->sess->p.data_digest;
+			c->tx_hd = c->neg_hd;
+			c->tx_dd = c->neg_dd;
 		}
 		s->done = it;
 		return 1;
@@ -442,7 +618,7 @@ static int emit(struct iscsi_conn *c, struct tx_item *it, struct tx_pdu *s)
 		uint32_t seq_left = p->max_burst - t->tx_off % p->max_burst;
 		int last, collapse = t->cmd.status == SAM_STAT_GOOD && !t->cmd.sense_len;
 
-		len = MIN_U32(MIN_U32(left, p->max_send_dsl), seq_left);
+		len = MIN_U32(MIN_U32(left, c->max_send_dsl), seq_left);
 		last = len == left;
 		h[0] = ISCSI_OP_DATA_IN;
 		if (last || len == seq_left)
@@ -590,23 +766,6 @@ int iscsi_conn_on_write(struct iscsi_conn *c)
 
 /* ---- full feature phase handlers ---- */
 
-/* CmdSN check for a non-immediate PDU: 0 to accept, 1 to drop it silently. */
-static int cmdsn_check(struct iscsi_conn *c)
-{
-	struct iscsi_session *s = c->sess;
-	uint32_t sn = iscsi_get32(c->rx_hdr + 24);
-
-	if (iscsi_bhs_immediate(c->rx_hdr))
-		return 0;
-	if (sn == s->exp_cmdsn) {
-		s->exp_cmdsn++;
-		return 0;
-	}
-	log_debug(SUB, "%s: CmdSN %u outside window (expected %u): dropped", c->peer, sn,
-		  s->exp_cmdsn);
-	return 1;
-}
-
 static int busy_status(struct iscsi_conn *c, uint8_t status)
 {
 	struct tx_ctrl *x = iscsi_conn_ctrl_new(0);
@@ -622,26 +781,39 @@ static int busy_status(struct iscsi_conn *c, uint8_t status)
 	return 0;
 }
 
+static void session_advance(struct iscsi_session *s);
+static int ctrl_pdu(struct iscsi_conn *c, const uint8_t *h, const uint8_t *data, uint32_t dlen);
+
 static int cmd_header(struct iscsi_conn *c)
 {
 	const uint8_t *h = c->rx_hdr;
-	uint32_t dlen = iscsi_bhs_dlen(h);
+	uint32_t dlen = iscsi_bhs_dlen(h), sn = iscsi_get32(h + 24);
+	int imm = iscsi_bhs_immediate(h);
+	struct iscsi_session *s = c->sess;
 	struct iscsi_task *t;
 
-	if (c->sess->type != ISCSI_SESSION_NORMAL)
+	if (s->type != ISCSI_SESSION_NORMAL)
 		return reject_and_close(c, ISCSI_REJECT_PROTOCOL);
-	if (cmdsn_check(c)) {
+	if (!imm && !sn_acceptable(s, sn)) {
+		log_debug(SUB, "%s: CmdSN %u outside window (expected %u..%u) or repeated: dropped",
+			  c->peer, sn, s->exp_cmdsn, s->max_cmdsn);
 		c->rx_drop = 1;
 		return 0;
 	}
 	t = task_alloc(c);
 	if (!t) {
 		c->rx_drop = 1;
+		if (!imm) { /* answered: its CmdSN counts as received */
+			sn_consume(s, sn);
+			session_advance(s);
+		}
 		return busy_status(c, SAM_STAT_TASK_SET_FULL);
 	}
 	t->itt = iscsi_bhs_itt(h);
 	t->edtl = iscsi_get32(h + 20);
-	t->cmdsn = iscsi_get32(h + 24);
+	t->cmdsn = sn;
+	t->held.cmdsn = sn;
+	t->immediate = imm;
 	memcpy(t->lun, h + 8, 8);
 	t->is_read = !!(h[1] & ISCSI_CMD_READ);
 	t->is_write = !!(h[1] & ISCSI_CMD_WRITE);
@@ -649,8 +821,8 @@ static int cmd_header(struct iscsi_conn *c)
 	memcpy(t->cmd.cdb, h + 32, 16);
 	t->cmd.cdb_len = 16;
 	t->cmd.lun_id = iscsi_lun_decode(h + 8);
-	t->cmd.map = &c->sess->target->map;
-	t->cmd.nexus = &c->nexus;
+	t->cmd.map = &s->target->map;
+	t->cmd.nexus = &s->nexus;
 	t->cmd.edtl = t->edtl;
 	t->cmd.dir = t->is_write ? SCSI_DIR_OUT : t->is_read ? SCSI_DIR_IN : SCSI_DIR_NONE;
 	t->cmd.aborted = 0;
@@ -667,12 +839,30 @@ static int cmd_header(struct iscsi_conn *c)
 	return 0;
 }
 
+/* The command PDU (and its immediate data) is in: take it in CmdSN order. */
 static int cmd_done(struct iscsi_conn *c)
 {
 	struct iscsi_task *t = c->rx_task;
+	struct iscsi_session *s = c->sess;
 
 	if (c->rx_data)
 		t->recv_bytes = t->next_off = c->rx_dlen;
+	t->cmd_in = 1;
+	if (!t->immediate) {
+		switch (sn_classify(s, t->cmdsn)) {
+		case SN_HOLD:
+			t->waiting = 1;
+			held_insert(s, &t->held);
+			return 0;
+		case SN_DROP: /* the order moved past it while its data came in */
+			log_debug(SUB, "%s: CmdSN %u is no longer expected: dropped", c->peer,
+				  t->cmdsn);
+			task_free(t);
+			return 0;
+		default:
+			break;
+		}
+	}
 	task_progress(t);
 	return 0;
 }
@@ -685,6 +875,19 @@ static struct iscsi_task *find_task_itt(struct iscsi_conn *c, uint32_t itt)
 	return NULL;
 }
 
+/* A task of the session by its Initiator Task Tag (unique in the session), on any of
+ * its connections. */
+static struct iscsi_task *session_find_itt(struct iscsi_session *s, uint32_t itt)
+{
+	for (struct iscsi_conn *o = s->conns; o; o = o->sess_next) {
+		struct iscsi_task *t = find_task_itt(o, itt);
+
+		if (t)
+			return t;
+	}
+	return NULL;
+}
+
 static int dataout_header(struct iscsi_conn *c)
 {
 	const uint8_t *h = c->rx_hdr;
@@ -694,6 +897,7 @@ static int dataout_header(struct iscsi_conn *c)
 
 	if (c->sess->type != ISCSI_SESSION_NORMAL)
 		return reject_and_close(c, ISCSI_REJECT_PROTOCOL);
+	/* connection allegiance: only the tasks of this connection take its Data-Out */
 	if (ttt != ISCSI_RSVD_TAG) {
 		uint32_t idx = ttt & 0xffff;
 
@@ -751,64 +955,57 @@ static int dataout_done(struct iscsi_conn *c)
 	return 0;
 }
 
-static int nop_out(struct iscsi_conn *c)
+static int nop_out(struct iscsi_conn *c, const uint8_t *h, const uint8_t *data, uint32_t dlen)
 {
-	const uint8_t *h = c->rx_hdr;
-	uint32_t itt = iscsi_bhs_itt(h), dlen = c->rx_dlen;
 	struct tx_ctrl *x;
 
-	if (itt == ISCSI_RSVD_TAG) /* answer to a NOP-In of ours */
-		return 0;
-	if (cmdsn_check(c))
-		return 0;
-	dlen = MIN_U32(dlen, c->sess->p.max_send_dsl);
+	dlen = MIN_U32(dlen, c->max_send_dsl);
 	x = iscsi_conn_ctrl_new(dlen);
 	if (!x)
 		return -ENOMEM;
 	x->bhs[0] = ISCSI_OP_NOP_IN;
 	x->bhs[1] = 0x80;
 	memcpy(x->bhs + 8, h + 8, 8);
-	iscsi_put32(x->bhs + 16, itt);
+	iscsi_put32(x->bhs + 16, iscsi_bhs_itt(h));
 	iscsi_put32(x->bhs + 20, ISCSI_RSVD_TAG);
 	x->adv_statsn = 1;
-	memcpy(x->data, c->scratch, dlen);
+	if (dlen)
+		memcpy(x->data, data, dlen);
 	iscsi_conn_queue(c, &x->it);
 	return 0;
 }
 
-static int lun_mapped(struct iscsi_conn *c, uint64_t lun)
+static int lun_mapped(const struct iscsi_session *s, uint64_t lun)
 {
-	const struct scsi_lun_map *m = &c->sess->target->map;
+	const struct scsi_lun_map *m = &s->target->map;
 
 	return lun < m->count && m->luns[lun];
 }
 
 /* The tasks a reset TMF aborted are drained: let the SCSI layer reset its state. */
-static void tmf_reset(struct iscsi_conn *c, const struct tx_ctrl *x)
+static void tmf_reset(const struct tx_ctrl *x)
 {
+	const struct iscsi_session *s = x->sess;
 	const struct scsi_lun_map *m;
 
-	if (!x->reset || !c->sess || !c->sess->target)
+	if (!x->reset || !s || !s->target)
 		return;
-	m = &c->sess->target->map;
+	m = &s->target->map;
 	if (x->reset == 1 && x->reset_lun < m->count && m->luns[x->reset_lun])
-		scsi_lun_reset(m->luns[x->reset_lun], &c->nexus);
+		scsi_lun_reset(m->luns[x->reset_lun], &s->nexus);
 	else if (x->reset == 2)
-		scsi_target_reset(m, &c->nexus);
+		scsi_target_reset(m, &s->nexus);
 }
 
-static int tmf(struct iscsi_conn *c)
+/* Task management acts on the session's tasks, on all its connections. */
+static int tmf(struct iscsi_conn *c, const uint8_t *h)
 {
-	const uint8_t *h = c->rx_hdr;
 	uint8_t fn = h[1] & 0x7f, rsp = ISCSI_TMF_RSP_COMPLETE;
 	uint64_t lun = iscsi_lun_decode(h + 8);
+	struct iscsi_session *s = c->sess;
 	struct tx_ctrl *x;
 	struct iscsi_task *t;
 
-	if (c->sess->type != ISCSI_SESSION_NORMAL)
-		return reject_and_close(c, ISCSI_REJECT_PROTOCOL);
-	if (cmdsn_check(c))
-		return 0;
 	x = iscsi_conn_ctrl_new(0);
 	if (!x)
 		return -ENOMEM;
@@ -818,23 +1015,33 @@ static int tmf(struct iscsi_conn *c)
 	x->adv_statsn = 1;
 
 	switch (fn) {
-	case ISCSI_TMF_ABORT_TASK:
-		t = find_task_itt(c, iscsi_get32(h + 20));
-		if (!t)
-			rsp = ISCSI_TMF_RSP_NO_TASK;
-		else
+	case ISCSI_TMF_ABORT_TASK: {
+		uint32_t ref = iscsi_get32(h + 32), tsn = iscsi_get32(h + 24);
+
+		t = session_find_itt(s, iscsi_get32(h + 20));
+		if (t) {
 			task_abort(t, x);
+		} else if (!iscsi_sn_lt(ref, s->exp_cmdsn) && !iscsi_sn_lt(s->max_cmdsn, ref) &&
+			   iscsi_sn_lt(ref, tsn)) {
+			/* RFC 7143 11.5.1 b): not here (yet), within the window and sent before
+			 * this request: the CmdSN counts as received, the task as aborted */
+			sn_consume(s, ref);
+		} else {
+			rsp = ISCSI_TMF_RSP_NO_TASK;
+		}
 		break;
+	}
 	case ISCSI_TMF_ABORT_TASK_SET:
 	case ISCSI_TMF_CLEAR_TASK_SET:
 	case ISCSI_TMF_LUN_RESET:
-		if (!lun_mapped(c, lun)) {
+		if (!lun_mapped(s, lun)) {
 			rsp = ISCSI_TMF_RSP_NO_LUN;
 			break;
 		}
-		for (unsigned i = 0; i < ISCSI_NTASKS; i++)
-			if (c->tasks[i].state != TASK_FREE && c->tasks[i].cmd.lun_id == lun)
-				task_abort(&c->tasks[i], x);
+		for (struct iscsi_conn *o = s->conns; o; o = o->sess_next)
+			for (unsigned i = 0; i < ISCSI_NTASKS; i++)
+				if (o->tasks[i].state != TASK_FREE && o->tasks[i].cmd.lun_id == lun)
+					task_abort(&o->tasks[i], x);
 		if (fn == ISCSI_TMF_LUN_RESET) {
 			x->reset = 1;
 			x->reset_lun = lun;
@@ -842,9 +1049,10 @@ static int tmf(struct iscsi_conn *c)
 		break;
 	case ISCSI_TMF_TARGET_WARM_RESET:
 	case ISCSI_TMF_TARGET_COLD_RESET:
-		for (unsigned i = 0; i < ISCSI_NTASKS; i++)
-			if (c->tasks[i].state != TASK_FREE)
-				task_abort(&c->tasks[i], x);
+		for (struct iscsi_conn *o = s->conns; o; o = o->sess_next)
+			for (unsigned i = 0; i < ISCSI_NTASKS; i++)
+				if (o->tasks[i].state != TASK_FREE)
+					task_abort(&o->tasks[i], x);
 		x->reset = 2;
 		break;
 	case ISCSI_TMF_TASK_REASSIGN:
@@ -856,10 +1064,7 @@ static int tmf(struct iscsi_conn *c)
 	}
 	log_info(SUB, "%s: task management function %u: response %u", c->peer, fn, rsp);
 	x->bhs[2] = rsp;
-	if (!x->pending) {
-		tmf_reset(c, x);
-		iscsi_conn_queue(c, &x->it);
-	}
+	ctrl_send_when_done(c, x);
 	return 0;
 }
 
@@ -867,7 +1072,7 @@ static int tmf(struct iscsi_conn *c)
 static int text_send(struct iscsi_conn *c, uint32_t itt)
 {
 	size_t left = c->text_out.len - c->text_off;
-	uint32_t n = (uint32_t)MIN_U32(left, c->sess->p.max_send_dsl);
+	uint32_t n = (uint32_t)MIN_U32(left, c->max_send_dsl);
 	struct tx_ctrl *x = iscsi_conn_ctrl_new(n);
 
 	if (!x)
@@ -894,24 +1099,21 @@ static int text_send(struct iscsi_conn *c, uint32_t itt)
 	return 0;
 }
 
-static int text_req(struct iscsi_conn *c)
+static int text_req(struct iscsi_conn *c, const uint8_t *h, const uint8_t *data, uint32_t dlen)
 {
-	const uint8_t *h = c->rx_hdr;
 	uint32_t itt = iscsi_bhs_itt(h), ttt = iscsi_get32(h + 20);
 	struct iscsi_session *s = c->sess;
 	char val[ISCSI_NAME_MAX];
 	struct iscsi_neg neg;
 	int ret;
 
-	if (cmdsn_check(c))
-		return 0;
 	if (ttt != ISCSI_RSVD_TAG && c->text_out.len && ttt == c->text_ttt)
 		return text_send(c, itt);
 	iscsi_textbuf_free(&c->text_out);
 	c->text_off = 0;
-	if (c->text_in.len + c->rx_dlen > ISCSI_TEXT_MAX)
-		return reject_and_close(c, ISCSI_REJECT_PROTOCOL);
-	ret = iscsi_textbuf_append(&c->text_in, c->scratch, c->rx_dlen);
+	if (c->text_in.len + dlen > ISCSI_TEXT_MAX)
+		return reject_hdr_and_close(c, h, ISCSI_REJECT_PROTOCOL);
+	ret = iscsi_textbuf_append(&c->text_in, data, dlen);
 	if (ret)
 		return ret;
 	if (h[1] & ISCSI_FLAG_CONT) /* more keys follow: answer empty */
@@ -921,11 +1123,12 @@ static int text_req(struct iscsi_conn *c)
 	neg.full_feature = 1;
 	neg.session_type = s->type;
 	neg.p = s->p;
+	neg.p.max_send_dsl = c->max_send_dsl;
 	neg.declared_mrdsl = 1;
 	ret = iscsi_text_negotiate(&neg, c->text_in.buf, c->text_in.len, &c->text_out);
 	if (ret == -ENOMEM)
 		return ret;
-	s->p.max_send_dsl = neg.p.max_send_dsl;
+	c->max_send_dsl = neg.p.max_send_dsl; /* a per-connection key */
 	ret = iscsi_text_get(c->text_in.buf, c->text_in.len, "SendTargets", val, sizeof(val));
 	if (!ret) {
 		const char *only = NULL;
@@ -943,14 +1146,49 @@ static int text_req(struct iscsi_conn *c)
 	return text_send(c, itt);
 }
 
-static int logout_req(struct iscsi_conn *c)
+/* Drop the PDU copies of c waiting in the session's CmdSN order: their CmdSNs count as
+ * received (c closes or logs out). Its waiting tasks go with the tasks. */
+static void held_drop_conn(struct iscsi_session *s, struct iscsi_conn *c)
 {
-	const uint8_t *h = c->rx_hdr;
+	struct iscsi_held **pp = &s->held;
+
+	while (*pp) {
+		struct iscsi_held *h = *pp;
+
+		if (h->conn != c || h->task) {
+			pp = &h->next;
+			continue;
+		}
+		*pp = h->next;
+		s->ntasks--;
+		sn_consume(s, h->cmdsn);
+		free(container_of(h, struct iscsi_held_pdu, node));
+	}
+}
+
+/* c reads nothing more: the commands it was still receiving are dropped. */
+static void conn_stop_rx(struct iscsi_conn *c)
+{
+	c->phase = CONN_LOGOUT;
+	for (unsigned i = 0; i < ISCSI_NTASKS; i++)
+		if (c->tasks[i].state == TASK_RECV)
+			task_free(&c->tasks[i]);
+	held_drop_conn(c->sess, c);
+	halt(c);
+}
+
+/* Logout (RFC 7143 11.14): reason 0 closes the session (every connection, after the
+ * responses of the commands in a worker), 1 closes the connection named by CID (this
+ * one after those responses; another one at once, its tasks ended as at ERL 0), 2
+ * (remove for recovery) is answered "connection recovery is not supported" (ERL 0). */
+static int logout_req(struct iscsi_conn *c, const uint8_t *h)
+{
 	uint8_t reason = h[1] & 0x7f;
+	uint16_t cid = iscsi_get16(h + 20);
+	struct iscsi_session *s = c->sess;
+	struct iscsi_conn *o;
 	struct tx_ctrl *x;
 
-	if (cmdsn_check(c))
-		return 0;
 	x = iscsi_conn_ctrl_new(0);
 	if (!x)
 		return -ENOMEM;
@@ -963,18 +1201,128 @@ static int logout_req(struct iscsi_conn *c)
 		iscsi_conn_queue(c, &x->it);
 		return 0;
 	}
-	log_info(SUB, "%s: logout", c->peer);
+	if (reason == 1) {
+		for (o = s->conns; o && o->cid != cid; o = o->sess_next)
+			;
+		if (!o) {
+			log_info(SUB, "%s: logout of CID %u: not a connection of the session",
+				 c->peer, cid);
+			x->bhs[2] = 1; /* CID not found */
+			iscsi_conn_queue(c, &x->it);
+			return 0;
+		}
+		if (o != c) {
+			log_info(SUB, "%s: logout of CID %u (%s) of the session", c->peer, cid,
+				 o->peer);
+			for (unsigned i = 0; i < ISCSI_NTASKS; i++)
+				task_abort(&o->tasks[i], x);
+			iscsi_conn_close(o);
+			ctrl_send_when_done(c, x);
+			return 0;
+		}
+	}
+	log_info(SUB, "%s: logout (%s)", c->peer, reason == 0 ? "session" : "connection");
 	x->close_after = 1;
-	c->phase = CONN_LOGOUT;
+	conn_stop_rx(c);
 	for (unsigned i = 0; i < ISCSI_NTASKS; i++)
-		if (c->tasks[i].state == TASK_RECV)
-			task_free(&c->tasks[i]);
-	halt(c);
-	if (c->busy)
-		c->logout_rsp = x;
-	else
-		iscsi_conn_queue(c, &x->it);
+		task_wait(&c->tasks[i], x);
+	if (reason == 0) {
+		s->closing = 1;
+		for (o = s->conns; o; o = o->sess_next) {
+			if (o == c)
+				continue;
+			conn_stop_rx(o);
+			o->drain_close = 1;
+			for (unsigned i = 0; i < ISCSI_NTASKS; i++)
+				task_wait(&o->tasks[i], x);
+		}
+	}
+	ctrl_send_when_done(c, x);
 	return 0;
+}
+
+/* Take a complete NOP-Out, TMF, Text or Logout Request in CmdSN order. */
+static int ordered_ctrl(struct iscsi_conn *c)
+{
+	const uint8_t *h = c->rx_hdr;
+	struct iscsi_session *s = c->sess;
+	struct iscsi_held_pdu *hp;
+
+	if (!iscsi_bhs_immediate(h)) {
+		switch (sn_classify(s, iscsi_get32(h + 24))) {
+		case SN_DROP:
+			log_debug(SUB, "%s: %s CmdSN %u outside window (expected %u..%u): dropped",
+				  c->peer, iscsi_pdu_opname(iscsi_bhs_opcode(h)),
+				  iscsi_get32(h + 24), s->exp_cmdsn, s->max_cmdsn);
+			return 0;
+		case SN_HOLD:
+			hp = malloc(sizeof(*hp) + c->rx_dlen);
+			if (!hp)
+				return -ENOMEM;
+			hp->node.conn = c;
+			hp->node.task = NULL;
+			hp->node.cmdsn = iscsi_get32(h + 24);
+			hp->dlen = c->rx_dlen;
+			memcpy(hp->bhs, h, ISCSI_BHS_LEN);
+			if (c->rx_dlen)
+				memcpy(hp->data, c->scratch, c->rx_dlen);
+			s->ntasks++;
+			held_insert(s, &hp->node);
+			return 0;
+		default:
+			break;
+		}
+	}
+	return ctrl_pdu(c, h, c->scratch, c->rx_dlen);
+}
+
+static int ctrl_pdu(struct iscsi_conn *c, const uint8_t *h, const uint8_t *data, uint32_t dlen)
+{
+	switch (iscsi_bhs_opcode(h)) {
+	case ISCSI_OP_NOP_OUT: return nop_out(c, h, data, dlen);
+	case ISCSI_OP_TMF_REQ: return tmf(c, h);
+	case ISCSI_OP_TEXT_REQ: return text_req(c, h, data, dlen);
+	case ISCSI_OP_LOGOUT_REQ: return logout_req(c, h);
+	default: return 0;
+	}
+}
+
+/* Deliver the held PDUs that are now in CmdSN order, each on its own connection. */
+static void session_advance(struct iscsi_session *s)
+{
+	for (;;) {
+		struct iscsi_held *h = s->held;
+		struct iscsi_held_pdu *hp;
+		struct iscsi_conn *c;
+
+		if (s->consumed & 1) {
+			sn_take(s);
+			continue;
+		}
+		if (!h || iscsi_sn_lt(s->exp_cmdsn, h->cmdsn))
+			return;
+		s->held = h->next;
+		h->next = NULL;
+		if (h->task) {
+			h->task->waiting = 0;
+			if (h->cmdsn != s->exp_cmdsn) { /* a repeated CmdSN went first */
+				task_free(h->task);
+				continue;
+			}
+			sn_take(s);
+			task_progress(h->task);
+			continue;
+		}
+		hp = container_of(h, struct iscsi_held_pdu, node);
+		c = h->conn;
+		s->ntasks--;
+		if (h->cmdsn == s->exp_cmdsn) {
+			sn_take(s);
+			if (ctrl_pdu(c, hp->bhs, hp->data, hp->dlen) < 0)
+				iscsi_conn_close(c);
+		}
+		free(hp);
+	}
 }
 
 /* ---- receive ---- */
@@ -1031,6 +1379,9 @@ static int pdu_header(struct iscsi_conn *c)
 /* The whole PDU is in. */
 static int pdu_done(struct iscsi_conn *c)
 {
+	const uint8_t *h = c->rx_hdr;
+	int ret;
+
 	if (c->rx_drop || c->halt_rx)
 		return 0;
 	if (c->phase == CONN_LOGIN) {
@@ -1038,15 +1389,32 @@ static int pdu_done(struct iscsi_conn *c)
 			halt(c); /* close after the failed Login Response is written */
 		return 0;
 	}
-	switch (iscsi_bhs_opcode(c->rx_hdr)) {
-	case ISCSI_OP_SCSI_CMD: return cmd_done(c);
-	case ISCSI_OP_DATA_OUT: return dataout_done(c);
-	case ISCSI_OP_NOP_OUT: return nop_out(c);
-	case ISCSI_OP_TMF_REQ: return tmf(c);
-	case ISCSI_OP_TEXT_REQ: return text_req(c);
-	case ISCSI_OP_LOGOUT_REQ: return logout_req(c);
-	default: return 0;
+	switch (iscsi_bhs_opcode(h)) {
+	case ISCSI_OP_SCSI_CMD:
+		ret = cmd_done(c);
+		break;
+	case ISCSI_OP_DATA_OUT:
+		return dataout_done(c);
+	case ISCSI_OP_NOP_OUT:
+		if (iscsi_bhs_itt(h) == ISCSI_RSVD_TAG) /* answer to a NOP-In of ours */
+			return 0;
+		ret = ordered_ctrl(c);
+		break;
+	case ISCSI_OP_TMF_REQ:
+		if (c->sess->type != ISCSI_SESSION_NORMAL)
+			return reject_and_close(c, ISCSI_REJECT_PROTOCOL);
+		ret = ordered_ctrl(c);
+		break;
+	case ISCSI_OP_TEXT_REQ:
+	case ISCSI_OP_LOGOUT_REQ:
+		ret = ordered_ctrl(c);
+		break;
+	default:
+		return 0;
 	}
+	if (ret >= 0)
+		session_advance(c->sess);
+	return ret;
 }
 
 static void rx_expect(struct iscsi_conn *c, int state, uint8_t *ptr, uint32_t n)
@@ -1256,10 +1624,10 @@ out_close_fd:
 	return ret;
 }
 
-void iscsi_nexus_fill(struct iscsi_conn *c, const struct iscsi_session *s)
+void iscsi_nexus_fill(struct iscsi_session *s)
 {
 	static uint64_t next_id;
-	struct scsi_nexus *n = &c->nexus;
+	struct scsi_nexus *n = &s->nexus;
 
 	memset(n, 0, sizeof(*n));
 	n->id = __atomic_add_fetch(&next_id, 1, __ATOMIC_RELAXED);
@@ -1273,9 +1641,52 @@ void iscsi_nexus_fill(struct iscsi_conn *c, const struct iscsi_session *s)
 
 void iscsi_conn_enter_ffp(struct iscsi_conn *c, struct iscsi_session *s)
 {
+	struct iscsi_conn **pp;
+
 	c->sess = s;
-	s->conn = c;
 	c->phase = CONN_FULL;
+	s->refs++;
+	pthread_mutex_lock(&c->srv->sess_lock);
+	for (pp = &s->conns; *pp; pp = &(*pp)->sess_next) /* listed in login order */
+		;
+	c->sess_next = NULL;
+	*pp = c;
+	s->nconns++;
+	pthread_mutex_unlock(&c->srv->sess_lock);
+}
+
+void iscsi_session_close_conns(struct iscsi_session *s)
+{
+	s->closing = 1;
+	while (s->conns)
+		iscsi_conn_close(s->conns);
+}
+
+/* c leaves its session's connections; the session ends with its last one. */
+static void session_leave(struct iscsi_conn *c)
+{
+	struct iscsi_session *s = c->sess;
+	struct iscsi_conn **pp;
+	int last;
+
+	pthread_mutex_lock(&c->srv->sess_lock);
+	for (pp = &s->conns; *pp; pp = &(*pp)->sess_next)
+		if (*pp == c) {
+			*pp = c->sess_next;
+			s->nconns--;
+			break;
+		}
+	c->sess_next = NULL;
+	last = !s->nconns;
+	pthread_mutex_unlock(&c->srv->sess_lock);
+	if (last) {
+		iscsi_session_end(s);
+		log_info(SUB, "%s: session tsih %u of '%s' ended with its last connection", c->peer,
+			 s->tsih, s->initiator_name);
+	} else {
+		log_info(SUB, "%s: connection CID %u left session tsih %u (%u left); its tasks "
+			 "are ended (ERL 0)", c->peer, c->cid, s->tsih, s->nconns);
+	}
 }
 
 void iscsi_conn_close(struct iscsi_conn *c)
@@ -1286,8 +1697,10 @@ void iscsi_conn_close(struct iscsi_conn *c)
 	if (c->dead)
 		return;
 	log_debug(SUB, "%s: closing", c->peer);
-	epoll_ctl(c->srv->epfd, EPOLL_CTL_DEL, c->fd, NULL);
-	close(c->fd);
+	if (c->fd >= 0) {
+		epoll_ctl(c->srv->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+		close(c->fd);
+	}
 	c->dead = 1;
 	for (pp = &c->srv->conns; *pp; pp = &(*pp)->next)
 		if (*pp == c) {
@@ -1310,6 +1723,16 @@ void iscsi_conn_close(struct iscsi_conn *c)
 			free(it);
 	}
 	c->txq_head = c->txq_tail = NULL;
+	/* responses waiting for tasks: freed by the last of those tasks */
+	while (c->ctrl_wait) {
+		struct tx_ctrl *x = c->ctrl_wait;
+
+		c->ctrl_wait = x->wait_next;
+		x->wait_next = NULL;
+		x->owner = NULL;
+	}
+	if (c->sess)
+		held_drop_conn(c->sess, c);
 	for (unsigned i = 0; i < ISCSI_NTASKS; i++) {
 		struct iscsi_task *t = &c->tasks[i];
 
@@ -1318,16 +1741,14 @@ void iscsi_conn_close(struct iscsi_conn *c)
 		else if (t->state == TASK_EXEC) /* a long wait (SANITIZE) stops */
 			__atomic_store_n(&t->cmd.aborted, 1, __ATOMIC_RELAXED);
 	}
-	free(c->logout_rsp);
-	c->logout_rsp = NULL;
 	iscsi_textbuf_free(&c->text_in);
 	iscsi_textbuf_free(&c->text_out);
 	iscsi_login_cleanup(&c->login, c->srv);
 	if (c->sess) {
-		c->held_target = c->sess->target; /* running tasks still use its LUNs */
-		c->sess->target = NULL;
-		iscsi_session_destroy(c->sess);
-		c->sess = NULL;
+		session_leave(c);
+		/* CmdSNs it leaves behind count as received: what waited on them goes on */
+		if (c->sess->nconns && !c->sess->closing)
+			session_advance(c->sess);
 	}
 	if (!c->busy)
 		zombie(c);
@@ -1345,7 +1766,7 @@ void iscsi_conn_reap(struct iscsi_server *srv)
 			    (c->login.target && c->login.target->removed))
 				c->closing = 1;
 	}
-	if (srv->recheck_acl) { /* an ACL changed: sessions it now denies are dropped */
+	if (srv->recheck_acl) { /* an ACL changed: connections it now denies are dropped */
 		srv->recheck_acl = 0;
 		for (c = srv->conns; c; c = c->next) {
 			const struct iscsi_secpol *p;
@@ -1369,14 +1790,17 @@ void iscsi_conn_reap(struct iscsi_server *srv)
 			iscsi_conn_close(c);
 			continue;
 		}
-		if ((c->txq_head || c->tx_count) && !c->want_out && tx_flush(c) < 0)
+		if ((c->txq_head || c->tx_count) && !c->want_out && tx_flush(c) < 0) {
 			iscsi_conn_close(c);
+			continue;
+		}
+		if (c->drain_close && !c->busy && !c->txq_head && !c->tx_count)
+			iscsi_conn_close(c); /* its session was logged out from another one */
 	}
 	while ((c = srv->zombies)) {
 		srv->zombies = c->next;
-		if (c->nexus.id && c->held_target)
-			scsi_nexus_lost(&c->nexus, &c->held_target->map);
-		iscsi_server_put_target(srv, c->held_target);
+		if (c->sess)
+			iscsi_session_put(c->sess);
 		free(c->scratch);
 		free(c->rbuf);
 		free(c);

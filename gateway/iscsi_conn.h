@@ -1,5 +1,8 @@
 /* iscsi_conn.h - one iSCSI connection: receive state machine, send queue, tasks and
  * the full feature phase (SCSI commands, R2T/Data-Out, Data-In, NOP, TMF, Text, Logout).
+ * A connection belongs to one session (iscsi_session.h), with which it shares the CmdSN
+ * window and order, the nexus and the task management scope; its tasks, StatSN, digests
+ * and MaxRecvDataSegmentLength are its own.
  *
  * Everything here runs on the network thread, except that a task's scsi_cmd is handed
  * to a worker between submit and completion (state TASK_EXEC), when the network thread
@@ -43,6 +46,12 @@ struct tx_ctrl {
 	int start_digests;          /* final Login Response: digests apply after it */
 	int reset;                  /* TMF: 1 LUN RESET, 2 TARGET RESET once drained */
 	uint64_t reset_lun;
+	/* a TMF or Logout Response waiting for tasks (pending > 0), possibly of other
+	 * connections of the session: queued on owner when the last one returns, or freed
+	 * when owner closed meanwhile */
+	struct iscsi_conn *owner;   /* NULL once the owner closed */
+	struct iscsi_session *sess; /* for the reset (outlives the tasks it waits for) */
+	struct tx_ctrl *wait_next;  /* owner->ctrl_wait */
 	uint32_t dlen;
 	uint8_t data[];
 };
@@ -80,7 +89,12 @@ struct iscsi_task {
 	uint8_t sense_buf[2 + SCSI_SENSE_MAX];
 	/* Task management */
 	int aborted;
-	struct tx_ctrl *tmf;     /* TMF response waiting for this task */
+	struct tx_ctrl *tmf;     /* TMF or Logout Response waiting for this task */
+	/* CmdSN order */
+	int immediate;           /* I bit: outside the CmdSN order */
+	int cmd_in;              /* the command PDU (with its immediate data) is in */
+	int waiting;             /* in the session's held list (above a CmdSN gap) */
+	struct iscsi_held held;
 };
 
 /* A PDU ready to be written; iov points into hdr/trail and task or ctrl data. */
@@ -105,8 +119,6 @@ struct iscsi_conn {
 	int fd;
 	char peer[64];               /* "ip:port" for logs */
 	struct sockaddr_storage peer_ss; /* the initiator's address (ACLs) */
-	struct scsi_nexus nexus;     /* I_T nexus of the session (id 0 before login);
-				      * kept until the last task returns */
 	char local[64];              /* portal address for TargetAddress */
 	int phase;
 	uint64_t born_ns;             /* monotonic time of accept (login timeout) */
@@ -116,13 +128,19 @@ struct iscsi_conn {
 	int halt_rx;                 /* read nothing more (closing after a reply) */
 	int want_out;                /* EPOLLOUT registered */
 	unsigned busy;               /* tasks in a worker */
-	struct iscsi_session *sess;
-	struct iscsi_target *held_target; /* kept until the last task returns */
+	int drain_close;             /* close once busy == 0 and all is sent (the
+				      * session is logged out from another connection) */
+	struct iscsi_session *sess;  /* set at login; kept (a reference) until freed */
+	struct iscsi_conn *sess_next; /* sess->conns, while in full feature phase */
 	struct iscsi_login login;
 	int hd, dd;                  /* digests in force on received PDUs */
 	int tx_hd, tx_dd;            /* digests in force on sent PDUs */
+	int neg_hd, neg_dd;          /* negotiated digests (sent PDUs start after login) */
+	uint32_t max_send_dsl;       /* the initiator's MaxRecvDataSegmentLength here */
 	uint32_t statsn;
 	uint16_t cid;
+	/* counters: written by the network thread, read by listings (relaxed atomics) */
+	uint64_t n_cmds, bytes_read, bytes_written;
 
 	/* receive */
 	int rx_state;
@@ -147,7 +165,7 @@ struct iscsi_conn {
 	struct iscsi_task tasks[ISCSI_NTASKS];
 	uint16_t free_idx[ISCSI_NTASKS];
 	unsigned nfree;
-	struct tx_ctrl *logout_rsp;  /* waits for busy == 0 */
+	struct tx_ctrl *ctrl_wait;   /* its TMF/Logout Responses waiting for tasks */
 
 	/* text exchange in full feature phase */
 	struct iscsi_textbuf text_in, text_out;
@@ -174,9 +192,11 @@ struct tx_ctrl *iscsi_conn_ctrl_new(uint32_t dlen);
 void iscsi_conn_queue(struct iscsi_conn *c, struct tx_item *it);
 /* Queue a Reject of the current PDU's header. */
 int iscsi_conn_reject(struct iscsi_conn *c, uint8_t reason);
-/* Fill c->nexus for the session s that just logged in on c. */
-void iscsi_nexus_fill(struct iscsi_conn *c, const struct iscsi_session *s);
-/* Enter the full feature phase with session s. */
+/* Fill the I_T nexus of a new session. */
+void iscsi_nexus_fill(struct iscsi_session *s);
+/* Enter the full feature phase as a connection of session s (new or joined). */
 void iscsi_conn_enter_ffp(struct iscsi_conn *c, struct iscsi_session *s);
+/* Close every connection of s (session reinstatement). */
+void iscsi_session_close_conns(struct iscsi_session *s);
 
 #endif

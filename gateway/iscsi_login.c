@@ -8,10 +8,20 @@
  * and, once checked (target, ACL, policy), SessionType, InitiatorName and TargetName: a
  * later request may repeat them, not change them. An answer longer than one login PDU
  * (8192 bytes) is refused rather than continued.
- * When the final response (T=1, NSG=3) is queued, a session is created with a fresh
- * TSIH; a live session of the same initiator name + ISID + target is reinstated
- * (closed) first. Digests start with the first PDU after that response. A failed login
- * gets a response with a non-zero status class and the connection is closed.
+ * When the final response (T=1, NSG=3) of a leading login (TSIH 0) is queued, a session
+ * is created with a fresh TSIH; a live session of the same initiator name + ISID +
+ * target is reinstated (all its connections closed) first.
+ * A login with a TSIH adds a connection to that session (RFC 7143 5.3, 6.3): it passes
+ * the target's ACL (by its InitiatorName and its own address) and CHAP exactly as a
+ * leading login does, must name the session's InitiatorName, ISID, target and type
+ * (else 0x020a session does not exist), may not give more access than the session has
+ * (a read-only ACL result or another CHAP user: 0x0202), and may not exceed the
+ * negotiated MaxConnections (0x0206 too many connections) unless its CID is one of the
+ * session's: then it reinstates that connection, which is closed (its tasks ended as at
+ * ERL 0) once the new one is authenticated. Its Leading Only keys are Irrelevant; its
+ * digests and MaxRecvDataSegmentLength are its own.
+ * Digests start with the first PDU after the final response. A failed login gets a
+ * response with a non-zero status class and the connection is closed.
  */
 #include "iscsi_login.h"
 
@@ -76,6 +86,32 @@ static int fail(struct iscsi_conn *c, uint16_t status)
 	return -EACCES;
 }
 
+/* May this login join the session of its TSIH? A login status (0: yes, *out set). */
+static int join_check(struct iscsi_conn *c, struct iscsi_session **out)
+{
+	struct iscsi_login *l = &c->login;
+	struct iscsi_session *s = iscsi_session_by_tsih(c->srv, l->tsih);
+	struct iscsi_conn *o;
+
+	if (!s || s->closing || s->type != l->neg.session_type || memcmp(s->isid, l->isid, 6) ||
+	    strcmp(s->initiator_name, l->neg.initiator_name) || s->target != l->target) {
+		log_warn(SUB, "%s: '%s' asks to add a connection to session tsih %u, which it "
+			 "does not have", c->peer, l->neg.initiator_name, l->tsih);
+		return ISCSI_LOGIN_NO_SESSION;
+	}
+	for (o = s->conns; o && o->cid != c->cid; o = o->sess_next)
+		;
+	if (!o && s->nconns >= s->p.max_conns) {
+		log_warn(SUB, "%s: session tsih %u of '%s' already has %u connections "
+			 "(MaxConnections=%u)", c->peer, s->tsih, s->initiator_name, s->nconns,
+			 s->p.max_conns);
+		return ISCSI_LOGIN_TOO_MANY_CONNS;
+	}
+	if (out)
+		*out = s;
+	return 0;
+}
+
 /* Checks once the first request's keys are known: names, target, ACL, TSIH. */
 static int first_checks(struct iscsi_conn *c, struct iscsi_textbuf *out)
 {
@@ -106,12 +142,8 @@ static int first_checks(struct iscsi_conn *c, struct iscsi_textbuf *out)
 	} else {
 		l->sec = iscsi_secpol_get(c->srv, NULL);
 	}
-	if (l->tsih) { /* adding a connection to a session: MaxConnections=1 */
-		for (struct iscsi_session *s = c->srv->sessions; s; s = s->next)
-			if (s->tsih == l->tsih)
-				return ISCSI_LOGIN_TOO_MANY_CONNS;
-		return ISCSI_LOGIN_NO_SESSION;
-	}
+	if (l->tsih) /* adding a connection to a session */
+		return join_check(c, NULL);
 	return 0;
 }
 
@@ -165,17 +197,81 @@ static int login_security(struct iscsi_conn *c, const char *in, size_t len, int 
 	return 0;
 }
 
+/* The login's work is done: release what it held. */
+static void login_release(struct iscsi_conn *c)
+{
+	struct iscsi_login *l = &c->login;
+
+	iscsi_server_put_target(c->srv, l->target);
+	l->target = NULL;
+	iscsi_secpol_put(c->srv, l->sec);
+	l->sec = NULL;
+	OPENSSL_cleanse(&l->chap, sizeof(l->chap));
+	iscsi_textbuf_free(&l->in);
+}
+
+/* The connection's own parameters from its login. */
+static void conn_params(struct iscsi_conn *c)
+{
+	const struct iscsi_params *p = &c->login.neg.p;
+
+	c->max_send_dsl = p->max_send_dsl;
+	c->neg_hd = p->header_digest;
+	c->neg_dd = p->data_digest;
+	c->hd = c->neg_hd;
+	c->dd = c->neg_dd;
+}
+
+/* A connection joins the session of its TSIH (or takes the place of the session's
+ * connection with its CID). */
+static int finish_join(struct iscsi_conn *c, struct iscsi_textbuf *out, uint8_t flags)
+{
+	struct iscsi_login *l = &c->login;
+	const char *user = l->chap.state == CHAP_DONE ? l->chap.user : "";
+	struct iscsi_session *s = NULL;
+	struct iscsi_conn *old;
+	int st;
+
+	st = join_check(c, &s); /* again: the session may have changed during the login */
+	if (st)
+		return fail(c, (uint16_t)st);
+	if ((l->read_only && !s->read_only) || strcmp(user, s->chap_user)) {
+		log_warn(SUB, "%s: '%s' may not add a connection to session tsih %u: %s", c->peer,
+			 l->neg.initiator_name, s->tsih,
+			 l->read_only && !s->read_only ? "its ACL gives this address read-only access"
+						       : "it authenticated as another CHAP user");
+		return fail(c, ISCSI_LOGIN_FORBIDDEN);
+	}
+	for (old = s->conns; old && old->cid != c->cid; old = old->sess_next)
+		;
+	conn_params(c);
+	iscsi_conn_enter_ffp(c, s);
+	if (old) { /* connection reinstatement: the session goes on over the new one */
+		log_info(SUB, "%s: reinstating connection CID %u (%s) of session tsih %u", c->peer,
+			 c->cid, old->peer, s->tsih);
+		iscsi_conn_close(old);
+	}
+	log_info(SUB, "%s: connection CID %u added to session tsih %u of '%s'%s%s (%u of %u, "
+		 "digests %s/%s)", c->peer, c->cid, s->tsih, s->initiator_name,
+		 s->target ? " to " : "", s->target ? s->target->iqn : "", s->nconns,
+		 s->p.max_conns, c->hd ? "CRC32C" : "None", c->dd ? "CRC32C" : "None");
+	login_release(c);
+	return respond(c, flags, ISCSI_LOGIN_OK, s->tsih, out, 1);
+}
+
 static int finish(struct iscsi_conn *c, struct iscsi_textbuf *out, uint8_t flags)
 {
 	struct iscsi_login *l = &c->login;
 	struct iscsi_session *s, *old;
 	int ret;
 
+	if (l->tsih)
+		return finish_join(c, out, flags);
 	old = iscsi_session_find(c->srv, l->neg.initiator_name, l->isid, l->target);
-	if (old && old->conn) {
-		log_info(SUB, "%s: reinstating session of '%s' (tsih %u)", c->peer,
-			 l->neg.initiator_name, old->tsih);
-		iscsi_conn_close(old->conn);
+	if (old && old->conns) {
+		log_info(SUB, "%s: reinstating session of '%s' (tsih %u, %u connections)", c->peer,
+			 l->neg.initiator_name, old->tsih, old->nconns);
+		iscsi_session_close_conns(old);
 	}
 	ret = iscsi_session_create(c->srv, &l->neg, l->isid, l->cmdsn, l->target, &s);
 	if (ret)
@@ -185,20 +281,17 @@ static int finish(struct iscsi_conn *c, struct iscsi_textbuf *out, uint8_t flags
 	snprintf(s->chap_user, sizeof(s->chap_user), "%s",
 		 l->chap.state == CHAP_DONE ? l->chap.user : "");
 	s->read_only = l->read_only;
-	iscsi_nexus_fill(c, s);
+	iscsi_nexus_fill(s);
+	conn_params(c);
 	iscsi_conn_enter_ffp(c, s);
-	c->hd = s->p.header_digest;
-	c->dd = s->p.data_digest;
-	log_info(SUB, "%s: %s session of '%s'%s%s (tsih %u, digests %s/%s%s%s%s)", c->peer,
+	log_info(SUB, "%s: %s session of '%s'%s%s (tsih %u, digests %s/%s%s%s%s, "
+		 "MaxConnections %u)", c->peer,
 		 s->type == ISCSI_SESSION_DISCOVERY ? "discovery" : "normal", s->initiator_name,
 		 s->target ? " to " : "", s->target ? s->target->iqn : "", s->tsih,
 		 c->hd ? "CRC32C" : "None", c->dd ? "CRC32C" : "None",
 		 s->chap_user[0] ? ", CHAP user " : "", s->chap_user,
-		 s->read_only ? ", read-only" : "");
-	iscsi_secpol_put(c->srv, l->sec);
-	l->sec = NULL;
-	OPENSSL_cleanse(&l->chap, sizeof(l->chap));
-	iscsi_textbuf_free(&l->in);
+		 s->read_only ? ", read-only" : "", s->p.max_conns);
+	login_release(c);
 	return respond(c, flags, ISCSI_LOGIN_OK, s->tsih, out, 1);
 }
 
@@ -216,6 +309,8 @@ int iscsi_login_handle(struct iscsi_conn *c, const uint8_t *data, uint32_t dlen)
 		l->started = 1;
 		memcpy(l->isid, h + 8, 6);
 		l->tsih = iscsi_get16(h + 14);
+		l->neg.non_leading = l->tsih != 0;
+		l->neg.max_conns_ours = iscsi_server_max_conns(c->srv);
 		c->cid = iscsi_get16(h + 20);
 		c->statsn = iscsi_get32(h + 28);
 		l->stage = csg;

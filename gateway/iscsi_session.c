@@ -1,4 +1,5 @@
-/* iscsi_session.c - targets registry, completion hand-off, sessions and TSIH. */
+/* iscsi_session.c - targets registry, completion hand-off, sessions, TSIH and the
+ * session's lifetime (iscsi_session.h). */
 #include "iscsi_session.h"
 
 #include <errno.h>
@@ -12,6 +13,9 @@
 
 #include "iscsi_conn.h"
 #include "iscsi_pdu.h"
+#include "log.h"
+
+#define SUB "iscsi"
 
 struct iscsi_target *iscsi_server_get_target(struct iscsi_server *srv, const char *iqn)
 {
@@ -137,6 +141,11 @@ static int tsih_in_use(struct iscsi_server *srv, uint16_t tsih)
 	return 0;
 }
 
+uint32_t iscsi_server_max_conns(const struct iscsi_server *srv)
+{
+	return srv->max_conns ? srv->max_conns : ISCSI_MAX_CONNS_DEFAULT;
+}
+
 int iscsi_session_create(struct iscsi_server *srv, const struct iscsi_neg *neg,
 			 const uint8_t isid[6], uint32_t cmdsn, struct iscsi_target *t,
 			 struct iscsi_session **out)
@@ -176,24 +185,65 @@ struct iscsi_session *iscsi_session_find(struct iscsi_server *srv, const char *i
 	return NULL;
 }
 
-void iscsi_session_destroy(struct iscsi_session *s)
+struct iscsi_session *iscsi_session_by_tsih(struct iscsi_server *srv, uint16_t tsih)
+{
+	for (struct iscsi_session *s = srv->sessions; s; s = s->next)
+		if (s->tsih == tsih)
+			return s;
+	return NULL;
+}
+
+void iscsi_session_end(struct iscsi_session *s)
 {
 	struct iscsi_session **pp;
 
+	if (s->ended)
+		return;
 	pthread_mutex_lock(&s->srv->sess_lock);
 	for (pp = &s->srv->sessions; *pp; pp = &(*pp)->next)
 		if (*pp == s) {
 			*pp = s->next;
 			break;
 		}
+	s->ended = 1;
 	pthread_mutex_unlock(&s->srv->sess_lock);
+	log_debug(SUB, "session tsih %u of '%s' ended", s->tsih, s->initiator_name);
+}
+
+static void session_free(struct iscsi_session *s)
+{
+	/* held PDUs left (a harness that destroys a session with live connections) */
+	while (s->held) {
+		struct iscsi_held *h = s->held;
+
+		s->held = h->next;
+		if (!h->task)
+			free(h);
+	}
+	if (s->nexus.id && s->target)
+		scsi_nexus_lost(&s->nexus, &s->target->map);
 	iscsi_server_put_target(s->srv, s->target);
 	free(s);
 }
 
-void iscsi_session_update_window(struct iscsi_session *s, unsigned free_slots)
+void iscsi_session_put(struct iscsi_session *s)
 {
-	uint32_t m = s->exp_cmdsn - 1 + free_slots;
+	if (--s->refs == 0 && !s->nconns) {
+		iscsi_session_end(s);
+		session_free(s);
+	}
+}
+
+void iscsi_session_destroy(struct iscsi_session *s)
+{
+	iscsi_session_end(s);
+	session_free(s);
+}
+
+void iscsi_session_update_window(struct iscsi_session *s)
+{
+	unsigned free = s->ntasks < ISCSI_QUEUE_DEPTH ? ISCSI_QUEUE_DEPTH - s->ntasks : 0;
+	uint32_t m = s->exp_cmdsn - 1 + free;
 
 	if (iscsi_sn_lt(s->max_cmdsn, m))
 		s->max_cmdsn = m;

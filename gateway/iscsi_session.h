@@ -1,8 +1,29 @@
 /* iscsi_session.h - the server context shared by the transport modules, exported
- * targets, and iSCSI sessions (one connection each: MaxConnections=1).
+ * targets, and iSCSI sessions with one or more connections (Multiple Connections per
+ * Session at ErrorRecoveryLevel 0, RFC 7143 sections 4.2.2, 6.3, 7.1, 11.14).
  *
- * Threading: targets and the completion list are under srv->lock; everything else
- * (connections, sessions, CmdSN state) belongs to the network thread alone.
+ * A session is named by InitiatorName + ISID + target (the I_T nexus) and numbered by
+ * its TSIH. The leading login creates it; a login carrying its TSIH (same InitiatorName,
+ * ISID and target, the target's ACL and CHAP passed again on that connection) adds a
+ * connection, up to the negotiated MaxConnections; one with the CID of a live connection
+ * of the session reinstates that connection (the old one is closed first, its tasks
+ * ended as at ERL 0).
+ *
+ * Session-wide: the operational parameters of the leading login (p), the I_T nexus,
+ * the CmdSN window (ExpCmdSN/MaxCmdSN) and the delivery of non-immediate PDUs in CmdSN
+ * order across connections (held list). Per connection: StatSN, digests,
+ * MaxRecvDataSegmentLength, and every task (connection allegiance: a command's R2T,
+ * Data-Out, Data-In and response stay on the connection it came in on).
+ *
+ * Lifetime: a session lives while it has a connection in full feature phase; when the
+ * last one closes (logout, drop, reinstatement) it ends (unlinked, no longer listed or
+ * joinable). Its memory - the nexus that running tasks still use - is freed when the
+ * last connection that belonged to it is freed (refs).
+ *
+ * Threading: targets and the completion list are under srv->lock; the sessions list
+ * links, a session's connection list and the fixed fields read by listings are changed
+ * under srv->sess_lock by the network thread; everything else (CmdSN state, tasks)
+ * belongs to the network thread alone.
  */
 #ifndef CAIRN_ISCSI_SESSION_H
 #define CAIRN_ISCSI_SESSION_H
@@ -26,6 +47,8 @@ struct bufpool;
 #define ISCSI_QUEUE_DEPTH 64   /* CmdSN window: non-immediate commands in flight */
 #define ISCSI_TASKS_EXTRA 8    /* task slots reserved for immediate commands */
 #define ISCSI_NPOOLS 3
+#define ISCSI_MAX_CONNS_DEFAULT 4 /* MaxConnections the target offers unless set */
+#define ISCSI_MAX_CONNS_CAP 64    /* highest settable MaxConnections */
 
 /* First member of every object registered with srv->epfd. */
 enum iscsi_ep_tag { ISCSI_EP_LISTEN = 1, ISCSI_EP_EVENT = 2, ISCSI_EP_CONN = 3 };
@@ -69,13 +92,45 @@ struct iscsi_server {
 	struct iscsi_conn *zombies; /* closed, freed at the end of the event batch */
 	struct iscsi_session *sessions;
 	uint16_t next_tsih;
+	uint32_t max_conns;         /* MaxConnections offered; 0 = ISCSI_MAX_CONNS_DEFAULT */
+};
+
+/* A non-immediate PDU that came in above ExpCmdSN, waiting for the gap below it to be
+ * filled (from any connection of the session). Kept in s->held, sorted by CmdSN. A SCSI
+ * command waits as its task (node embedded in the task, which keeps receiving its
+ * unsolicited data meanwhile); any other PDU as a copy (struct iscsi_held_pdu). */
+struct iscsi_held {
+	struct iscsi_held *next;
+	struct iscsi_conn *conn;       /* the connection it came in on */
+	struct iscsi_task *task;       /* SCSI command; NULL: an iscsi_held_pdu */
+	uint32_t cmdsn;
+};
+
+struct iscsi_held_pdu {
+	struct iscsi_held node;
+	uint32_t dlen;
+	uint8_t bhs[48];
+	uint8_t data[];
 };
 
 struct iscsi_session {
 	struct iscsi_session *next;
 	struct iscsi_server *srv;
-	struct iscsi_target *target;   /* NULL for a discovery session (holds a ref) */
-	struct iscsi_conn *conn;
+	struct iscsi_target *target;   /* NULL for a discovery session (holds a ref until
+					* the session is freed) */
+	struct iscsi_conn *conns;      /* connections in full feature phase (c->sess_next),
+					* changed under srv->sess_lock */
+	unsigned nconns;
+	unsigned refs;                 /* connections not yet freed that belong to it */
+	int ended;                     /* no connection left: unlinked from srv->sessions */
+	int closing;                   /* a Logout closes the session: no new connection */
+	struct scsi_nexus nexus;       /* the I_T nexus, for every connection's tasks */
+	struct iscsi_held *held;       /* PDUs waiting for a CmdSN gap, ascending CmdSN */
+	uint64_t consumed;             /* bit i: CmdSN ExpCmdSN + i counts as received with
+					* nothing left to do (its connection closed, or an
+					* ABORT TASK named it before it came) */
+	unsigned ntasks;               /* tasks and held PDUs of all its connections (the
+					* CmdSN window: MaxCmdSN = ExpCmdSN - 1 + free) */
 	int type;                      /* enum iscsi_session_type */
 	uint8_t isid[6];
 	uint16_t tsih;
@@ -84,7 +139,7 @@ struct iscsi_session {
 	uint32_t exp_cmdsn;
 	uint32_t max_cmdsn;
 	char target_iqn[ISCSI_NAME_MAX]; /* "" for discovery (stays after target is cleared) */
-	char peer[64];                 /* initiator address "ip:port" */
+	char peer[64];                 /* initiator address "ip:port" of the leading login */
 	char chap_user[CHAP_NAME_MAX]; /* CHAP user that logged in ("" without CHAP) */
 	int read_only;                 /* ACL gave read-only access */
 	/* counters: written by the network thread, read by listings (relaxed atomics) */
@@ -112,7 +167,8 @@ struct iscsi_task *iscsi_server_take_done(struct iscsi_server *srv);
 /* Wake the network thread. */
 void iscsi_server_wake(struct iscsi_server *srv);
 
-/* Create a session for a finished login (takes over the target reference). */
+/* Create a session for a finished leading login (takes over the target reference);
+ * it has no connection until iscsi_conn_enter_ffp(). */
 int iscsi_session_create(struct iscsi_server *srv, const struct iscsi_neg *neg,
 			 const uint8_t isid[6], uint32_t cmdsn, struct iscsi_target *t,
 			 struct iscsi_session **out);
@@ -120,9 +176,18 @@ int iscsi_session_create(struct iscsi_server *srv, const struct iscsi_neg *neg,
  * reinstatement; NULL if none. */
 struct iscsi_session *iscsi_session_find(struct iscsi_server *srv, const char *initiator,
 					 const uint8_t isid[6], const struct iscsi_target *t);
-/* Unlink and free; drops the target reference. */
+/* The live session numbered tsih; NULL if none. */
+struct iscsi_session *iscsi_session_by_tsih(struct iscsi_server *srv, uint16_t tsih);
+/* The MaxConnections this server offers. */
+uint32_t iscsi_server_max_conns(const struct iscsi_server *srv);
+/* Unlink from the sessions list (no connection left); idempotent. */
+void iscsi_session_end(struct iscsi_session *s);
+/* A connection that belonged to s is freed: the last one frees s (the nexus is lost
+ * for the SCSI layer, the target reference dropped). */
+void iscsi_session_put(struct iscsi_session *s);
+/* End and free now, whatever refers to it (a harness that owns its only connection). */
 void iscsi_session_destroy(struct iscsi_session *s);
-/* Raise MaxCmdSN to ExpCmdSN - 1 + free_slots (never lowers it). */
-void iscsi_session_update_window(struct iscsi_session *s, unsigned free_slots);
+/* Raise MaxCmdSN to ExpCmdSN - 1 + (free command slots of the session) (never lowers). */
+void iscsi_session_update_window(struct iscsi_session *s);
 
 #endif

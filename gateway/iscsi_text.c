@@ -4,7 +4,11 @@
  * bytes; values at most 255 bytes except where a key allows more (we accept up to
  * ISCSI_TEXT_VALUE_MAX). Numbers are decimal or 0x-hex. The answer to a key we do not
  * know is key=NotUnderstood; to a session key in a discovery session, key=Irrelevant;
- * to a value out of range or a list with nothing we support, key=Reject.
+ * to a value out of range or a list with nothing we support, key=Reject. On a
+ * connection added to an existing session (non-leading login) a Leading Only key
+ * (RFC 7143 section 13: the session-wide operational keys) is answered key=Irrelevant
+ * and the session keeps the value its leading login negotiated; only the connection's
+ * own keys (digests, MaxRecvDataSegmentLength, AuthMethod) are negotiated there.
  */
 #include "iscsi_text.h"
 
@@ -154,42 +158,44 @@ struct key_desc {
 	uint32_t min, max;   /* valid range of an offered number */
 	uint32_t ours;       /* our value (numbers; booleans 0/1) */
 	int session_only;    /* Irrelevant in a discovery session */
+	int lo;              /* Leading Only: Irrelevant on an added connection */
+	int ours_is_limit;   /* ours is the server's n->max_conns_ours when that is set */
 };
 
 #define P(m) offsetof(struct iscsi_params, m)
 #define NO_STORE ((size_t)-1)
 
 static const struct key_desc keys[] = {
-	{ "HeaderDigest", KT_DIGEST, P(header_digest), 0, 0, 0, 0 },
-	{ "DataDigest", KT_DIGEST, P(data_digest), 0, 0, 0, 0 },
-	{ "MaxRecvDataSegmentLength", KT_MRDSL, P(max_send_dsl), 512, 16777215, ISCSI_OUR_MRDSL, 0 },
-	{ "MaxBurstLength", KT_NUM_MIN, P(max_burst), 512, 16777215, 16776192, 1 },
-	{ "FirstBurstLength", KT_NUM_MIN, P(first_burst), 512, 16777215, 16776192, 1 },
-	{ "MaxOutstandingR2T", KT_NUM_MIN, P(max_outstanding_r2t), 1, 65535, 8, 1 },
-	{ "MaxConnections", KT_NUM_MIN, P(max_conns), 1, 65535, 1, 1 },
-	{ "DefaultTime2Wait", KT_NUM_MAX, P(time2wait), 0, 3600, 2, 0 },
-	{ "DefaultTime2Retain", KT_NUM_MIN, P(time2retain), 0, 3600, 20, 0 },
-	{ "ErrorRecoveryLevel", KT_NUM_MIN, P(erl), 0, 2, 0, 0 },
-	{ "InitialR2T", KT_BOOL_OR, P(initial_r2t), 0, 1, 0, 1 },
-	{ "ImmediateData", KT_BOOL_AND, P(immediate_data), 0, 1, 1, 1 },
-	{ "DataPDUInOrder", KT_BOOL_OR, P(data_pdu_in_order), 0, 1, 1, 1 },
-	{ "DataSequenceInOrder", KT_BOOL_OR, P(data_seq_in_order), 0, 1, 1, 1 },
-	{ "InitiatorName", KT_DECL, 0, 0, 0, 0, 0 },
-	{ "InitiatorAlias", KT_DECL, 0, 0, 0, 0, 0 },
-	{ "TargetName", KT_DECL, 0, 0, 0, 0, 0 },
-	{ "SessionType", KT_DECL, 0, 0, 0, 0, 0 },
-	{ "AuthMethod", KT_AUTH, 0, 0, 0, 0, 0 },
-	{ "TargetAlias", KT_LOGIN_ONLY_IGNORED, 0, 0, 0, 0, 0 },
-	{ "TargetAddress", KT_LOGIN_ONLY_IGNORED, 0, 0, 0, 0, 0 },
-	{ "TargetPortalGroupTag", KT_LOGIN_ONLY_IGNORED, 0, 0, 0, 0, 0 },
-	{ "SendTargets", KT_SKIP, NO_STORE, 0, 0, 0, 0 },
-	{ "CHAP_A", KT_CHAP, NO_STORE, 0, 0, 0, 0 },
-	{ "CHAP_I", KT_CHAP, NO_STORE, 0, 0, 0, 0 },
-	{ "CHAP_C", KT_CHAP, NO_STORE, 0, 0, 0, 0 },
-	{ "CHAP_N", KT_CHAP, NO_STORE, 0, 0, 0, 0 },
-	{ "CHAP_R", KT_CHAP, NO_STORE, 0, 0, 0, 0 },
-	{ "IFMarker", KT_BOOL_AND, NO_STORE, 0, 1, 0, 0 },  /* RFC 3720 keys: answered No */
-	{ "OFMarker", KT_BOOL_AND, NO_STORE, 0, 1, 0, 0 },
+	{ "HeaderDigest", KT_DIGEST, P(header_digest), 0, 0, 0, 0, 0, 0 },
+	{ "DataDigest", KT_DIGEST, P(data_digest), 0, 0, 0, 0, 0, 0 },
+	{ "MaxRecvDataSegmentLength", KT_MRDSL, P(max_send_dsl), 512, 16777215, ISCSI_OUR_MRDSL, 0, 0, 0 },
+	{ "MaxBurstLength", KT_NUM_MIN, P(max_burst), 512, 16777215, 16776192, 1, 1, 0 },
+	{ "FirstBurstLength", KT_NUM_MIN, P(first_burst), 512, 16777215, 16776192, 1, 1, 0 },
+	{ "MaxOutstandingR2T", KT_NUM_MIN, P(max_outstanding_r2t), 1, 65535, 8, 1, 1, 0 },
+	{ "MaxConnections", KT_NUM_MIN, P(max_conns), 1, 65535, 1, 1, 1, 1 },
+	{ "DefaultTime2Wait", KT_NUM_MAX, P(time2wait), 0, 3600, 2, 0, 1, 0 },
+	{ "DefaultTime2Retain", KT_NUM_MIN, P(time2retain), 0, 3600, 20, 0, 1, 0 },
+	{ "ErrorRecoveryLevel", KT_NUM_MIN, P(erl), 0, 2, 0, 0, 1, 0 },
+	{ "InitialR2T", KT_BOOL_OR, P(initial_r2t), 0, 1, 0, 1, 1, 0 },
+	{ "ImmediateData", KT_BOOL_AND, P(immediate_data), 0, 1, 1, 1, 1, 0 },
+	{ "DataPDUInOrder", KT_BOOL_OR, P(data_pdu_in_order), 0, 1, 1, 1, 1, 0 },
+	{ "DataSequenceInOrder", KT_BOOL_OR, P(data_seq_in_order), 0, 1, 1, 1, 1, 0 },
+	{ "InitiatorName", KT_DECL, 0, 0, 0, 0, 0, 0, 0 },
+	{ "InitiatorAlias", KT_DECL, 0, 0, 0, 0, 0, 0, 0 },
+	{ "TargetName", KT_DECL, 0, 0, 0, 0, 0, 0, 0 },
+	{ "SessionType", KT_DECL, 0, 0, 0, 0, 0, 0, 0 },
+	{ "AuthMethod", KT_AUTH, 0, 0, 0, 0, 0, 0, 0 },
+	{ "TargetAlias", KT_LOGIN_ONLY_IGNORED, 0, 0, 0, 0, 0, 0, 0 },
+	{ "TargetAddress", KT_LOGIN_ONLY_IGNORED, 0, 0, 0, 0, 0, 0, 0 },
+	{ "TargetPortalGroupTag", KT_LOGIN_ONLY_IGNORED, 0, 0, 0, 0, 0, 0, 0 },
+	{ "SendTargets", KT_SKIP, NO_STORE, 0, 0, 0, 0, 0, 0 },
+	{ "CHAP_A", KT_CHAP, NO_STORE, 0, 0, 0, 0, 0, 0 },
+	{ "CHAP_I", KT_CHAP, NO_STORE, 0, 0, 0, 0, 0, 0 },
+	{ "CHAP_C", KT_CHAP, NO_STORE, 0, 0, 0, 0, 0, 0 },
+	{ "CHAP_N", KT_CHAP, NO_STORE, 0, 0, 0, 0, 0, 0 },
+	{ "CHAP_R", KT_CHAP, NO_STORE, 0, 0, 0, 0, 0, 0 },
+	{ "IFMarker", KT_BOOL_AND, NO_STORE, 0, 1, 0, 0, 0, 0 },  /* RFC 3720 keys: answered No */
+	{ "OFMarker", KT_BOOL_AND, NO_STORE, 0, 1, 0, 0, 0, 0 },
 };
 
 static const struct key_desc *find_key(const char *k, size_t kl)
@@ -303,7 +309,8 @@ static int negotiate_one(struct iscsi_neg *n, const char *k, size_t kl, const ch
 		return addkv(out, k, kl, "Reject");
 	if (vl == 13 && !memcmp(v, "NotUnderstood", 13))
 		return 0;
-	if (d->session_only && n->session_type == ISCSI_SESSION_DISCOVERY)
+	if ((d->session_only && n->session_type == ISCSI_SESSION_DISCOVERY) ||
+	    (d->lo && n->non_leading))
 		return addkv(out, k, kl, "Irrelevant");
 
 	switch (d->type) {
@@ -341,13 +348,14 @@ static int negotiate_one(struct iscsi_neg *n, const char *k, size_t kl, const ch
 	case KT_NUM_MIN:
 	case KT_NUM_MAX: {
 		uint32_t *res = (uint32_t *)((char *)&n->p + d->off);
+		uint32_t ours = d->ours_is_limit && n->max_conns_ours ? n->max_conns_ours : d->ours;
 
 		if (parse_num(v, vl, &x) || x < d->min || x > d->max)
 			return addkv(out, k, kl, "Reject");
 		if (d->type == KT_NUM_MIN)
-			x = x < d->ours ? x : d->ours;
+			x = x < ours ? x : ours;
 		else
-			x = x > d->ours ? x : d->ours;
+			x = x > ours ? x : ours;
 		*res = x;
 		snprintf(num, sizeof(num), "%u", x);
 		return addkv(out, k, kl, num);

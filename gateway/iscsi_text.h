@@ -77,6 +77,10 @@ struct iscsi_neg {
 	int auth_none;                /* AuthMethod negotiated to None */
 	int declared_mrdsl;           /* our MaxRecvDataSegmentLength already sent */
 	int full_feature;             /* negotiation during full feature phase */
+	int non_leading;              /* login adding a connection to a session (TSIH set):
+				       * Leading Only keys are Irrelevant */
+	uint32_t max_conns_ours;      /* MaxConnections the target offers (0: 1, the RFC
+				       * default) */
 	int names_locked;             /* the login checked SessionType, InitiatorName and
 				       * TargetName (first request): a later request may
 				       * repeat them but not change them (-EPROTO) */

@@ -59,7 +59,8 @@ static void check_params(const struct iscsi_params *p)
 	CHECK(p->first_burst >= 512 && p->first_burst <= 16777215);
 	CHECK(p->max_outstanding_r2t >= 1 && p->max_outstanding_r2t <= 65535);
 	CHECK(p->erl == 0);
-	CHECK(p->max_conns == 1);
+	/* never more than the target offers (MaxConnections is a minimum) */
+	CHECK(p->max_conns >= 1 && p->max_conns <= iscsi_server_max_conns(fuzz_srv()));
 	CHECK(p->header_digest == 0 || p->header_digest == 1);
 	CHECK(p->data_digest == 0 || p->data_digest == 1);
 }

@@ -299,6 +299,31 @@ def pdu_seeds():
     i = Initiator()
     p = [i.login(T_OPER_FULL, normal_keys(ini=b"iqn.2026-11.org.fuzz:deny-me"))]
     s["acl_denied"] = records(FZ_ACL, p)
+    # 8. Multiple Connections per Session: a leading login offering MaxConnections=4, a
+    # non-immediate NOP-Out sent above a CmdSN gap (held until the command below it),
+    # ABORT TASK by RefCmdSN, Logout of an unknown CID, of this CID; and a login adding a
+    # connection to a session this input does not have (TSIH 1: session does not exist)
+    i = Initiator()
+    mk = normal_keys().replace(b"MaxConnections=1", b"MaxConnections=4")
+    p = [i.login(T_OPER_FULL, mk), i.cmd(TUR, 0, immediate=True)[1]]
+    held = bytearray(48)
+    held[0], held[1] = 0x00, 0x80
+    held[16:28] = struct.pack(">III", i.next_itt(), 0xFFFFFFFF, i.cmdsn + 1)
+    p.append(i.pdu(held, b"later"))
+    p.append(i.cmd(cdb10(0x28, 0, 1), 512, 0xC0)[1])
+    i.cmdsn += 1  # the held NOP-Out's
+    gap = i.cmdsn  # a CmdSN never sent, closed by ABORT TASK's RefCmdSN
+    i.cmdsn += 1
+    abort = bytearray(i.tmf(1, 0x7777)[:48])
+    abort[32:36] = struct.pack(">I", gap)
+    p += [i.pdu(abort), i.cmd(TUR, 0)[1]]
+    logout = bytearray(i.logout(1)[:48])
+    logout[0], logout[20:22] = 0x46, struct.pack(">H", 9)
+    p += [i.pdu(logout), i.logout(1)]
+    s["mcs_session"] = records(0, p)
+    i = Initiator()
+    p = [i.login(T_OPER_FULL, mk, tsih=1, cid=1)]
+    s["mcs_add_connection"] = records(0, p)
     return s
 
 
@@ -342,6 +367,11 @@ def login_text_seeds():
     i = Initiator()
     s["login_continue"] = bytes([0, 2]) + rec(0x40 | (1 << 2), normal_keys()[:50], i) + rec(
         T_OPER_FULL, normal_keys()[50:], i)
+    # a login adding connection 1 to session 1 (Leading Only keys answered Irrelevant)
+    i = Initiator()
+    bhs = bytearray(i.login(T_OPER_FULL, b"", tsih=1, cid=1)[:48])
+    mk = normal_keys().replace(b"MaxConnections=1", b"MaxConnections=4")
+    s["login_add_connection"] = bytes([0, 2]) + bytes(bhs) + struct.pack(">H", len(mk)) + mk
     return s
 
 
