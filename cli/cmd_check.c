@@ -167,6 +167,9 @@ int cmd_check(struct cli_globals *g, int argc, char **argv)
 	       (unsigned long long)res.refs);
 	if (co.read_data)
 		printf("%llu chunk(s) read and verified\n", (unsigned long long)res.chunks_read);
+	if (res.erased) /* CRYPTO ERASE: unreadable by design until a gc deletes them */
+		printf("%llu chunk(s) under destroyed volume keys (crypto-erased): not readable, "
+		       "not damage; the next gc reclaims them\n", (unsigned long long)res.erased);
 	if (res.damaged)
 		return cli_fail(MSG_CHECK_DAMAGED, (unsigned long long)res.damaged, g->repo);
 	printf("no damage found\n");

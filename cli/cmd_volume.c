@@ -16,14 +16,18 @@
 #include "volume.h"
 
 static const char usage[] =
-	"usage: cairn volume create NAME --size S [--chunk-size S]\n"
+	"usage: cairn volume create NAME --size S [--chunk-size S] [--own-key]\n"
 	"       cairn volume list [--json]\n"
 	"       cairn volume delete NAME\n"
 	"       cairn volume clone POINT NEW   (a writable volume from any point; O(1))\n"
 	"       cairn volume set NAME [--retain D] [--hourly D[/EVERY]] [--daily D[/EVERY]]\n"
 	"  --size S         volume size, e.g. 10G (a multiple of 512 bytes)\n"
 	"  --chunk-size S   chunk size: a power of two, 4K to 1M (default: the repository's)\n"
+	"  --own-key        (encrypted repositories) the volume's data under a key of its own,\n"
+	"                   so that SANITIZE CRYPTO ERASE can destroy it in an instant; its\n"
+	"                   chunks never dedup with other volumes' (its clones share the key)\n"
 	"  --json           machine-readable output\n"
+	"  --state-dir DIR  with no daemon running: the state directory (as given to serve)\n"
 	"  --retain D       keep every write (CDP) for D, e.g. 24h (default); 0 keeps none\n"
 	"  --hourly D[/E]   then one point per E (default 1h) for D (default 7d)\n"
 	"  --daily D[/E]    then one point per E (default 1d) for D (default 30d)\n"
@@ -43,6 +47,14 @@ json_object *cli_volume_json(const struct volume_info *vi)
 	json_object_object_add(o, "chunk_size", json_object_new_int64(vi->chunk_size));
 	json_object_object_add(o, "created", json_object_new_string(util_fmt_time(vi->created_ns, t, sizeof(t))));
 	json_object_object_add(o, "retention", cli_retention_json(&vi->retention));
+	json_object_object_add(o, "own_key", json_object_new_boolean(vi->key_ref != 0));
+	if (vi->key_ref) {
+		char kr[9];
+
+		snprintf(kr, sizeof(kr), "%08x", vi->key_ref);
+		json_object_object_add(o, "key", json_object_new_string(kr));
+		json_object_object_add(o, "key_generation", json_object_new_int64((int64_t)vi->key_gen));
+	}
 	return o;
 }
 
@@ -55,6 +67,8 @@ int cli_volume_fail(const char *name, int err, char *buf, size_t len)
 	case -ENOENT: id = MSG_VOLUME_MISSING; break;
 	case -EBUSY: id = MSG_VOLUME_BUSY; break;
 	case -EINVAL: id = MSG_BAD_VOLUME_NAME; break;
+	case -EOPNOTSUPP: id = MSG_OWN_KEY_PLAIN; break;
+	case -EKEYREVOKED: id = MSG_KEY_ERASED; break;
 	default:
 		if (buf)
 			return cli_msg_format(buf, len, MSG_VOLUME_IO, name, strerror(-err));
@@ -73,20 +87,22 @@ static int print_list(json_object *arr, int json)
 		puts(json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED));
 		return 0;
 	}
-	printf("%-24s %10s %8s  %-24s %s\n", "NAME", "SIZE", "CHUNK", "CREATED", "ID");
+	printf("%-24s %10s %8s  %-24s %-32s %s\n", "NAME", "SIZE", "CHUNK", "CREATED", "ID", "KEY");
 	for (size_t i = 0; i < n; i++) {
 		json_object *v = json_object_array_get_idx(arr, i), *f;
 		char sz[32], cs[32];
 		uint64_t size = 0, chunk = 0;
-		const char *name = "", *created = "", *id = "";
+		const char *name = "", *created = "", *id = "", *key = "repository";
 
 		if (json_object_object_get_ex(v, "name", &f)) name = json_object_get_string(f);
 		if (json_object_object_get_ex(v, "size", &f)) size = (uint64_t)json_object_get_int64(f);
 		if (json_object_object_get_ex(v, "chunk_size", &f)) chunk = (uint64_t)json_object_get_int64(f);
 		if (json_object_object_get_ex(v, "created", &f)) created = json_object_get_string(f);
 		if (json_object_object_get_ex(v, "id", &f)) id = json_object_get_string(f);
-		printf("%-24s %10s %8s  %-24s %s\n", name, util_fmt_size(size, sz, sizeof(sz)),
-		       util_fmt_size(chunk, cs, sizeof(cs)), created, id);
+		if (json_object_object_get_ex(v, "own_key", &f) && json_object_get_boolean(f))
+			key = "own";
+		printf("%-24s %10s %8s  %-24s %-32s %s\n", name, util_fmt_size(size, sz, sizeof(sz)),
+		       util_fmt_size(chunk, cs, sizeof(cs)), created, id, key);
 	}
 	return 0;
 }
@@ -133,7 +149,8 @@ out_close:
 	return rc;
 }
 
-static int do_create(struct cli_globals *g, const char *name, uint64_t size, uint32_t chunk)
+static int do_create(struct cli_globals *g, const char *name, uint64_t size, uint32_t chunk,
+		     int own_key)
 {
 	struct cli_session s;
 	struct volume_info vi;
@@ -150,29 +167,38 @@ static int do_create(struct cli_globals *g, const char *name, uint64_t size, uin
 		json_object_object_add(req, "name", json_object_new_string(name));
 		json_object_object_add(req, "size", json_object_new_int64((int64_t)size));
 		json_object_object_add(req, "chunk_size", json_object_new_int64(chunk));
+		if (own_key)
+			json_object_object_add(req, "own_key", json_object_new_boolean(1));
 		rc = cli_daemon_call(&s, req, &resp);
 		json_object_put(req);
 		if (!rc)
-			printf("created volume %s (%s), exported as iqn.2026-11.org.cairn:%s\n", name,
-			       util_fmt_size(size, sz, sizeof(sz)), name);
+			printf("created volume %s (%s%s), exported as iqn.2026-11.org.cairn:%s\n",
+			       name, util_fmt_size(size, sz, sizeof(sz)),
+			       own_key ? ", with a key of its own" : "", name);
 		if (resp)
 			json_object_put(resp);
 	} else {
-		rc = volume_create(&s.cs, name, size, chunk, &vi);
+		rc = own_key && !repo_encrypted(s.repo) ? -EOPNOTSUPP :
+		     volume_create_keyed(&s.cs, name, size, chunk, NULL,
+					 own_key ? VOLUME_KEY_NEW : 0, 0, &vi);
 		if (rc)
 			rc = cli_volume_fail(name, rc, NULL, 0);
 		else
-			printf("created volume %s (%s, chunks of %u bytes)\n", name,
-			       util_fmt_size(size, sz, sizeof(sz)), vi.chunk_size);
+			printf("created volume %s (%s, chunks of %u bytes%s)\n", name,
+			       util_fmt_size(size, sz, sizeof(sz)), vi.chunk_size,
+			       own_key ? ", with a key of its own" : "");
 	}
 	cli_close(&s);
 	return rc;
 }
 
-static int do_delete(struct cli_globals *g, const char *name)
+/* Through the daemon, or directly: the volume's local state goes from the state
+ * directory (state, else the default) once its tombstone is stored. */
+static int do_delete(struct cli_globals *g, const char *name, const char *state)
 {
 	struct cli_session s;
 	json_object *resp = NULL;
+	char sd[4096];
 	int rc;
 
 	rc = cli_open(g, CLI_OPEN_WRITE, &s);
@@ -187,7 +213,7 @@ static int do_delete(struct cli_globals *g, const char *name)
 		if (resp)
 			json_object_put(resp);
 	} else {
-		rc = volume_delete(&s.cs, name);
+		rc = volume_delete_local(&s.cs, name, hist_state_dir(&s, state, sd, sizeof(sd)));
 		if (rc)
 			rc = cli_volume_fail(name, rc, NULL, 0);
 	}
@@ -289,6 +315,7 @@ int cmd_volume(struct cli_globals *g, int argc, char **argv)
 		{ "hourly", required_argument, NULL, 'H' },
 		{ "daily", required_argument, NULL, 'D' },
 		{ "config", required_argument, NULL, 'C' },
+		{ "own-key", no_argument, NULL, 'K' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0, 0, 0, 0 },
 	};
@@ -296,7 +323,7 @@ int cmd_volume(struct cli_globals *g, int argc, char **argv)
 	const char *retain = NULL, *hourly = NULL, *daily = NULL, *config = NULL;
 	uint64_t size = 0;
 	uint32_t chunk = 0;
-	int c, json = 0;
+	int c, json = 0, own_key = 0;
 
 	while ((c = getopt_long(argc, argv, "r:h", opts, NULL)) != -1) {
 		switch (c) {
@@ -311,6 +338,7 @@ int cmd_volume(struct cli_globals *g, int argc, char **argv)
 		case 'H': hourly = optarg; break;
 		case 'D': daily = optarg; break;
 		case 'C': config = optarg; break;
+		case 'K': own_key = 1; break;
 		case 'h': fputs(usage, stdout); return 0;
 		default:
 			if (cli_other_opt(g, c, optarg, usage))
@@ -318,6 +346,7 @@ int cmd_volume(struct cli_globals *g, int argc, char **argv)
 			break;
 		}
 	}
+	g->state_dir = state; /* cli_open keeps the index table there too */
 	if (optind >= argc)
 		return cli_fail(MSG_USAGE, "volume needs a subcommand: create, list or delete");
 	sub = argv[optind++];
@@ -335,7 +364,7 @@ int cmd_volume(struct cli_globals *g, int argc, char **argv)
 			return cli_fail(MSG_USAGE, "volume create needs --size S (e.g. --size 10G)");
 		if (util_parse_size(size_arg, &size) || size == 0 || size % VOLUME_SECTOR)
 			return cli_fail(MSG_BAD_SIZE, size_arg);
-		return do_create(g, argv[optind], size, chunk);
+		return do_create(g, argv[optind], size, chunk, own_key);
 	}
 	if (!strcmp(sub, "clone")) {
 		if (optind + 2 != argc)
@@ -345,7 +374,7 @@ int cmd_volume(struct cli_globals *g, int argc, char **argv)
 	if (!strcmp(sub, "delete")) {
 		if (optind + 1 != argc)
 			return cli_fail(MSG_USAGE, "volume delete takes one NAME");
-		return do_delete(g, argv[optind]);
+		return do_delete(g, argv[optind], state);
 	}
 	if (!strcmp(sub, "set")) {
 		if (optind + 1 != argc)
@@ -383,13 +412,16 @@ json_object *daemon_volume_create(struct daemon *d, json_object *req)
 {
 	const char *name = daemon_req_str(req, "name");
 	struct volume_info vi;
-	json_object *r;
-	int rc;
+	json_object *r, *x;
+	int rc, own_key;
 
 	if (!name)
 		return control_reply_err(2, "volume.create needs a name");
-	rc = volume_create(&d->cs, name, (uint64_t)daemon_req_int(req, "size"),
-			   (uint32_t)daemon_req_int(req, "chunk_size"), &vi);
+	own_key = json_object_object_get_ex(req, "own_key", &x) && json_object_get_boolean(x);
+	rc = own_key && !repo_encrypted(d->repo) ? -EOPNOTSUPP :
+	     volume_create_keyed(&d->cs, name, (uint64_t)daemon_req_int(req, "size"),
+				 (uint32_t)daemon_req_int(req, "chunk_size"), NULL,
+				 own_key ? VOLUME_KEY_NEW : 0, 0, &vi);
 	if (rc)
 		return daemon_volume_err(name, rc);
 	pthread_mutex_lock(&d->lock);
@@ -415,7 +447,7 @@ json_object *daemon_volume_delete(struct daemon *d, json_object *req)
 	pthread_mutex_unlock(&d->lock);
 	if (s)
 		daemon_unserve(d, s);
-	rc = volume_delete(&d->cs, name);
+	rc = volume_delete_local(&d->cs, name, d->state_dir);
 	if (rc)
 		return daemon_volume_err(name, rc);
 	return control_reply_ok();
@@ -452,7 +484,9 @@ json_object *hist_volume_clone(struct hist_ctx *h, json_object *req)
 	point_close(p);
 	if (rc)
 		return hist_err(point, vol, rc);
-	rc = volume_create_from(h->cs, name, plan.info.size, plan.info.chunk_size, &root, &vi);
+	/* an own-key volume's clone shares its key: its chunks are the same chunks */
+	rc = volume_create_keyed(h->cs, name, plan.info.size, plan.info.chunk_size, &root,
+				 plan.info.key_ref, plan.info.key_gen, &vi);
 	if (rc)
 		return daemon_volume_err(name, rc);
 	if (h->d) {

@@ -71,6 +71,8 @@ static const struct {
 	[MSG_BAD_DURATION] = { 2, "duration '%s' of %s is invalid: give a number with an optional unit s, m, h, d or w (e.g. 24h, 7d), or 0" },
 	[MSG_IMPORT_STDIN_TOO_BIG] = { 1, "the image on standard input is larger than volume '%s' (%s, %llu bytes; %llu bytes or more were read); nothing was imported: the volume holds what it held before (give an image of at most the volume's size, or grow a new volume)" },
 	[MSG_CONFIG_RETENTION] = { 1, "the volume's retention was changed, but saving it in the config file failed: %s; fix that and run the command again, or the file's setting takes over at the next 'cairn serve --config'" },
+	[MSG_OWN_KEY_PLAIN] = { 1, "volume '%s' was not created: --own-key needs an encrypted repository (one made with 'cairn init --encrypt'); create it without --own-key, or in an encrypted repository" },
+	[MSG_KEY_ERASED] = { 1, "%s cannot be read: its data was under a volume key that a SANITIZE CRYPTO ERASE destroyed; nothing written before that erase can be recovered" },
 };
 
 int cli_fail(enum cli_msg id, ...)

@@ -72,6 +72,8 @@ enum cli_msg {
 	MSG_BAD_DURATION,       /* %s text, %s option */
 	MSG_IMPORT_STDIN_TOO_BIG, /* %s volume, %s size, %llu size, %llu bytes read */
 	MSG_CONFIG_RETENTION,   /* %s sentence naming the file and what failed */
+	MSG_OWN_KEY_PLAIN,      /* %s volume */
+	MSG_KEY_ERASED,         /* %s volume or point */
 	MSG_COUNT
 };
 

@@ -182,6 +182,28 @@ static int lv_purge(void *ctx, int (*cancelled)(void *arg), void *arg)
 	return purge_gc(volume_get_info(v)->name, cancelled, arg);
 }
 
+/* ---- SANITIZE CRYPTO ERASE: the volume's own key destroyed (volume_crypto_erase) ----
+ * Only for a volume with a key of its own (`volume create --own-key`); refused (-EBUSY,
+ * logged) while a clone shares that key. No gc: what was stored under the old key is
+ * unreadable wherever it lies; an ordinary gc reclaims the space later. */
+static int lv_crypto_erase(void *ctx, int check)
+{
+	struct volume *v = ctx;
+	char other[VOLUME_NAME_MAX + 1] = "";
+	int rc;
+
+	if (!check)
+		return volume_crypto_erase(v);
+	if (check == 1)
+		return volume_get_info(v)->key_ref ? 0 : -EOPNOTSUPP;
+	rc = volume_crypto_erase_check(v, other);
+	if (rc == -EBUSY)
+		log_warn("sanitize", "%s: CRYPTO ERASE refused: volume %s shares its key (a "
+			 "clone); erasing the key would erase it too (delete it first)",
+			 volume_get_info(v)->name, other);
+	return rc;
+}
+
 /* ---- EXTENDED COPY: chunks shared by reference (volume_copy) ---- */
 static const struct lun_ops volume_lun_ops;
 
@@ -215,6 +237,7 @@ static const struct lun_ops volume_lun_ops = {
 	.sanitize_save = lv_san_save,
 	.sanitize_load = lv_san_load,
 	.purge = lv_purge,
+	.crypto_erase = lv_crypto_erase,
 };
 
 void lun_from_volume(struct lun *l, struct volume *v)

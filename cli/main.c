@@ -15,7 +15,7 @@ static const char usage[] =
 	"\n"
 	"Commands:\n"
 	"  init [--chunk-size 64K] [--encrypt]     create a repository\n"
-	"  volume create NAME --size S [--chunk-size S]\n"
+	"  volume create NAME --size S [--chunk-size S] [--own-key]\n"
 	"  volume list [--json]                    list volumes\n"
 	"  volume delete NAME                      delete a volume (space returns with gc)\n"
 	"  volume clone POINT NEW                  a writable volume from any point\n"

@@ -53,6 +53,15 @@ struct lun_ops {
 	 * non-zero asks it to stop early (-ECANCELED). Idempotent: a purge that stopped or
 	 * crashed is simply run again. */
 	int (*purge)(void *ctx, int (*cancelled)(void *arg), void *arg);
+	/* Optional (NULL: SANITIZE CRYPTO ERASE is not supported). check 1 (cheap, no IO):
+	 * 0 if this LU supports it, -EOPNOTSUPP if never (its medium has no key of its
+	 * own: REPORT SUPPORTED OPERATION CODES leaves it out). check 2 (a SANITIZE
+	 * command, may read metadata): also -EBUSY when it cannot run now (the key also
+	 * encrypts another LU's medium; logged). check 0: destroy the key the
+	 * medium is encrypted under and start a new one, so that every block reads zeros
+	 * and no earlier state of the medium can be read anywhere. Fast (no block is
+	 * written); idempotent: one cut short by a crash is simply run again. */
+	int (*crypto_erase)(void *ctx, int check);
 };
 
 struct lun {

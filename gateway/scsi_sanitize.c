@@ -12,8 +12,14 @@
  *                       writes the pattern itself (SBC-3), so the result is the same.
  *   BLOCK ERASE (02h)   every block is deallocated (reads as zeros: WABEREQ 01b).
  *   EXIT FAILURE MODE   leaves the failed state a failed sanitize left.
- *   CRYPTO ERASE (03h)  refused (INVALID FIELD IN CDB): the LUN does not know that its
- *                       repository is encrypted.
+ *   CRYPTO ERASE (03h)  where the LUN's medium is encrypted under a key of its own
+ *                       (lun->ops->crypto_erase: a volume created with --own-key in an
+ *                       encrypted repository): that key is destroyed and replaced, so
+ *                       every block reads zeros (WACEREQ 01b) and nothing written
+ *                       before can be decrypted, anywhere; no block is written and no
+ *                       purge runs. Elsewhere, and while another LU shares the key (a
+ *                       clone), INVALID FIELD IN CDB; REPORT SUPPORTED OPERATION CODES
+ *                       lists 03h exactly for the LUs where it runs.
  *
  * Overwrite parameter list: 0 INVERT (7) | TEST (6-5) | OWCOUNT (4-0), 1 reserved,
  * 2-3 INITIALIZATION PATTERN LENGTH (1 .. block size), 4- the pattern.
@@ -54,16 +60,19 @@
  * Record (the blob given to sanitize_save), big-endian:
  *   0-3    magic "CSAN"
  *   4-5    version = 1
- *   6      SERVICE ACTION: 01h OVERWRITE or 02h BLOCK ERASE
+ *   6      SERVICE ACTION: 01h OVERWRITE, 02h BLOCK ERASE or 03h CRYPTO ERASE
  *   7      phase: 1 erasing, 2 purging (the erase is complete and durable)
  *   8-15   bytes of the medium erased and flushed (phase 1: where a resume starts)
  *   16-17  pattern length P (0: deallocate, i.e. BLOCK ERASE or an all-zero pattern)
  *   18-    the INITIALIZATION PATTERN (P bytes, P <= block size)
  *   18+P   CRC32C (iSCSI polynomial) of bytes 0 .. 17+P, 4 bytes
  *
- * CRYPTO ERASE stays refused even where the repository is encrypted: its keys are the
- * repository's, shared by every volume, and chunks are deduplicated across volumes
- * under one id key, so no key exists whose destruction erases this LU alone.
+ * (SERVICE ACTION 03h, CRYPTO ERASE: P = 0, phase 1 until it ends; a resume runs
+ * lun->ops->crypto_erase again, which is idempotent.)
+ *
+ * CRYPTO ERASE is refused for a volume without a key of its own: the repository's keys
+ * are shared by every such volume, and their chunks are deduplicated across volumes
+ * under one id key, so no key exists whose destruction erases that LU alone.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -92,7 +101,7 @@ struct scsi_sanitize {
 	struct scsi_lu *lu;
 	pthread_t th;
 	uint64_t gen;           /* lu->san_gen of this operation */
-	uint8_t sa;             /* 01h OVERWRITE, 02h BLOCK ERASE */
+	uint8_t sa;             /* 01h OVERWRITE, 02h BLOCK ERASE, 03h CRYPTO ERASE */
 	uint8_t phase;          /* SAN_ERASE or SAN_PURGE: where it starts */
 	uint64_t start;         /* SAN_ERASE: first byte to erase (a resume) */
 	int deallocate;         /* 1: write_zeroes; 0: write buf */
@@ -167,6 +176,12 @@ static void *san_main(void *arg)
 	unsigned steps = 0;
 	int rc = 0;
 
+	if (s->sa == 0x03) { /* CRYPTO ERASE: the key goes, nothing is written */
+		log_info("scsi", "LUN %s: SANITIZE CRYPTO ERASE: destroying the medium's key",
+			 lun->name);
+		rc = lun->ops->crypto_erase(lun->ctx, 0);
+		goto out_end;
+	}
 	for (off = s->start; s->phase == SAN_ERASE && off < lun->size && !rc; off += SAN_STEP) {
 		uint64_t n = MIN((uint64_t)SAN_STEP, lun->size - off);
 
@@ -199,6 +214,7 @@ static void *san_main(void *arg)
 			 lun->name);
 		rc = lun->ops->purge(lun->ctx, stop_asked, lu);
 	}
+out_end:
 	if (!rc)
 		rc = rec_clear(lun);
 	if (!rc)
@@ -234,6 +250,23 @@ void scsi_sanitize_stop(struct scsi_lu *lu)
 {
 	__atomic_store_n(&lu->san_stop, 1, __ATOMIC_RELAXED);
 	reap(lu);
+}
+
+/* 1 if CRYPTO ERASE runs on lun (now: not refused because another LU shares the key;
+ * now 0: ever, for the opcode report and VPD B1h). */
+static int crypto_ok(const struct lun *lun, int now)
+{
+	int rc;
+
+	if (!lun || !lun->ops->crypto_erase)
+		return 0;
+	rc = lun->ops->crypto_erase(lun->ctx, now ? 2 : 1);
+	return rc == 0;
+}
+
+int scsi_sanitize_crypto_supported(const struct lun *lun)
+{
+	return crypto_ok(lun, 0);
 }
 
 /* Fill buf with whole blocks of the pattern; 1 if it is all zeros. */
@@ -365,7 +398,8 @@ int scsi_sbc_sanitize(struct scsi_cmd *c, struct lun *lun)
 		scsi_invalid_field(c, (c->cdb[1] & 0x40) ? 1 : 2, (c->cdb[1] & 0x40) ? 6 : -1);
 		return 0;
 	}
-	if (sa != 0x01 && sa != 0x02 && sa != 0x1f) { /* CRYPTO ERASE (3) and the rest */
+	if ((sa != 0x01 && sa != 0x02 && sa != 0x03 && sa != 0x1f) ||
+	    (sa == 0x03 && !crypto_ok(lun, 1))) {
 		scsi_invalid_field(c, 1, 4);
 		return 0;
 	}
@@ -433,7 +467,8 @@ int scsi_sbc_sanitize(struct scsi_cmd *c, struct lun *lun)
 		return rc;
 	}
 	log_info("scsi", "LUN %s: SANITIZE %s started%s", lun->name,
-		 sa == 0x01 ? "OVERWRITE" : "BLOCK ERASE", immed ? " (IMMED)" : "");
+		 sa == 0x01 ? "OVERWRITE" : sa == 0x02 ? "BLOCK ERASE" : "CRYPTO ERASE",
+		 immed ? " (IMMED)" : "");
 	if (immed) {
 		pthread_mutex_unlock(&lu->lock);
 		scsi_good(c);
@@ -503,7 +538,8 @@ int scsi_sanitize_resume(struct lun *lun)
 		goto out_bad;
 	patlen = get_be16(b + 16);
 	if (len != REC_HDR + patlen + 4 || get_be32(b + len - 4) != rec_crc(b, len - 4) ||
-	    (b[6] != 0x01 && b[6] != 0x02) || (b[7] != SAN_ERASE && b[7] != SAN_PURGE) ||
+	    (b[6] != 0x01 && b[6] != 0x02 && (b[6] != 0x03 || !lun->ops->crypto_erase)) ||
+	    (b[7] != SAN_ERASE && b[7] != SAN_PURGE) ||
 	    get_be64(b + 8) > lun->size || get_be64(b + 8) % lun->block_size)
 		goto out_bad;
 	rc = san_new(lun, lu, b[6], b + REC_HDR, patlen, &s);
@@ -516,7 +552,8 @@ int scsi_sanitize_resume(struct lun *lun)
 		goto out_bad;
 	pthread_mutex_unlock(&lu->lock);
 	log_info("scsi", "LUN %s: resuming the SANITIZE %s that was in progress (%s at byte "
-		 "%llu)", lun->name, b[6] == 0x01 ? "OVERWRITE" : "BLOCK ERASE",
+		 "%llu)", lun->name, b[6] == 0x01 ? "OVERWRITE" : b[6] == 0x02 ? "BLOCK ERASE" :
+		 "CRYPTO ERASE",
 		 b[7] == SAN_ERASE ? "erasing" : "purging", (unsigned long long)get_be64(b + 8));
 	free(blob);
 	return 0;

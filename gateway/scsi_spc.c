@@ -39,7 +39,9 @@
  *        TRANSFER LENGTH; 48-51 ATOMIC ALIGNMENT = 1; 52-55 ATOMIC TRANSFER LENGTH
  *        GRANULARITY = 1
  *   0xB1 block device characteristics, page length 0x3C: 4-5 MEDIUM ROTATION RATE = 1;
- *        7 WABEREQ (7-6) = 01b (after a block erase, reads return zeros)
+ *        7 WABEREQ (7-6) = 01b (after a block erase, reads return zeros); WACEREQ
+ *        (5-4) = 01b where CRYPTO ERASE is supported (after it, reads return zeros),
+ *        else 00b (not specified: libiscsi's CryptoErase test checks both ways)
  *   0xB2 logical block provisioning, page length 4: 4 THRESHOLD EXPONENT = 0;
  *        5 LBPU (7), LBPWS (6), LBPWS10 (5), LBPRZ (2) = 1; 6 PROVISIONING TYPE (2-0) = 2
  *
@@ -173,6 +175,8 @@ static uint32_t vpd_page(uint8_t *d, uint8_t page, const struct lun *lun)
 	case 0xb1:
 		put_be16(d + 4, 1);                            /* non-rotating medium */
 		d[7] = 0x40;                                   /* WABEREQ 01b: erased reads zeros */
+		if (scsi_sanitize_crypto_supported(lun))
+			d[7] |= 0x10;                          /* WACEREQ 01b: likewise */
 		n = 64;
 		break;
 	case 0xb2:
@@ -504,6 +508,7 @@ static const struct sa_entry sa_list[] = {
 	{ 0xa3, 0x0c }, /* REPORT SUPPORTED OPERATION CODES */
 	{ 0x48, 0x01 }, /* SANITIZE OVERWRITE */
 	{ 0x48, 0x02 }, /* SANITIZE BLOCK ERASE */
+	{ 0x48, 0x03 }, /* SANITIZE CRYPTO ERASE: only where the LUN supports it */
 	{ 0x48, 0x1f }, /* SANITIZE EXIT FAILURE MODE */
 	{ 0x5e, 0x00 }, /* PERSISTENT RESERVE IN: READ KEYS */
 	{ 0x5e, 0x01 }, /* READ RESERVATION */
@@ -528,8 +533,18 @@ static int has_service_actions(uint8_t op)
 	       op == 0x84;
 }
 
-static int sa_supported(uint8_t op, uint16_t sa)
+/* Service actions that only some LUNs support. */
+static int sa_of_lun(const struct lun *lun, uint8_t op, uint16_t sa)
 {
+	if (op == 0x48 && sa == 0x03)
+		return scsi_sanitize_crypto_supported(lun);
+	return 1;
+}
+
+static int sa_supported(const struct lun *lun, uint8_t op, uint16_t sa)
+{
+	if (!sa_of_lun(lun, op, sa))
+		return 0;
 	for (unsigned i = 0; i < sizeof(sa_list) / sizeof(sa_list[0]); i++)
 		if (sa_list[i].opcode == op && sa_list[i].sa == sa)
 			return 1;
@@ -558,7 +573,7 @@ static uint8_t *put_timeouts(uint8_t *p)
 	return p + 12;
 }
 
-static int report_opcodes(struct scsi_cmd *c)
+static int report_opcodes(struct scsi_cmd *c, const struct lun *lun)
 {
 	uint8_t d[2048], *p;
 	unsigned opts = c->cdb[2] & 0x07, rctd = !!(c->cdb[2] & 0x80);
@@ -580,7 +595,8 @@ static int report_opcodes(struct scsi_cmd *c)
 				continue;
 			if (has_service_actions((uint8_t)op)) {
 				for (unsigned i = 0; i < sizeof(sa_list) / sizeof(sa_list[0]); i++) {
-					if (sa_list[i].opcode != op)
+					if (sa_list[i].opcode != op ||
+					    !sa_of_lun(lun, sa_list[i].opcode, sa_list[i].sa))
 						continue;
 					memset(p, 0, 8);
 					p[0] = (uint8_t)op;
@@ -620,9 +636,9 @@ static int report_opcodes(struct scsi_cmd *c)
 		if (opts == 1)
 			sup = o->fn != NULL;
 		else if (opts == 2)
-			sup = o->fn && sa_supported(rop, rsa);
+			sup = o->fn && sa_supported(lun, rop, rsa);
 		else
-			sup = o->fn && (has_service_actions(rop) ? sa_supported(rop, rsa) : rsa == 0);
+			sup = o->fn && (has_service_actions(rop) ? sa_supported(lun, rop, rsa) : rsa == 0);
 		p = d;
 		memset(p, 0, 4);
 		p[1] = (uint8_t)((rctd ? 0x80 : 0) | (sup ? 0x03 : 0x01));
@@ -647,10 +663,9 @@ static int report_opcodes(struct scsi_cmd *c)
 
 int scsi_spc_report_opcodes(struct scsi_cmd *c, struct lun *lun)
 {
-	(void)lun;
 	switch (c->cdb[1] & 0x1f) {
 	case 0x0c:
-		return report_opcodes(c);
+		return report_opcodes(c, lun);
 	default:
 		scsi_invalid_field(c, 1, 4);
 		return 0;

@@ -103,6 +103,9 @@ int scsi_ua_check(struct scsi_cmd *c, struct lun *lun);
 /* SANITIZE gate run by scsi_exec() before the unit attention gate: 1 when the command
  * was answered (SANITIZE IN PROGRESS, or SANITIZE FAILED mode), 0 when it may run. */
 int scsi_sanitize_gate(struct scsi_cmd *c, struct lun *lun);
+/* 1 if SANITIZE CRYPTO ERASE is supported on lun (for REPORT SUPPORTED OPERATION
+ * CODES and WACEREQ in VPD B1h), even while it is refused for a shared key. */
+int scsi_sanitize_crypto_supported(const struct lun *lun);
 /* Stop a running SANITIZE of lu and wait for its thread (scsi_lun_release). */
 void scsi_sanitize_stop(struct scsi_lu *lu);
 

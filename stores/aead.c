@@ -163,6 +163,18 @@ int aead_derive(const uint8_t master[AEAD_KEY_LEN], const uint8_t repo_id[16], s
 	return rc;
 }
 
+int aead_derive_volume(const uint8_t vkey[AEAD_KEY_LEN], const uint8_t repo_id[16],
+		       struct aead_keys *k)
+{
+	int rc = hkdf(vkey, repo_id, "cairn volume id", k->id);
+
+	if (!rc)
+		rc = hkdf(vkey, repo_id, "cairn volume data", k->data);
+	if (!rc)
+		rc = hkdf(vkey, repo_id, "cairn volume meta", k->meta);
+	return rc;
+}
+
 int aead_seal_object(const uint8_t key[AEAD_KEY_LEN], const char *aad, const void *in,
 		     size_t len, void **out, size_t *out_len)
 {

@@ -4,7 +4,8 @@
  * Keys: a random 256-bit master key (wrapped by key slots, keyring.c) gives three
  * subkeys by HKDF-SHA256 (salt = the repository id, info = "cairn id" / "cairn data" /
  * "cairn meta"): ids (HMAC key of chunk ids), data (chunk payloads), meta (pack
- * trailers, index segments, metadata objects).
+ * trailers, index segments, metadata objects). A volume with a key of its own (vkey.h)
+ * has its data chunks' ids and payloads under subkeys of that key instead.
  *
  * Every function is thread-safe; the cipher and MAC contexts are per thread (no
  * allocation per call once a thread has made its own). All return 0 or a negative
@@ -31,6 +32,11 @@ struct aead_keys {
 
 /* Subkeys of master for the repository whose 16-byte id is repo_id. */
 int aead_derive(const uint8_t master[AEAD_KEY_LEN], const uint8_t repo_id[16], struct aead_keys *k);
+/* Subkeys of a volume key (an own-key volume, vkey.h): HKDF-SHA256 of vkey, salt = the
+ * repository id, info = "cairn volume id" / "cairn volume data" / "cairn volume meta"
+ * (meta: reserved, unused). */
+int aead_derive_volume(const uint8_t vkey[AEAD_KEY_LEN], const uint8_t repo_id[16],
+		       struct aead_keys *k);
 /* Encrypt len bytes of in to out (out may equal in) under key with a fresh random
  * nonce (written to nonce) and aad authenticated; the tag goes to tag. */
 int aead_seal(const uint8_t key[AEAD_KEY_LEN], const void *aad, size_t aad_len, const void *in,

@@ -234,6 +234,26 @@ void chunk_cache_del(struct chunk_cache *c, const struct chunk_id *id)
 	}
 }
 
+void chunk_cache_clear(struct chunk_cache *c)
+{
+	for (unsigned i = 0; i < STRIPES; i++) {
+		struct stripe *s = &c->s[i];
+		struct ent *e, *n;
+
+		pthread_mutex_lock(&s->lock);
+		e = s->head;
+		s->head = s->tail = NULL;
+		s->bytes = 0;
+		memset(s->buckets, 0, (s->mask + 1) * sizeof(*s->buckets));
+		pthread_mutex_unlock(&s->lock);
+		for (; e; e = n) {
+			n = e->next;
+			explicit_bzero(e->data, e->len);
+			free(e);
+		}
+	}
+}
+
 void chunk_cache_counters(struct chunk_cache *c, uint64_t *hits, uint64_t *misses)
 {
 	*hits = atomic_load(&c->hits);

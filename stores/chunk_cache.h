@@ -25,6 +25,8 @@ int chunk_cache_get(struct chunk_cache *c, const struct chunk_id *id, void *buf,
 void chunk_cache_put(struct chunk_cache *c, const struct chunk_id *id, const void *data, size_t len);
 /* Forget id, wiping its copy (gc retired the pack holding it; a SANITIZE's purge). */
 void chunk_cache_del(struct chunk_cache *c, const struct chunk_id *id);
+/* Forget every chunk, wiping the copies (a volume key destroyed: CRYPTO ERASE). */
+void chunk_cache_clear(struct chunk_cache *c);
 void chunk_cache_counters(struct chunk_cache *c, uint64_t *hits, uint64_t *misses);
 
 #endif

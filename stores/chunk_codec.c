@@ -5,7 +5,7 @@
  *
  *   off len  field
  *     0   4  magic       "CHNK"
- *     4   1  version     1
+ *     4   1  version     1: under the repository's keys; 2: under a volume key (below)
  *     5   1  kind        enum chunk_kind: 1 data, 2 tree
  *     6   1  codec       0 raw, 1 LZ4 block (written by LZ4HC or LZ4 fast; one decoder)
  *     7   1  cipher      0 none; 1 AES-256-GCM (nonce below, 16-byte tag ends payload)
@@ -15,7 +15,13 @@
  *    44   4  stored_len  payload bytes that follow the header, <= plain_len (+16 when
  *                        encrypted: the GCM tag)
  *    48  12  nonce       fresh random per record when encrypted; zero otherwise
- *    60   4  reserved    zero
+ *    60   4  key         version 1: reserved, zero. Version 2: the reference (vkey.h,
+ *                        non-zero) of the volume key whose subkeys made the id (HMAC
+ *                        under its id key) and the payload (AES-256-GCM under its data
+ *                        key); cipher must be 1. Readers pick the keys by it, so check
+ *                        and gc need no volume context, and a record copied verbatim
+ *                        (gc repack) stays readable. Covered by the checksum; a wrong
+ *                        reference fails authentication (-EBADMSG), never decodes.
  *    64   8  checksum    XXH3_64bits_withSeed(payload, stored_len, XXH3_64bits(header[0..64)))
  *    72   stored_len     payload
  *
@@ -40,7 +46,8 @@
 #include "util.h"
 
 static const uint8_t rec_magic[4] = { 'C', 'H', 'N', 'K' };
-#define REC_VERSION 1
+#define REC_VERSION 1        /* repository keys */
+#define REC_VERSION_KEYED 2  /* a volume key: the key reference at offset 60 */
 
 static pthread_once_t sha_once = PTHREAD_ONCE_INIT;
 static pthread_key_t sha_key;
@@ -134,12 +141,20 @@ static int compress(const void *data, void *dst, int len, int max_c, int level)
 int chunk_codec_encode(const struct aead_keys *k, enum chunk_kind kind, const struct chunk_id *id,
 		       const void *data, size_t len, int level, void *out, size_t *rec_len)
 {
+	return chunk_codec_encode_keyed(k, 0, kind, id, data, len, level, out, rec_len);
+}
+
+int chunk_codec_encode_keyed(const struct aead_keys *k, uint32_t key_ref, enum chunk_kind kind,
+			     const struct chunk_id *id, const void *data, size_t len, int level,
+			     void *out, size_t *rec_len)
+{
 	uint8_t *h = out, *payload = h + CODEC_REC_HDR_LEN;
 	int max_c, c, rc;
 	uint8_t codec = CODEC_RAW;
 	size_t stored = len;
 
-	if (len == 0 || len > CHUNK_SIZE_MAX || (kind != CHUNK_DATA && kind != CHUNK_TREE))
+	if (len == 0 || len > CHUNK_SIZE_MAX || (kind != CHUNK_DATA && kind != CHUNK_TREE) ||
+	    (key_ref && !k))
 		return -EINVAL;
 	max_c = (int)(len - len / 16);
 	c = compress(data, payload, (int)len, max_c, level);
@@ -150,7 +165,7 @@ int chunk_codec_encode(const struct aead_keys *k, enum chunk_kind kind, const st
 		memcpy(payload, data, len);
 	}
 	memcpy(h, rec_magic, 4);
-	h[4] = REC_VERSION;
+	h[4] = key_ref ? REC_VERSION_KEYED : REC_VERSION;
 	h[5] = (uint8_t)kind;
 	h[6] = codec;
 	h[7] = k ? CODEC_CIPHER_AES256GCM : CODEC_CIPHER_NONE;
@@ -158,6 +173,7 @@ int chunk_codec_encode(const struct aead_keys *k, enum chunk_kind kind, const st
 	le_put32(h + 40, (uint32_t)len);
 	le_put32(h + 44, (uint32_t)(stored + (k ? AEAD_TAG_LEN : 0)));
 	memset(h + 48, 0, 16);
+	le_put32(h + 60, key_ref);
 	if (k) {
 		rc = aead_seal(k->data, h, 48, payload, stored, payload, h + 48, payload + stored);
 		if (rc)
@@ -173,7 +189,10 @@ int chunk_codec_parse_hdr(const void *rec, struct codec_hdr *hd)
 {
 	const uint8_t *h = rec;
 
-	if (memcmp(h, rec_magic, 4) != 0 || h[4] != REC_VERSION)
+	if (memcmp(h, rec_magic, 4) != 0 || (h[4] != REC_VERSION && h[4] != REC_VERSION_KEYED))
+		return -EBADMSG;
+	hd->key_ref = h[4] == REC_VERSION_KEYED ? le_get32(h + 60) : 0;
+	if (h[4] == REC_VERSION_KEYED && (!hd->key_ref || h[7] != CODEC_CIPHER_AES256GCM))
 		return -EBADMSG;
 	memcpy(hd->id.b, h + 8, CHUNK_ID_LEN);
 	hd->kind = h[5];

@@ -35,12 +35,18 @@ int chunk_codec_id(const struct aead_keys *k, const void *data, size_t len, stru
 #define CODEC_LEVEL_DEFAULT 3
 int chunk_codec_encode(const struct aead_keys *k, enum chunk_kind kind, const struct chunk_id *id, const void *data,
 		       size_t len, int level, void *out, size_t *rec_len);
+/* As chunk_codec_encode, under the subkeys k of the volume key key_ref (vkey.h;
+ * non-zero: a version 2 record naming it; 0: as chunk_codec_encode). */
+int chunk_codec_encode_keyed(const struct aead_keys *k, uint32_t key_ref, enum chunk_kind kind,
+			     const struct chunk_id *id, const void *data, size_t len, int level,
+			     void *out, size_t *rec_len);
 
 /* Parsed header of a record. */
 struct codec_hdr {
 	struct chunk_id id;
 	uint8_t kind, codec, cipher;
 	uint32_t plain_len, stored_len;
+	uint32_t key_ref;   /* 0: the repository's keys; else a volume key (vkey.h) */
 };
 
 /* Check the header (magic, version, lengths) of rec, which has at least
@@ -50,7 +56,8 @@ int chunk_codec_parse_hdr(const void *rec, struct codec_hdr *h);
 /* Verify and decode a record of rec_len bytes whose id must be *expect. Writes the
  * plaintext to out (cap bytes) and its length to *plain_len. rec is scratch: an
  * encrypted payload is decrypted in place. A record whose cipher does not match the
- * repository's (k NULL or not) is -EBADMSG.
+ * repository's (k NULL or not) is -EBADMSG. k must be the keys the record's key_ref
+ * names (chunk_codec_parse_hdr): the repository's, or a volume key's subkeys.
  * -EBADMSG: damaged or not that chunk. -ENOBUFS: cap too small. */
 int chunk_codec_decode(const struct aead_keys *k, void *rec, size_t rec_len,
 		       const struct chunk_id *expect, void *out, size_t cap, size_t *plain_len);

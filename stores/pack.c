@@ -10,8 +10,11 @@
  *    16  16  pack_id     random; its hex is the object's name
  *
  * Records, from offset 32, back to back: each a chunk record as laid out in
- * chunk_codec.c (72-byte header with magic "CHNK", kind, codec, cipher, id, plain_len,
- * stored_len, nonce and an XXH3-64 over header and payload; then the payload).
+ * chunk_codec.c (72-byte header with magic "CHNK", version, kind, codec, cipher, id,
+ * plain_len, stored_len, nonce, the key reference - version 2 records: the volume key,
+ * vkey.h, whose subkeys encrypted it; version 1: the repository's keys - and an XXH3-64
+ * over header and payload; then the payload). A record is self-describing: gc copies
+ * it verbatim, check picks its keys from its header; the trailer needs no key field.
  * Header and records together are at most PACK_DATA_MAX (16 MiB) bytes.
  *
  * Trailer, at trailer_off (= end of the last record):

@@ -83,6 +83,7 @@
 #include "pack.h"
 #include "repo.h"
 #include "util.h"
+#include "vkey.h"
 
 #define REPO_MAGIC "cairn-repository"
 #define REPO_VERSION 2
@@ -153,6 +154,7 @@ struct repo {
 
 	struct chunk_cache *cache;
 	struct bufpool *scratch;   /* CODEC_REC_MAX bytes each: records in flight */
+	struct vkey_table *vkeys;  /* volume keys loaded (encrypted only; vkey.h) */
 
 	struct repo_gc_hook gc_hook; /* gc_hook.reused NULL: none (under lock) */
 	unsigned gc_hook_calls;      /* meta_replacing calls running (under lock) */
@@ -609,8 +611,33 @@ static void seal_open(struct repo *r)
 
 /* ---- chunks ---- */
 
+/* Put under keys k; key_ref 0: the repository's (k = r->k), else the volume key whose
+ * subkeys k are. */
+static int chunk_put(struct repo *r, const struct aead_keys *k, uint32_t key_ref,
+		     enum chunk_kind kind, const void *data, size_t len, struct chunk_id *id_out);
+
 int repo_chunk_put(struct repo *r, enum chunk_kind kind, const void *data, size_t len,
 		   struct chunk_id *id_out)
+{
+	return chunk_put(r, r->k, 0, kind, data, len, id_out);
+}
+
+int repo_chunk_put_keyed(struct repo *r, uint32_t ref, enum chunk_kind kind, const void *data,
+			 size_t len, struct chunk_id *id_out)
+{
+	const struct aead_keys *k;
+	int rc;
+
+	if (!ref || ((enum chunk_kind)(kind & ~CHUNK_PUT_FAST)) != CHUNK_DATA)
+		return chunk_put(r, r->k, 0, kind, data, len, id_out);
+	rc = vkey_keys(r, ref, &k);
+	if (rc)
+		return rc;
+	return chunk_put(r, k, ref, kind, data, len, id_out);
+}
+
+static int chunk_put(struct repo *r, const struct aead_keys *k, uint32_t key_ref,
+		     enum chunk_kind kind, const void *data, size_t len, struct chunk_id *id_out)
 {
 	struct index_loc loc;
 	struct chunk_id id;
@@ -625,7 +652,7 @@ int repo_chunk_put(struct repo *r, enum chunk_kind kind, const void *data, size_
 		return -EINVAL;
 	if (r->read_only)
 		return -EROFS;
-	rc = chunk_codec_id(r->k, data, len, &id);
+	rc = chunk_codec_id(k, data, len, &id);
 	if (rc)
 		return rc;
 	if (chunk_id_is_null(&id)) {
@@ -641,7 +668,8 @@ int repo_chunk_put(struct repo *r, enum chunk_kind kind, const void *data, size_
 		goto out_dedup;
 
 	rec = bufpool_get(r->scratch);
-	rc = chunk_codec_encode(r->k, kind, &id, data, len, fast ? 0 : CODEC_LEVEL_DEFAULT, rec, &rec_len);
+	rc = chunk_codec_encode_keyed(k, key_ref, kind, &id, data, len, fast ? 0 : CODEC_LEVEL_DEFAULT,
+				      rec, &rec_len);
 	if (rc)
 		goto out_put_scratch;
 	pthread_mutex_lock(&r->lock);
@@ -694,6 +722,27 @@ out_dedup:
 	atomic_fetch_add_explicit(&r->dedup_hits, 1, memory_order_relaxed);
 	*id_out = id;
 	return 0;
+}
+
+/* Decode a record under the keys it names: the repository's, or a volume key's. */
+static int decode(struct repo *r, void *rec, size_t rec_len, const struct chunk_id *id,
+		  void *buf, size_t cap, size_t *len)
+{
+	const struct aead_keys *k = r->k;
+	struct codec_hdr h;
+	int rc;
+
+	if (rec_len >= CODEC_REC_HDR_LEN && chunk_codec_parse_hdr(rec, &h) == 0 && h.key_ref) {
+		rc = vkey_keys(r, h.key_ref, &k);
+		if (rc == -ENOKEY || rc == -EOPNOTSUPP) {
+			log_error("repo", "chunk record names volume key %08x, which does not exist",
+				  h.key_ref);
+			return -EBADMSG;
+		}
+		if (rc)
+			return rc;
+	}
+	return chunk_codec_decode(k, rec, rec_len, id, buf, cap, len);
 }
 
 int repo_chunk_get(struct repo *r, const struct chunk_id *id, void *buf, size_t cap, size_t *len)
@@ -749,7 +798,7 @@ again:
 		if (rc)
 			goto out_put_scratch;
 	}
-	rc = chunk_codec_decode(r->k, rec, loc.rec_len, id, buf, cap, len);
+	rc = decode(r, rec, loc.rec_len, id, buf, cap, len);
 	if (rc == -EBADMSG)
 		log_error("repo", "chunk record damaged in pack %s at offset %u",
 			  pb ? "(open)" : key, loc.offset);
@@ -1386,6 +1435,11 @@ int repo_open(const char *url, const struct repo_open_opts *o, struct repo **out
 		rc = -ENOMEM;
 		goto out_destroy_cache;
 	}
+	if (r->encrypted) {
+		rc = vkey_table_create(&r->vkeys);
+		if (rc)
+			goto out_destroy_index;
+	}
 	/* the index: kept in the state directory (load_index), else in $TMPDIR */
 	rc = load_index(r, o);
 	if (rc)
@@ -1411,6 +1465,7 @@ out_stop_writers:
 out_destroy_index:
 	index_destroy(r->ix);
 	free(r->slots);
+	vkey_table_destroy(r->vkeys);
 	bufpool_destroy(r->scratch);
 out_destroy_cache:
 	chunk_cache_destroy(r->cache);
@@ -1460,6 +1515,7 @@ void repo_close(struct repo *r)
 	}
 	free(r->slots);
 	index_destroy(r->ix);
+	vkey_table_destroy(r->vkeys);
 	bufpool_destroy(r->scratch);
 	chunk_cache_destroy(r->cache);
 	if (r->lock_fd >= 0)
@@ -1498,6 +1554,21 @@ struct backend *repo_backend(struct repo *r)
 const struct aead_keys *repo_aead_keys(const struct repo *r)
 {
 	return r->k;
+}
+
+struct vkey_table *repo_vkey_table(struct repo *r)
+{
+	return r->vkeys;
+}
+
+void repo_cache_clear(struct repo *r)
+{
+	chunk_cache_clear(r->cache);
+}
+
+const uint8_t *repo_id_bytes(const struct repo *r)
+{
+	return r->id;
 }
 
 const char *repo_key_current(const struct repo *r)
@@ -1805,6 +1876,33 @@ static int cs_meta_list(void *ctx, const char *prefix, backend_list_cb cb, void 
 	return repo_meta_list(ctx, prefix, cb, arg);
 }
 
+static int cs_keyed(void *ctx, uint32_t ref, struct chunk_store *out)
+{
+	return vkey_chunk_store(ctx, ref, out);
+}
+
+static int cs_key_new(void *ctx, const char *volid, uint64_t gen, uint32_t prev, uint32_t *ref)
+{
+	return vkey_create(ctx, volid, gen, prev, ref);
+}
+
+static int cs_key_destroy(void *ctx, uint32_t ref)
+{
+	return vkey_destroy(ctx, ref);
+}
+
+static int cs_key_info(void *ctx, uint32_t ref, uint32_t *prev, uint64_t *gen)
+{
+	struct vkey_info vi;
+	int rc = vkey_info(ctx, ref, &vi);
+
+	if (!rc) {
+		*prev = vi.prev;
+		*gen = vi.generation;
+	}
+	return rc;
+}
+
 static const struct chunk_store_ops repo_cs_ops = {
 	.put = cs_put,
 	.get = cs_get,
@@ -1813,6 +1911,10 @@ static const struct chunk_store_ops repo_cs_ops = {
 	.meta_get = cs_meta_get,
 	.meta_del = cs_meta_del,
 	.meta_list = cs_meta_list,
+	.keyed = cs_keyed,
+	.key_new = cs_key_new,
+	.key_destroy = cs_key_destroy,
+	.key_info = cs_key_info,
 };
 
 void repo_chunk_store(struct repo *r, struct chunk_store *out)

@@ -7,7 +7,8 @@
  *   lease/<32 hex>             (S3 only) the writer lease (lease.c)
  *   packs/<2 hex>/<32 hex>     packs of chunks, about 16 MiB each (pack.c)
  *   index/<32 hex>             one index segment per pack (index.c)
- *   meta/<path>                small metadata objects: volume heads etc. (opaque here)
+ *   meta/<path>                small metadata objects: volume heads etc. (opaque here);
+ *                              meta/vkeys/ holds the volume keys (vkey.h)
  *   gc/condemned/<32 hex>.<016x time_ns>
  *                              a pack gc found unneeded at that time (gc.c); it is
  *                              deleted by a later gc after the grace period. At open,
@@ -153,10 +154,17 @@ const struct aead_keys *repo_aead_keys(const struct repo *r);
  * pack. The chunk is readable at once; it is durable after the next repo_flush(). */
 int repo_chunk_put(struct repo *r, enum chunk_kind kind, const void *data, size_t len,
 		   struct chunk_id *id_out);
+/* As repo_chunk_put, for a volume with a key of its own (vkey.h): a CHUNK_DATA chunk
+ * gets its id and payload under the subkeys of volume key ref (0: as repo_chunk_put);
+ * a CHUNK_TREE chunk stays under the repository's keys. -EKEYREVOKED: the key was
+ * destroyed; -ENOKEY: there is no such key; -EOPNOTSUPP: a plain repository. */
+int repo_chunk_put_keyed(struct repo *r, uint32_t ref, enum chunk_kind kind, const void *data,
+			 size_t len, struct chunk_id *id_out);
 /* Read a chunk into buf (cap bytes); *len gets its plaintext length. The null id is
  * -EINVAL here: callers read it as zeros themselves. -ENOENT: not in the index.
  * -EBADMSG: stored bytes damaged (checksum or authentication failed); never wrong data.
- * -ENOBUFS: cap is smaller than the chunk. */
+ * -ENOBUFS: cap is smaller than the chunk. -EKEYREVOKED: it is under a volume key that
+ * was destroyed (CRYPTO ERASE). */
 int repo_chunk_get(struct repo *r, const struct chunk_id *id, void *buf, size_t cap, size_t *len);
 /* 1 if present, 0 if not. */
 int repo_chunk_has(struct repo *r, const struct chunk_id *id);
@@ -229,6 +237,7 @@ int repo_pack_adopt(struct repo *r, const uint8_t id[16], const struct pack_entr
 
 /* The chunk layer as seen from volumes/: a struct of function pointers so that tests
  * can put a fault-injecting layer between a volume and its repository. */
+struct chunk_store;
 struct chunk_store_ops {
 	/* as repo_chunk_put */
 	int (*put)(void *ctx, enum chunk_kind kind, const void *data, size_t len, struct chunk_id *id);
@@ -241,6 +250,21 @@ struct chunk_store_ops {
 	int (*meta_get)(void *ctx, const char *key, void **data, size_t *len);
 	int (*meta_del)(void *ctx, const char *key);
 	int (*meta_list)(void *ctx, const char *prefix, backend_list_cb cb, void *arg);
+	/* ---- volume keys (vkey.h). Optional: NULL where the store has none (a read-only
+	 * view); callers then get -EOPNOTSUPP. get above reads a chunk under any key: the
+	 * record names its key. ---- */
+	/* A store like this one whose put stores CHUNK_DATA chunks under volume key ref
+	 * (vkey.h; CHUNK_TREE ones stay under the repository's keys); every other member
+	 * as this one. Valid until the repository is closed. The same ref always gives
+	 * the same ops and ctx, so two stores share chunks by id iff they compare equal.
+	 * -ENOKEY: no such key; -EKEYREVOKED: destroyed; -EOPNOTSUPP: plain repository. */
+	int (*keyed)(void *ctx, uint32_t ref, struct chunk_store *out);
+	/* as vkey_create / vkey_destroy */
+	int (*key_new)(void *ctx, const char *volid, uint64_t gen, uint32_t prev, uint32_t *ref);
+	int (*key_destroy)(void *ctx, uint32_t ref);
+	/* What the key object of ref says: the key it replaced (*prev, 0: none) and its
+	 * generation; -EKEYREVOKED if destroyed, -ENOKEY if there is no such key. */
+	int (*key_info)(void *ctx, uint32_t ref, uint32_t *prev, uint64_t *gen);
 };
 
 struct chunk_store {

@@ -18,6 +18,7 @@
 #include "pack.h"
 #include "repo_check.h"
 #include "util.h"
+#include "vkey.h"
 
 struct ctx {
 	struct repo *r;
@@ -122,10 +123,14 @@ static int same_entries(const struct pack_entry *a, uint32_t na, const struct pa
 	return 1;
 }
 
-/* Every record of a pack: decode, then recompute the id from the plaintext. */
+/* Every record of a pack: decode (under the keys its header names: the repository's or
+ * a volume key's), then recompute the id from the plaintext. A record under a destroyed
+ * volume key (CRYPTO ERASE) cannot be read by design: counted, not damage. */
 static int read_data(struct ctx *c, const char *key, const struct pack_entry *e, uint32_t n)
 {
 	char what[160], hex[2 * CHUNK_ID_LEN + 1];
+	const struct aead_keys *k;
+	struct codec_hdr h;
 	struct chunk_id id;
 	void *obj;
 	size_t len, plain;
@@ -145,10 +150,30 @@ static int read_data(struct ctx *c, const char *key, const struct pack_entry *e,
 			continue;
 		}
 		memcpy(c->rec, (uint8_t *)obj + e[i].offset, e[i].rec_len);
-		rc = chunk_codec_decode(c->k, c->rec, e[i].rec_len, &e[i].id, c->plain,
+		k = c->k;
+		if (e[i].rec_len >= CODEC_REC_HDR_LEN && chunk_codec_parse_hdr(c->rec, &h) == 0 &&
+		    h.key_ref) {
+			rc = vkey_keys(c->r, h.key_ref, &k);
+			if (rc == -EKEYREVOKED) { /* erased: garbage until gc, not damage */
+				c->res->erased++;
+				continue;
+			}
+			if (rc == -ENOKEY || rc == -EOPNOTSUPP || rc == -EBADMSG) {
+				snprintf(what, sizeof(what), "chunk %s... at offset %llu is under volume "
+					 "key %08x, which %s", hex, (unsigned long long)e[i].offset,
+					 h.key_ref, rc == -EBADMSG ? "is damaged" : "does not exist");
+				damaged(c, key, what);
+				continue;
+			}
+			if (rc) {
+				free(obj);
+				return rc;
+			}
+		}
+		rc = chunk_codec_decode(k, c->rec, e[i].rec_len, &e[i].id, c->plain,
 					CHUNK_SIZE_MAX, &plain);
 		if (rc == 0)
-			rc = chunk_codec_id(c->k, c->plain, plain, &id);
+			rc = chunk_codec_id(k, c->plain, plain, &id);
 		if (rc == 0 && memcmp(id.b, e[i].id.b, CHUNK_ID_LEN) != 0)
 			rc = -EBADMSG;
 		if (rc) {

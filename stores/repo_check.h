@@ -74,6 +74,9 @@ struct repo_check_result {
 	uint64_t keys, meta, packs, segments, chunks_read, refs;
 	uint64_t damaged;                         /* problems reported */
 	uint64_t incomplete;                      /* packs cut short by a crash (not damage) */
+	uint64_t erased;                          /* read_data: records under a destroyed
+						   * volume key (CRYPTO ERASE), unreadable by
+						   * design until gc deletes them (not damage) */
 };
 
 /* 0 when the walk completed (look at res->damaged), or a negative errno when the

@@ -46,7 +46,9 @@ struct pseg {
 };
 
 struct point {
-	struct chunk_store *cs;
+	struct chunk_store *cs;  /* the store given, or &kcs */
+	struct chunk_store kcs;  /* an own-key volume's (vkey.h): chunks a materialization
+				  * stores go under the volume's key */
 	struct point_plan plan;
 	struct chunk_id base;
 	struct blockmap *bm;
@@ -215,6 +217,9 @@ int point_open(struct chunk_store *cs, const char *state_dir, const struct point
 	if (!p)
 		return -ENOMEM;
 	p->cs = cs;
+	if (plan->info.key_ref && cs->ops->keyed &&
+	    cs->ops->keyed(cs->ctx, plan->info.key_ref, &p->kcs) == 0)
+		p->cs = &p->kcs; /* else (a read-only view): reads need no key store */
 	p->plan = *plan;
 	p->base = plan->root;
 	p->chunk_size = plan->info.chunk_size;
@@ -247,7 +252,7 @@ int point_open(struct chunk_store *cs, const char *state_dir, const struct point
 	ret = build_links(p);
 	if (ret)
 		goto out_close;
-	ret = blockmap_open(cs, p->nchunks, &p->base, &p->bm);
+	ret = blockmap_open(p->cs, p->nchunks, &p->base, &p->bm);
 	if (ret)
 		goto out_close;
 	*out = p;

@@ -78,7 +78,11 @@ struct folder {
 };
 
 struct volume {
-	struct chunk_store *cs;
+	struct chunk_store *cs;      /* its data's store: base_cs, or &kcs (own key) */
+	struct chunk_store *base_cs; /* as opened (the open-claim registry's key) */
+	struct chunk_store kcs;      /* an own-key volume's store (vkey.h): the keyed
+				    * store of info.key_ref; replaced by a rekey only with
+				    * writers, folds and checkpoints held off */
 	struct volume_head head;  /* as last written; under ckpt_lock */
 	struct volume_info info;
 	uint64_t nchunks;
@@ -836,7 +840,7 @@ static void destroy(struct volume *v)
 	pthread_mutex_destroy(&v->ckpt_lock);
 	pthread_mutex_destroy(&v->up_lock);
 	if (v->claimed)
-		volume_head_release(v->cs, v->info.id);
+		volume_head_release(v->base_cs, v->info.id);
 	free(v);
 }
 
@@ -939,10 +943,21 @@ int volume_open(struct chunk_store *cs, const char *name, const struct volume_op
 	v = calloc(1, sizeof(*v));
 	if (!v)
 		return -ENOMEM;
-	v->cs = cs;
+	v->cs = v->base_cs = cs;
 	ret = volume_head_find(cs, name, &v->head);
 	if (ret)
 		goto out_free;
+	if (v->head.info.key_ref && cs->ops->keyed) {
+		/* its data chunks under its own key (reads of any key need no such store) */
+		ret = cs->ops->keyed(cs->ctx, v->head.info.key_ref, &v->kcs);
+		if (ret && !o->read_only)
+			goto out_free;
+		if (!ret)
+			v->cs = &v->kcs;
+	} else if (v->head.info.key_ref && !o->read_only) {
+		ret = -EOPNOTSUPP;
+		goto out_free;
+	}
 	v->info = v->head.info;
 	if (v->info.chunk_size < CHUNK_SIZE_MIN || v->info.chunk_size > CHUNK_SIZE_MAX ||
 	    (v->info.chunk_size & (v->info.chunk_size - 1)) || !v->info.size ||
@@ -1466,6 +1481,94 @@ out_unlock:
 	pthread_mutex_unlock(&v->up_lock);
 	pthread_mutex_unlock(&v->ckpt_lock);
 out_wunlock:
+	pthread_mutex_unlock(&v->wlock);
+	return ret;
+}
+
+/* ---- CRYPTO ERASE (volume.h volume_rekey_reset; the rest in volume_purge.c) ---- */
+
+int volume_rekey_reset(struct volume *v, const struct chunk_store *ncs, uint32_t nref,
+		       uint64_t ngen, volume_rekey_fn fn, void *arg, uint64_t *seq_out)
+{
+	struct overlay_entry *e, *nx;
+	struct chunk_id null;
+	uint64_t seq;
+	int ret;
+
+	if (v->read_only)
+		return -EROFS;
+	if (v->cs != &v->kcs || !nref)
+		return -EINVAL; /* not an own-key volume */
+	memset(&null, 0, sizeof(null));
+	pthread_mutex_lock(&v->wlock);
+	pthread_mutex_lock(&v->ckpt_lock);
+	pthread_mutex_lock(&v->up_lock);
+	pthread_mutex_lock(&v->olock);
+	v->paused++;
+	while (v->folding_now)
+		pthread_cond_wait(&v->folded_cond, &v->olock);
+	pthread_mutex_unlock(&v->olock);
+	ret = journal_seal(v->j);
+	if (ret)
+		goto out_unpause;
+	seq = journal_next_seq(v->j);
+	/* every unfolded write dropped, never folded; the map empty; the new key */
+	pthread_rwlock_wrlock(&v->gate);
+	pthread_mutex_lock(&v->olock);
+	for (e = overlay_oldest(v->ov); e; e = nx) {
+		nx = overlay_younger(e);
+		explicit_bzero(e->buf, v->chunk_size);
+		overlay_remove(v->ov, e);
+	}
+	blockmap_reset(v->bm, &null);
+	v->kcs = *ncs;
+	v->applied_next = seq;
+	v->force_below = 0;
+	v->fold_err = 0;
+	v->journal_full = 0;
+	v->info.key_ref = v->head.info.key_ref = nref;
+	v->info.key_gen = v->head.info.key_gen = ngen;
+	pthread_cond_broadcast(&v->space_cond);
+	pthread_mutex_unlock(&v->olock);
+	pthread_rwlock_unlock(&v->gate);
+	ret = journal_delete_before(v->j, seq);
+	if (ret)
+		goto out_unpause;
+	v->head.root = null;
+	v->head.info.ckpt_seq = seq;
+	v->head.next_seq = seq;
+	v->head.hi = seq;
+	__atomic_store_n(&v->info.ckpt_seq, seq, __ATOMIC_RELAXED);
+	for (int i = 0; !ret && i < 2; i++) {
+		struct volume_head h = v->head;
+
+		h.version++;
+		ret = volume_head_put(v->cs, &h);
+		if (!ret)
+			v->head = h;
+	}
+	if (!ret)
+		ret = fn(arg, seq, v->head.version);
+	/* after fn, which deletes every checkpoint: a run cut short by a crash may have
+	 * left one at this seq (the journal restarts at the stored head's next_seq) */
+	v->hist_ns = 0;
+	if (!ret)
+		ret = hist_record(v);
+	if (ret)
+		goto out_unpause;
+	v->folds_at_ckpt = __atomic_load_n(&v->folds, __ATOMIC_RELAXED);
+	v->up_next = seq;
+	v->up_known = 1;
+	v->hist_jbytes = journal_bytes(v->j);
+	if (seq_out)
+		*seq_out = seq;
+out_unpause:
+	pthread_mutex_lock(&v->olock);
+	v->paused--;
+	pthread_cond_broadcast(&v->fold_cond);
+	pthread_mutex_unlock(&v->olock);
+	pthread_mutex_unlock(&v->up_lock);
+	pthread_mutex_unlock(&v->ckpt_lock);
 	pthread_mutex_unlock(&v->wlock);
 	return ret;
 }

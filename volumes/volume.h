@@ -56,6 +56,11 @@ struct volume_info {
 	uint64_t created_ns; /* wall clock */
 	uint64_t ckpt_seq;   /* journal seq folded into the stored map */
 	struct volume_retention retention;
+	/* A key of its own (`volume create --own-key`, vkey.h): its data chunks are under
+	 * volume key key_ref (0: the repository's keys), which a CRYPTO ERASE destroys
+	 * and replaces (key_gen counts them: 1 at creation). Clones share the key. */
+	uint32_t key_ref;
+	uint64_t key_gen;
 };
 
 /* 1 if name is a valid volume name. */
@@ -71,6 +76,14 @@ int volume_create(struct chunk_store *cs, const char *name, uint64_t size, uint3
 int volume_create_from(struct chunk_store *cs, const char *name, uint64_t size,
 		       uint32_t chunk_size, const struct chunk_id *root,
 		       struct volume_info *info_out);
+/* As volume_create_from (root NULL: an empty map), with the volume's keys: own_key 0,
+ * the repository's; VOLUME_KEY_NEW, a new volume key of its own (-EOPNOTSUPP unless the
+ * repository is encrypted); else the key_ref of the own-key volume whose chunks root
+ * holds (a clone shares its key, at its generation key_gen). */
+#define VOLUME_KEY_NEW UINT32_MAX
+int volume_create_keyed(struct chunk_store *cs, const char *name, uint64_t size,
+			uint32_t chunk_size, const struct chunk_id *root, uint32_t own_key,
+			uint64_t key_gen, struct volume_info *info_out);
 /* Call cb for every live volume, ordered by name. A non-zero return from cb stops it. */
 int volume_list(struct chunk_store *cs, int (*cb)(void *arg, const struct volume_info *vi),
 		void *arg);
@@ -124,8 +137,10 @@ int volume_flush(struct volume *v);
  * or stored. Unaligned heads and tails, and ranges whose offsets differ modulo the
  * chunk size, are read and written (WRITE records). Atomic with respect to every other
  * write to either volume (both write orders are held throughout); with fua, durable
- * before return, else like a write (durable after volume_flush). -EXDEV if sv is on
- * another chunk store or has another chunk size; -EROFS if v is read-only. */
+ * before return, else like a write (durable after volume_flush). Volumes whose data is
+ * under different keys (another chunk store: an own-key volume and any volume not
+ * sharing its key, vkey.h) cannot share chunks: the whole range is read and written.
+ * -EXDEV if sv has another chunk size; -EROFS if v is read-only. */
 int volume_copy(struct volume *v, uint64_t dst, struct volume *sv, uint64_t src, uint64_t len,
 		int fua);
 /* Fold every unfolded write into the repository and write a checkpoint (tests, close). */
@@ -189,6 +204,32 @@ int volume_purge_history(struct volume *v, uint64_t *seq_out);
 enum { VOLUME_RESET_KEEP = 1, VOLUME_RESET_DROP = 2 };
 typedef int (*volume_reset_fn)(void *arg, uint64_t seq, int stage, uint64_t head_version);
 int volume_history_reset(struct volume *v, volume_reset_fn fn, void *arg, uint64_t *seq_out);
+
+/* ---- CRYPTO ERASE (volume_purge.c) ---- */
+
+/* 0 if v can be crypto-erased now; -EOPNOTSUPP if it has no key of its own; -EBUSY if
+ * another live volume (a clone) shares its key (*other gets its name when not NULL). */
+int volume_crypto_erase_check(struct volume *v, char other[VOLUME_NAME_MAX + 1]);
+/* SANITIZE CRYPTO ERASE: a new volume key (the next generation) replaces the volume's,
+ * the volume becomes empty (reads zeros) with no unfolded write folded, its history is
+ * dropped (local journal, journal segments in the repository and their fetched copies,
+ * history checkpoints, marks, old heads) and so are its snapshots (they were under the
+ * old key), then the old key is destroyed: every chunk stored under it is unreadable
+ * at once (gc reclaims the space later), and no decoded copy stays in the chunk cache.
+ * No data is read or rewritten. Idempotent: a run cut short by a crash is run again
+ * (a key that an earlier run replaced but did not destroy is destroyed first).
+ * Writers wait meanwhile. Errors as volume_crypto_erase_check, or the store's. */
+int volume_crypto_erase(struct volume *v);
+/* The locked core (volume.c): with writers, folds, checkpoints and uploads held off,
+ * drop every unfolded write (their overlay buffers wiped), delete the local journal
+ * below the next seq, switch the volume to chunk store ncs (volume key nref,
+ * generation ngen) with an empty map, write two new head versions (the newer one
+ * head_version), then fn(arg, seq, head_version) deletes the rest of the history (all
+ * of it: every history checkpoint too), then an exact history checkpoint of the empty
+ * map at seq is written; no checkpoint, retention or upload runs meanwhile. */
+typedef int (*volume_rekey_fn)(void *arg, uint64_t seq, uint64_t head_version);
+int volume_rekey_reset(struct volume *v, const struct chunk_store *ncs, uint32_t nref,
+		       uint64_t ngen, volume_rekey_fn fn, void *arg, uint64_t *seq_out);
 
 /* ---- provisioning and SCSI state (volume_map.c, volume_blob.c) ---- */
 

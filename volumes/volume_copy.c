@@ -14,6 +14,9 @@
  *     read from the source and appended as WRITE records, BOUNCE bytes at a time; so
  *     are whole chunks whose ids cannot be made durable now (the store failing a fold
  *     or a flush): the copy is then slower, never wrong or refused.
+ * Two volumes whose data is under different keys (different chunk stores: an own-key
+ * volume, vkey.h, and a volume not sharing its key) share nothing: all of the range is
+ * read and written, so each volume's chunks stay under its own key.
  * Both volumes' write orders are held for the whole call (the lower address first, so
  * two copies in opposite directions cannot deadlock): no other write to either volume
  * is ordered inside the copy, and every piece reads the source as it was at the start.
@@ -98,7 +101,7 @@ int volume_copy(struct volume *v, uint64_t dst, struct volume *sv, uint64_t src,
 	struct copy_job j = { .v = v, .sv = sv };
 	struct volume *first = v, *second = NULL;
 	uint64_t cmask, head = len, mid = 0, tail = 0;
-	int ret;
+	int ret, share;
 
 	ret = check_range(vi, dst, len);
 	if (!ret)
@@ -109,16 +112,19 @@ int volume_copy(struct volume *v, uint64_t dst, struct volume *sv, uint64_t src,
 		return -EROFS;
 	volume_get_internals(v, &vin);
 	volume_get_internals(sv, &sin);
-	if (sv != v && (vin.cs->ops != sin.cs->ops || vin.cs->ctx != sin.cs->ctx ||
-			vi->chunk_size != si->chunk_size))
+	if (sv != v && vi->chunk_size != si->chunk_size)
 		return -EXDEV;
+	/* chunks are shared only within one store: volumes whose data is under different
+	 * keys (an own-key volume, vkey.h) never hold each other's chunk ids, else a
+	 * CRYPTO ERASE of one would not erase what it copied, or would erase another's */
+	share = sv == v || (vin.cs->ops == sin.cs->ops && vin.cs->ctx == sin.cs->ctx);
 	if (!len || (sv == v && dst == src))
 		return 0;
 	j.cs = vi->chunk_size;
 	j.cshift = vin.cshift;
 	cmask = j.cs - 1;
 	j.backward = sv == v && dst > src && dst < src + len;
-	if (!((dst ^ src) & cmask)) {
+	if (share && !((dst ^ src) & cmask)) {
 		head = MIN(len, (j.cs - (dst & cmask)) & cmask);
 		mid = (len - head) & ~cmask;
 		tail = len - head - mid;

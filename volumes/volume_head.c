@@ -1,7 +1,9 @@
 /* volume_head.c - see volume_head.h; also volume_create/list/lookup/delete.
  *
  * Head object: meta key "volumes/<volid>/head.<016x version>", a JSON object:
- *   "format"      1 (this layout's version; a newer one is refused with -EPROTO)
+ *   "format"      1, or 2 when "key" is present (this layout's version; a newer one is
+ *                 refused with -EPROTO, so a binary that knows no volume keys never
+ *                 opens an own-key volume)
  *   "name"        volume name ([A-Za-z0-9._-], <= 64, starting alphanumeric)
  *   "id"          32 hex chars: 16 random bytes, the volume's identity
  *   "size"        bytes (multiple of 512)
@@ -15,6 +17,9 @@
  *   "deleted"     true in a tombstone
  *   "retention"   {"retain_ns","hourly_ns","hourly_every_ns","daily_ns","daily_every_ns"}
  *                 (volume.h struct volume_retention; absent in old heads: the defaults)
+ *   "key"         (format 2) 8 hex chars: the volume key reference (vkey.h) its data
+ *                 chunks are under; absent: the repository's keys
+ *   "key_generation" (format 2) 1 at creation, +1 at every CRYPTO ERASE
  * Checksum: the repository stores metadata objects whole and verifies them on read;
  * a head that does not parse is reported as -EBADMSG.
  */
@@ -33,7 +38,8 @@
 #include "log.h"
 #include "util.h"
 
-#define HEAD_FORMAT 1
+#define HEAD_FORMAT 2        /* newest known */
+#define HEAD_FORMAT_PLAIN 1  /* written when the volume has no key of its own */
 #define PREFIX "volumes/"
 
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -93,7 +99,8 @@ int volume_head_put(struct chunk_store *cs, const struct volume_head *h)
 	if (!o)
 		return -ENOMEM;
 	util_hex(h->root.b, CHUNK_ID_LEN, root);
-	json_object_object_add(o, "format", json_object_new_int(HEAD_FORMAT));
+	json_object_object_add(o, "format", json_object_new_int(h->info.key_ref ? HEAD_FORMAT :
+							       HEAD_FORMAT_PLAIN));
 	json_object_object_add(o, "name", json_object_new_string(h->info.name));
 	json_object_object_add(o, "id", json_object_new_string(h->info.id));
 	json_object_object_add(o, "size", json_object_new_uint64(h->info.size));
@@ -115,6 +122,13 @@ int volume_head_put(struct chunk_store *cs, const struct volume_head *h)
 		json_object_object_add(ro, "daily_ns", json_object_new_uint64(r->daily_ns));
 		json_object_object_add(ro, "daily_every_ns", json_object_new_uint64(r->daily_every_ns));
 		json_object_object_add(o, "retention", ro);
+	}
+	if (h->info.key_ref) {
+		char kr[9];
+
+		snprintf(kr, sizeof(kr), "%08" PRIx32, h->info.key_ref);
+		json_object_object_add(o, "key", json_object_new_string(kr));
+		json_object_object_add(o, "key_generation", json_object_new_uint64(h->info.key_gen));
 	}
 	s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY);
 	head_key(h->info.id, h->version, key, sizeof(key));
@@ -202,6 +216,16 @@ static int head_parse(const void *data, size_t len, struct volume_head *h)
 		get_u64(x, "daily_every_ns", &r.daily_every_ns);
 		if (volume_retention_valid(&r))
 			h->info.retention = r;
+	}
+	if (fmt >= 2 && json_object_object_get_ex(o, "key", &x)) {
+		char kr[9], *end;
+
+		if (get_str(o, "key", kr, sizeof(kr)) || strlen(kr) != 8 ||
+		    get_u64(o, "key_generation", &h->info.key_gen))
+			goto out_put;
+		h->info.key_ref = (uint32_t)strtoul(kr, &end, 16);
+		if (*end || !h->info.key_ref)
+			goto out_put;
 	}
 	ret = 0;
 out_put:
@@ -413,6 +437,13 @@ int volume_create_from(struct chunk_store *cs, const char *name, uint64_t size,
 		       uint32_t chunk_size, const struct chunk_id *root,
 		       struct volume_info *info_out)
 {
+	return volume_create_keyed(cs, name, size, chunk_size, root, 0, 0, info_out);
+}
+
+int volume_create_keyed(struct chunk_store *cs, const char *name, uint64_t size,
+			uint32_t chunk_size, const struct chunk_id *root, uint32_t own_key,
+			uint64_t key_gen, struct volume_info *info_out)
+{
 	struct volume_head h = { 0 }, other;
 	uint8_t rnd[16];
 	int ret;
@@ -446,6 +477,20 @@ int volume_create_from(struct chunk_store *cs, const char *name, uint64_t size,
 	h.version = 1;
 	if (root)
 		h.root = *root;
+	if (own_key == VOLUME_KEY_NEW) {
+		/* the key first: a head never names a key that is not there */
+		if (!cs->ops->key_new) {
+			ret = -EOPNOTSUPP;
+			goto out_unlock;
+		}
+		ret = cs->ops->key_new(cs->ctx, h.info.id, 1, 0, &h.info.key_ref);
+		if (ret)
+			goto out_unlock;
+		h.info.key_gen = 1;
+	} else if (own_key) {
+		h.info.key_ref = own_key;
+		h.info.key_gen = key_gen ? key_gen : 1;
+	}
 	/* the first point of its history: the empty map (or the clone's source) at seq 1 */
 	ret = history_ckpt_put(cs, h.info.id, &h.root, 1, 1, h.info.created_ns);
 	if (!ret)

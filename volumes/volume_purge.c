@@ -17,6 +17,25 @@
  * The chunks that only these objects referenced are then garbage; the caller runs a gc
  * (no grace period, every pack with a dead record rewritten) to delete them. Each step
  * is idempotent, so a purge cut short by a crash is simply run again.
+ *
+ * volume_crypto_erase() (CRYPTO ERASE of an own-key volume, vkey.h) needs no gc: the
+ * volume key its data was under is destroyed, so what is stored under it is unreadable
+ * wherever it lies. Its steps, each idempotent (a crash anywhere: run it again):
+ *   1. a key the current one replaced (prev in its key object) that is not destroyed:
+ *      an earlier run stopped after its reset; destroy it now;
+ *   2. a new key, generation + 1, prev = the current one (key object, durable);
+ *   3. volume_rekey_reset() (volume.c): the unfolded writes dropped unfolded and wiped,
+ *      the local journal deleted, the map empty under the new key, two new heads;
+ *      then, as the purge above but for every seq, the stored journal segments,
+ *      fetched copies, checkpoints, marks and old heads are deleted, and so is every
+ *      snapshot (under the old key it could not be read); then an exact history
+ *      checkpoint of the empty map;
+ *   4. the old key destroyed (tombstone, object deleted, subkeys wiped, chunk cache
+ *      dropped).
+ * A crash between 2 and 3 leaves a key object nothing names yet: the next run finds it
+ * (prev and generation) and uses it. Step 3 drops every history object whatever its
+ * seq: a run cut short after deleting the local journal restarts the journal at the
+ * stored head's next_seq.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -210,6 +229,190 @@ static int reset_cb(void *arg, uint64_t seq, int stage, uint64_t head_version)
 		ret = history_mark_expire(p->cs, p->vi->id, seq);
 	if (!ret)
 		ret = drop_heads(p, head_version);
+	return ret;
+}
+
+/* ---- CRYPTO ERASE ---- */
+
+struct other_scan {
+	const char *self;      /* volume id */
+	uint32_t ref;
+	char name[VOLUME_NAME_MAX + 1];
+	int found;
+};
+
+static int other_cb(void *arg, const struct volume_info *vi)
+{
+	struct other_scan *o = arg;
+
+	if (vi->key_ref != o->ref || !strcmp(vi->id, o->self))
+		return 0;
+	snprintf(o->name, sizeof(o->name), "%s", vi->name);
+	o->found = 1;
+	return 1;
+}
+
+int volume_crypto_erase_check(struct volume *v, char other[VOLUME_NAME_MAX + 1])
+{
+	const struct volume_info *vi = volume_get_info(v);
+	struct volume_internals in;
+	struct other_scan o = { .self = vi->id, .ref = vi->key_ref };
+	int ret;
+
+	volume_get_internals(v, &in);
+	if (!vi->key_ref || !in.cs->ops->keyed || !in.cs->ops->key_new ||
+	    !in.cs->ops->key_destroy || !in.cs->ops->key_info)
+		return -EOPNOTSUPP;
+	ret = volume_list(in.cs, other_cb, &o);
+	if (ret < 0)
+		return ret;
+	if (o.found) {
+		if (other)
+			snprintf(other, VOLUME_NAME_MAX + 1, "%s", o.name);
+		return -EBUSY;
+	}
+	return 0;
+}
+
+/* Delete snapshot sn (history_snap_list callback): it was under the erased key. */
+static int drop_snap(void *arg, const struct history_snap *sn)
+{
+	struct purge *p = arg;
+	int ret = history_snap_del(p->cs, p->vi->id, sn->name);
+
+	if (ret && ret != -ENOENT) {
+		log_error("volume", "%s: cannot delete snapshot %s: %s", p->vi->name, sn->name,
+			  strerror(-ret));
+		return ret;
+	}
+	log_info("volume", "%s: snapshot %s deleted by the CRYPTO ERASE: it was under the "
+		 "erased key", p->vi->name, sn->name);
+	p->snaps++;
+	return 0;
+}
+
+/* Everything of the history goes, whatever its seq: after a crash in the middle of an
+ * earlier run the journal restarts at the stored head's next_seq, below seqs that run
+ * had used (their records deleted with it), so a seq bound would keep some. */
+static int rekey_cb(void *arg, uint64_t seq, uint64_t head_version)
+{
+	struct purge *p = arg;
+	int ret;
+
+	(void)seq;
+	ret = history_snap_list(p->cs, p->vi->id, drop_snap, p);
+	if (!ret)
+		ret = drop_jstore(p, UINT64_MAX);
+	if (!ret)
+		ret = drop_jcache(p, UINT64_MAX);
+	if (!ret)
+		ret = history_ckpt_purge(p->cs, p->vi->id, UINT64_MAX);
+	if (!ret)
+		ret = history_mark_expire(p->cs, p->vi->id, UINT64_MAX);
+	if (!ret)
+		ret = drop_heads(p, head_version);
+	return ret;
+}
+
+/* The key an earlier run of this erase made (prev old, generation gen) and did not put
+ * in use before a crash: used again rather than left behind (0: none). */
+struct succ_scan {
+	struct chunk_store *cs;
+	uint32_t old, found;
+	uint64_t gen;
+};
+
+static int succ_cb(void *arg, const char *key, uint64_t size)
+{
+	struct succ_scan *s = arg;
+	const char *h = key + strlen("vkeys/");
+	uint32_t ref, prev;
+	uint64_t gen;
+	char *end;
+
+	(void)size;
+	if (strncmp(key, "vkeys/", 6) || strlen(h) != 8)
+		return 0; /* a tombstone */
+	ref = (uint32_t)strtoul(h, &end, 16);
+	if (*end || !ref || ref == s->old)
+		return 0;
+	if (s->cs->ops->key_info(s->cs->ctx, ref, &prev, &gen) == 0 && prev == s->old &&
+	    gen == s->gen) {
+		s->found = ref;
+		return 1;
+	}
+	return 0;
+}
+
+int volume_crypto_erase(struct volume *v)
+{
+	struct volume_internals in;
+	struct purge p = { .v = v };
+	struct chunk_store ncs;
+	char other[VOLUME_NAME_MAX + 1] = "";
+	uint32_t old, prev = 0, nref = 0;
+	uint64_t gen, g, seq = 0;
+	int ret;
+
+	p.vi = volume_get_info(v);
+	p.state_dir = volume_state_dir(v);
+	if (!p.state_dir)
+		return -EROFS;
+	ret = volume_crypto_erase_check(v, other);
+	if (ret == -EBUSY)
+		log_error("volume", "%s: CRYPTO ERASE refused: volume %s shares its key (a clone); "
+			  "erasing the key would erase it too (delete it first)", p.vi->name, other);
+	if (ret)
+		return ret;
+	volume_get_internals(v, &in);
+	p.cs = in.cs;
+	old = p.vi->key_ref;
+	gen = p.vi->key_gen;
+	/* 1. a key an earlier run replaced but did not destroy */
+	ret = in.cs->ops->key_info(in.cs->ctx, old, &prev, &g);
+	if (ret)
+		goto out_fail;
+	if (prev && in.cs->ops->key_info(in.cs->ctx, prev, &nref, &g) == 0) {
+		log_info("volume", "%s: destroying key %08x, which an interrupted CRYPTO ERASE "
+			 "replaced", p.vi->name, prev);
+		ret = in.cs->ops->key_destroy(in.cs->ctx, prev);
+		if (ret)
+			goto out_fail;
+	}
+	/* 2. the next key (one an interrupted run made, or a new one) */
+	{
+		struct succ_scan sc = { .cs = in.cs, .old = old, .gen = gen + 1 };
+
+		ret = in.cs->ops->meta_list(in.cs->ctx, "vkeys/", succ_cb, &sc);
+		if (ret < 0)
+			goto out_fail;
+		nref = sc.found;
+		ret = 0;
+	}
+	if (!nref)
+		ret = in.cs->ops->key_new(in.cs->ctx, p.vi->id, gen + 1, old, &nref);
+	if (!ret)
+		ret = in.cs->ops->keyed(in.cs->ctx, nref, &ncs);
+	if (ret)
+		goto out_fail;
+	/* 3. the volume empty under it, its history and snapshots gone */
+	ret = volume_rekey_reset(v, &ncs, nref, gen + 1, rekey_cb, &p, &seq);
+	if (ret)
+		goto out_fail;
+	/* 4. the old key */
+	volume_get_internals(v, &in);
+	ret = in.cs->ops->key_destroy(in.cs->ctx, old);
+	if (ret)
+		goto out_fail;
+	log_info("volume", "%s: CRYPTO ERASE done: key %08x (generation %llu) destroyed, key "
+		 "%08x (generation %llu) in use; history before seq %llu dropped (%u snapshots, "
+		 "%u stored journal segments, %u fetched copies, %u old heads)", p.vi->name, old,
+		 (unsigned long long)gen, nref, (unsigned long long)(gen + 1),
+		 (unsigned long long)seq, p.snaps, p.segs, p.files, p.heads);
+	return 0;
+
+out_fail:
+	log_error("volume", "%s: CRYPTO ERASE failed: %s", p.vi->name, strerror(-ret));
 	return ret;
 }
 

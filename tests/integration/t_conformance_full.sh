@@ -1,6 +1,6 @@
 #!/bin/bash
 # t_conformance_full.sh - libiscsi's whole conformance suite (iscsi-test-cu) against a
-# cairn volume: the SCSI family (with a second session to the same target for
+# cairn volume with its own key in an encrypted repository: the SCSI family (with a second session to the same target for
 # MultipathIO) and the iSCSI family, then the ReadOnly suite through an initiator whose
 # ACL gives it read-only access (the LUN is write-protected for it). Fails on any failed
 # test or assert, and on a run that did not reach CUnit's summary; counts the tests that
@@ -8,8 +8,13 @@
 # reason it gave.
 source "$(dirname "$0")/lib.sh"
 R=$T/repo
-"$CAIRN" init -r "$R" >/dev/null
-"$CAIRN" volume create conf --size 1G -r "$R" >/dev/null
+# An encrypted repository and a volume with its own key, so that SANITIZE CRYPTO ERASE
+# is supported and its tests run rather than skip (plain repositories are covered by
+# t_conformance.sh and the other tests).
+printf 'conformance password\n' >"$T/pw"
+export CAIRN_PASSWORD_FILE=$T/pw
+"$CAIRN" init -r "$R" --encrypt >/dev/null
+"$CAIRN" volume create conf --size 1G --own-key -r "$R" >/dev/null
 TGT=$IQN:conf
 RO_INIT=iqn.2026-01.test:readonly
 cat >"$T/gw.conf" <<CONF

@@ -5,7 +5,7 @@
  *     overwrite BYTE [immed]   SANITIZE / OVERWRITE, OWCOUNT 1, an INITIALIZATION
  *                              PATTERN of one block of BYTE (0..255)
  *     block-erase [immed]      SANITIZE / BLOCK ERASE
- *     crypto-erase             SANITIZE / CRYPTO ERASE
+ *     crypto-erase [immed]     SANITIZE / CRYPTO ERASE
  *     exit-failure             SANITIZE / EXIT FAILURE MODE
  *       each prints "sanitize GOOD", or "sanitize CHECK CONDITION <sense key> 0x<ASC ASCQ>"
  *     tur                      TEST UNIT READY: prints "ready", "sanitizing <percent>" (NOT
@@ -122,7 +122,7 @@ int main(int argc, char **argv)
 
 	if (argc < 3) {
 		fprintf(stderr, "usage: iscsi_sanitize URL overwrite BYTE [immed] | block-erase "
-				"[immed] | crypto-erase | exit-failure | tur | wait SECONDS\n");
+				"[immed] | crypto-erase [immed] | exit-failure | tur | wait SECONDS\n");
 		return 2;
 	}
 	cmd = argv[2];
@@ -149,7 +149,7 @@ int main(int argc, char **argv)
 	} else if (!strcmp(cmd, "block-erase")) {
 		rc = print_sanitize(iscsi, iscsi_sanitize_block_erase_sync(iscsi, lun, immed, 0));
 	} else if (!strcmp(cmd, "crypto-erase")) {
-		rc = print_sanitize(iscsi, iscsi_sanitize_crypto_erase_sync(iscsi, lun, 0, 0));
+		rc = print_sanitize(iscsi, iscsi_sanitize_crypto_erase_sync(iscsi, lun, immed, 0));
 	} else if (!strcmp(cmd, "exit-failure")) {
 		rc = print_sanitize(iscsi, iscsi_sanitize_exit_failure_mode_sync(iscsi, lun, 0, 0));
 	} else if (!strcmp(cmd, "tur")) {
