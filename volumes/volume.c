@@ -627,7 +627,7 @@ static int retention(struct volume *v)
 {
 	struct history_ckpt b;
 	struct volume_retention pol = v->ret;
-	uint64_t now = util_now_ns(), ws, below, tail_first, tail_created;
+	uint64_t now = util_now_ns(), ws, below, snap_below, tail_first, tail_created;
 	unsigned kept, deleted;
 	char cdir[4096];
 	void *arg[2];
@@ -644,8 +644,12 @@ static int retention(struct volume *v)
 	if (ret)
 		return ret;
 	below = MIN(b.ckpt_seq, v->head.info.ckpt_seq);
+	/* A lazy snapshot at or above below but under b.hi has no exact base in b (its
+	 * root may hold records above the snapshot), so it resolves through an older
+	 * checkpoint, which the thinning below may drop: materialize it now too. */
+	snap_below = MAX(below, b.hi);
 	arg[0] = v;
-	arg[1] = &below;
+	arg[1] = &snap_below;
 	ret = history_snap_list(v->cs, v->info.id, materialize_cb, arg);
 	if (ret)
 		return ret;

@@ -10,6 +10,10 @@ CAIRN=$BUILD/cairn
 ORACLE=$BUILD/tests/tools/iscsi_oracle
 T=$(mktemp -d /tmp/cairn-it.XXXXXX)
 export CAIRN_RUN_DIR=$T/run
+# Commands' default state directory (journals, index tables) inside the test's own
+# directory, never the machine's /var/lib/cairn: run as root, every test run would
+# otherwise leave its volumes' journals there (gigabytes over many runs).
+export CAIRN_STATE_DIR=$T/state-default
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:halt_on_error=1}
 DAEMON_PID=
 PORT=
