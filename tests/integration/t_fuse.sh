@@ -143,13 +143,18 @@ fusermount3 -u "$M"
 wait "$MPID" || fail "cairn mount exited non-zero"
 
 log "a damaged chunk reads as EIO, never as wrong data"
-pack=$(find "$R/packs" -type f -printf '%s %p\n' | sort -n | tail -1 | cut -d' ' -f2)
-python3 - "$pack" <<'PY'
+# One byte flipped every 16 KiB of every pack: every stored chunk of 16 KiB or more is
+# damaged, so the reads below meet damage whichever packs hold the current images (one
+# flip in the middle of the largest pack could land in a chunk only an old state holds).
+find "$R/packs" -type f | python3 -c '
 import os, sys
-p = sys.argv[1]; n = os.path.getsize(p)
-with open(p, "r+b") as f:
-    f.seek(n // 2); b = f.read(1); f.seek(n // 2); f.write(bytes([b[0] ^ 0x5a]))
-PY
+for p in sys.stdin.read().split():
+    n = os.path.getsize(p)
+    with open(p, "r+b") as f:
+        for off in range(8192, n, 16384):
+            f.seek(off); b = f.read(1); f.seek(off); f.write(bytes([b[0] ^ 0x5a]))
+'
+
 mount_view
 rc=0; cat "$M/disk/current/disk.img" "$M/gpt/current/disk.img" >/dev/null 2>"$T/eio.err" || rc=$?
 cat "$T/eio.err"
