@@ -210,6 +210,10 @@ int volume_history_reset(struct volume *v, volume_reset_fn fn, void *arg, uint64
 /* 0 if v can be crypto-erased now; -EOPNOTSUPP if it has no key of its own; -EBUSY if
  * another live volume (a clone) shares its key (*other gets its name when not NULL). */
 int volume_crypto_erase_check(struct volume *v, char other[VOLUME_NAME_MAX + 1]);
+/* 1 if a live volume other than the one with id self_id (may be "") has its data under
+ * volume key ref (its name to other when not NULL), 0 if none, -errno. */
+int volume_key_shared(struct chunk_store *cs, uint32_t ref, const char *self_id,
+		      char other[VOLUME_NAME_MAX + 1]);
 /* SANITIZE CRYPTO ERASE: a new volume key (the next generation) replaces the volume's,
  * the volume becomes empty (reads zeros) with no unfolded write folded, its history is
  * dropped (local journal, journal segments in the repository and their fetched copies,

@@ -488,6 +488,14 @@ int volume_create_keyed(struct chunk_store *cs, const char *name, uint64_t size,
 			goto out_unlock;
 		h.info.key_gen = 1;
 	} else if (own_key) {
+		uint32_t prev;
+		uint64_t gen;
+
+		/* a clone shares its source's key: it must still be there (a delete of the
+		 * source, under this lock, or a CRYPTO ERASE may have destroyed it since the
+		 * point was resolved) */
+		if (cs->ops->key_info && (ret = cs->ops->key_info(cs->ctx, own_key, &prev, &gen)))
+			goto out_unlock;
 		h.info.key_ref = own_key;
 		h.info.key_gen = key_gen ? key_gen : 1;
 	}
@@ -539,6 +547,30 @@ int volume_lookup(struct chunk_store *cs, const char *name, struct volume_info *
 	return ret;
 }
 
+/* After the tombstone of an own-key volume (vi): destroy its key unless a live clone
+ * shares it, so that the deleted data is unreadable at once, as after a CRYPTO ERASE
+ * (gc returns the space later). A failure is logged: the delete stands, and the key
+ * then stays until a CRYPTO ERASE or delete of the last volume using it. */
+static void destroy_own_key(struct chunk_store *cs, const struct volume_info *vi)
+{
+	char other[VOLUME_NAME_MAX + 1];
+	int ret = volume_key_shared(cs, vi->key_ref, vi->id, other);
+
+	if (ret > 0) {
+		log_info("volume", "%s: deleted; its key %08x stays: volume %s shares it",
+			 vi->name, vi->key_ref, other);
+		return;
+	}
+	if (!ret)
+		ret = cs->ops->key_destroy(cs->ctx, vi->key_ref);
+	if (ret)
+		log_warn("volume", "%s: deleted, but its key %08x could not be destroyed: %s",
+			 vi->name, vi->key_ref, strerror(-ret));
+	else
+		log_info("volume", "%s: deleted and its key %08x destroyed: its data cannot be "
+			 "read any more", vi->name, vi->key_ref);
+}
+
 int volume_delete(struct chunk_store *cs, const char *name)
 {
 	struct volume_head h;
@@ -557,6 +589,8 @@ int volume_delete(struct chunk_store *cs, const char *name)
 	h.version++;
 	ret = volume_head_put(cs, &h);
 	volume_head_release(cs, h.info.id);
+	if (!ret && h.info.key_ref && cs->ops->key_destroy)
+		destroy_own_key(cs, &h.info);
 out_unlock:
 	pthread_mutex_unlock(&create_lock);
 	return ret;

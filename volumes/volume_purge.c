@@ -252,26 +252,33 @@ static int other_cb(void *arg, const struct volume_info *vi)
 	return 1;
 }
 
+int volume_key_shared(struct chunk_store *cs, uint32_t ref, const char *self_id,
+		      char other[VOLUME_NAME_MAX + 1])
+{
+	struct other_scan o = { .self = self_id, .ref = ref };
+	int ret = volume_list(cs, other_cb, &o);
+
+	if (ret < 0)
+		return ret;
+	if (o.found && other)
+		snprintf(other, VOLUME_NAME_MAX + 1, "%s", o.name);
+	return o.found;
+}
+
 int volume_crypto_erase_check(struct volume *v, char other[VOLUME_NAME_MAX + 1])
 {
 	const struct volume_info *vi = volume_get_info(v);
 	struct volume_internals in;
-	struct other_scan o = { .self = vi->id, .ref = vi->key_ref };
 	int ret;
 
 	volume_get_internals(v, &in);
 	if (!vi->key_ref || !in.cs->ops->keyed || !in.cs->ops->key_new ||
 	    !in.cs->ops->key_destroy || !in.cs->ops->key_info)
 		return -EOPNOTSUPP;
-	ret = volume_list(in.cs, other_cb, &o);
+	ret = volume_key_shared(in.cs, vi->key_ref, vi->id, other);
 	if (ret < 0)
 		return ret;
-	if (o.found) {
-		if (other)
-			snprintf(other, VOLUME_NAME_MAX + 1, "%s", o.name);
-		return -EBUSY;
-	}
-	return 0;
+	return ret ? -EBUSY : 0;
 }
 
 /* Delete snapshot sn (history_snap_list callback): it was under the erased key. */

@@ -19,6 +19,9 @@
 #   - kill -9 during a CRYPTO ERASE (an encrypted S3 repository behind the fault proxy,
 #     which stalls the history objects the erase rewrites), restart: the LUN answers
 #     SANITIZE IN PROGRESS, the erase resumes and completes, check passes.
+#   - deleting an own-key volume (data imported) destroys its key at once, unless a clone
+#     shares it (the clone keeps reading); deleting the last one destroys it; check
+#     counts the chunks apart, gc and check pass.
 source "$(dirname "$0")/lib.sh"
 SAN=$BUILD/tests/tools/iscsi_sanitize
 [ -x "$SAN" ] || fail "missing $SAN (build the test tools)"
@@ -130,6 +133,27 @@ echo "$pu" | qgrep "SKIPPED.*not" || { echo "$pu"; fail "CryptoErase was not ski
 qemu-img compare -q -f raw -F raw "$T/fs.img" "$(url pub)" || fail "pub changed"
 stop_daemon
 "$CAIRN" check -r "$R" --read-data >/dev/null || fail "check --read-data fails"
+
+log "deleting an own-key volume destroys its key, unless a clone shares it"
+"$CAIRN" volume create -r "$R" del1 --size 8M --own-key >/dev/null
+kd=$(vfield "$R" del1 key)
+head -c 8M "$T/fs.img" >"$T/del.img"
+"$CAIRN" import del1 "$T/del.img" -r "$R" --state-dir "$ST" >/dev/null || fail "import into del1"
+"$CAIRN" snapshot create del1 --name s -r "$R" --state-dir "$ST" >/dev/null || fail "snapshot del1"
+"$CAIRN" volume clone del1@s del1c -r "$R" --state-dir "$ST" >/dev/null || fail "clone del1"
+[ "$(vfield "$R" del1c key)" = "$kd" ] || fail "the clone does not share its source's key"
+"$CAIRN" volume delete del1 -r "$R" --state-dir "$ST" >/dev/null || fail "delete del1"
+[ -f "$R/meta/vkeys/$kd" ] || fail "the key a clone shares was destroyed with its source"
+"$CAIRN" export del1c "$T/del1c.img" -r "$R" --state-dir "$ST" >/dev/null || fail "export del1c"
+cmp -s "$T/del1c.img" "$T/del.img" || fail "the clone lost its data when its source was deleted"
+"$CAIRN" volume delete del1c -r "$R" --state-dir "$ST" >/dev/null || fail "delete del1c"
+[ ! -e "$R/meta/vkeys/$kd" ] || fail "deleting the last volume under key $kd left the key"
+[ -f "$R/meta/vkeys/$kd.erased" ] || fail "no tombstone of the deleted volumes' key"
+out=$("$CAIRN" check -r "$R" --read-data) || fail "check --read-data after the deletes: $out"
+# the imported chunks were under the volume key: unreadable now, counted apart, not damage
+echo "$out" | qgrep "under destroyed volume keys" || fail "the deleted own-key volumes' chunks were not under their key: $out"
+"$CAIRN" gc -r "$R" --grace 0 >/dev/null || fail "gc after the deletes"
+"$CAIRN" check -r "$R" --read-data >/dev/null || fail "check --read-data after gc"
 
 log "kill -9 during a CRYPTO ERASE (S3 behind the fault proxy), restart: it completes"
 start_s3rver
