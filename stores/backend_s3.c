@@ -1085,9 +1085,16 @@ int backend_s3_create_bucket(struct backend *b)
 	c.body_len = strlen(body);
 	s3_sha256_hex(body, c.body_len, hash);
 	rc = perform(s, &c);
-	if (rc == -EIO && c.status == 409 && !strcmp(c.err_code, "BucketAlreadyOwnedByYou"))
+	/* 409 BucketAlreadyOwnedByYou: ours. 409 BucketAlreadyExists: on AWS another
+	 * account's bucket, but s3rver (and other S3 servers without owners) answer it for
+	 * every existing bucket, including one this repository is to share with another
+	 * prefix. Either way the bucket is there: go on, and let the requests that follow
+	 * decide (a repository already at the prefix: EEXIST from repo_create; someone
+	 * else's bucket: 403 AccessDenied, a clear error). Never EEXIST here, which the
+	 * caller would report as a repository already existing at the prefix. */
+	if (rc == -EIO && c.status == 409) {
+		log_debug(SUB, "bucket %s exists (%s)", s->bucket, c.err_code);
 		return 0;
-	if (rc == -EIO && c.status == 409)
-		return -EEXIST;
+	}
 	return rc;
 }

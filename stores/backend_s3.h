@@ -73,7 +73,9 @@ struct backend_s3_opts {
 int backend_s3_open(const struct backend_s3_opts *o, struct backend **out);
 
 /* Create the backend's bucket (b must come from backend_s3_open), in its region.
- * 0 if created or already ours, -EEXIST if someone else owns the name. */
+ * 0 if created or already there (409 BucketAlreadyOwnedByYou or BucketAlreadyExists:
+ * servers without owners, such as s3rver, answer the latter for every bucket; a bucket
+ * of someone else's then fails the requests that follow with 403 AccessDenied). */
 int backend_s3_create_bucket(struct backend *b);
 
 /* Split "s3://bucket/some/prefix" into bucket and prefix ("" when absent; leading and

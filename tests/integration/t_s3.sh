@@ -50,6 +50,15 @@ flow s3-plain "s3://cairn-test/plain"
 CAIRN_PASSWORD_FILE=$T/pw flow s3-encrypted "s3://cairn-test2/enc/repo" --encrypt
 CAIRN_PASSWORD_FILE=$T/pw flow local-encrypted "$T/local-enc" --encrypt
 
+log "more repositories in the same bucket, under other prefixes (one a prefix of another's)"
+"$CAIRN" init -r "s3://cairn-test/pl" >/dev/null || fail "init of a second repository in an existing bucket"
+"$CAIRN" init -r "s3://cairn-test/other/repo" >/dev/null || fail "init of a third repository in an existing bucket"
+"$CAIRN" volume list -r "s3://cairn-test/pl" --json | python3 -c 'import json,sys; assert json.load(sys.stdin) == []' ||
+	fail "the new repository s3://cairn-test/pl is not empty"
+"$CAIRN" volume list -r "s3://cairn-test/plain" --json | python3 -c 'import json,sys; assert len(json.load(sys.stdin)) > 0' ||
+	fail "the first repository lost its volumes"
+expect_fail "already exists at s3://cairn-test/pl" "$CAIRN" init -r "s3://cairn-test/pl"
+
 log "S3 errors are clear"
 expect_fail "wrong password" "$CAIRN" volume list -r "s3://cairn-test2/enc/repo" --password-file "$T/s3.port"
 expect_fail "no cairn repository at s3://cairn-test/nothing-here" "$CAIRN" volume list -r "s3://cairn-test/nothing-here"
