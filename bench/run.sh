@@ -11,7 +11,8 @@
 # Every figure is measured BENCH_ROUNDS times (3), alternating tgt and cairn, and the
 # median of each is reported: one run on a shared 2-core machine swings by 2x.
 # Usage: make bench   (or bash bench/run.sh after make build). BENCH_SECONDS (10) sets
-# the iscsi-perf run time; BENCH_DIR (/tmp/cairn-bench) the scratch directory.
+# the iscsi-perf run time; BENCH_DIR (/tmp/cairn-bench) the scratch directory;
+# BENCH_RETAIN (unset) the CDP window, e.g. 0 to measure with CDP off.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CAIRN=${CAIRN_BIN:-$ROOT/build/cairn}
@@ -52,6 +53,9 @@ TGT_URL=iscsi://127.0.0.1:$TGT_PORT/iqn.2026-11.org.tgt:bench/1
 # cairn: local repository, journal and folding on, LZ4 and dedup on
 "$CAIRN" init -r "$DIR/repo" >/dev/null
 "$CAIRN" volume create bench --size "$SIZE" -r "$DIR/repo" >/dev/null
+# BENCH_RETAIN: the CDP window of the volume (default: cairn's own, 24 h; 0: CDP off, the
+# journal dropped once folded, as before retention existed)
+[ -z "${BENCH_RETAIN:-}" ] || "$CAIRN" volume set bench --retain "$BENCH_RETAIN" -r "$DIR/repo" >/dev/null
 "$CAIRN" serve -r "$DIR/repo" --listen 127.0.0.1:$CAIRN_PORT --state-dir "$DIR/state" >"$DIR/cairn.log" 2>&1 &
 CPID=$!
 for _ in $(seq 100); do grep -q "cairn: serving" "$DIR/cairn.log" && break; sleep 0.1; done
