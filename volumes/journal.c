@@ -130,6 +130,7 @@ struct journal {
 	int fd;               /* the active segment */
 	int idx_fd;           /* its index file (-1: none, appends go on without it) */
 	uint64_t total_bytes;
+	uint64_t appended_bytes; /* record bytes appended since open (never decreases) */
 	uint64_t next_seq;
 	uint64_t synced_next; /* every seq below is durable */
 	int syncing;
@@ -771,6 +772,7 @@ int journal_append(struct journal *j, uint16_t type, uint64_t offset, uint32_t l
 	s->size += rec_len;
 	s->next_seq = ++j->next_seq;
 	j->total_bytes += rec_len;
+	j->appended_bytes += rec_len;
 	if (seq_out)
 		*seq_out = j->next_seq - 1;
 out_unlock:
@@ -869,13 +871,18 @@ int journal_sync(struct journal *j, uint64_t upto)
 	return ret;
 }
 
-int journal_delete_before(struct journal *j, uint64_t seq)
+/* Delete the oldest segments, front to back, while the next one starts at or below seq
+ * (so every record of the deleted one is below it), was started before before_ns and
+ * the journal holds more than keep bytes. Never the active segment. */
+static int drop_front(struct journal *j, uint64_t seq, uint64_t before_ns, uint64_t keep)
 {
 	unsigned k = 0;
 	int ret = 0;
 
 	pthread_mutex_lock(&j->lock);
-	while (k + 1 < j->nsegs && j->segs[k + 1].first_seq <= seq) {
+	/* the next segment's start time bounds every record time of this one */
+	while (k + 1 < j->nsegs && j->segs[k + 1].first_seq <= seq &&
+	       j->segs[k + 1].created_ns < before_ns && j->total_bytes > keep) {
 		ret = seg_unlink(j->dir, j->segs[k].first_seq);
 		if (ret)
 			break;
@@ -890,27 +897,19 @@ int journal_delete_before(struct journal *j, uint64_t seq)
 	return ret;
 }
 
+int journal_delete_before(struct journal *j, uint64_t seq)
+{
+	return drop_front(j, seq, UINT64_MAX, 0);
+}
+
 int journal_delete_expired(struct journal *j, uint64_t seq, uint64_t before_ns)
 {
-	unsigned k = 0;
-	int ret = 0;
+	return drop_front(j, seq, before_ns, 0);
+}
 
-	pthread_mutex_lock(&j->lock);
-	/* the next segment's start time bounds every record time of this one */
-	while (k + 1 < j->nsegs && j->segs[k + 1].first_seq <= seq &&
-	       j->segs[k + 1].created_ns < before_ns) {
-		ret = seg_unlink(j->dir, j->segs[k].first_seq);
-		if (ret)
-			break;
-		j->total_bytes -= j->segs[k].size;
-		k++;
-	}
-	if (k) {
-		memmove(j->segs, j->segs + k, (j->nsegs - k) * sizeof(*j->segs));
-		j->nsegs -= k;
-	}
-	pthread_mutex_unlock(&j->lock);
-	return ret;
+int journal_trim(struct journal *j, uint64_t seq, uint64_t keep_bytes)
+{
+	return drop_front(j, seq, UINT64_MAX, keep_bytes);
 }
 
 uint64_t journal_bytes_since(struct journal *j, uint64_t seq)
@@ -955,6 +954,16 @@ uint64_t journal_bytes(struct journal *j)
 
 	pthread_mutex_lock(&j->lock);
 	v = j->total_bytes;
+	pthread_mutex_unlock(&j->lock);
+	return v;
+}
+
+uint64_t journal_appended(struct journal *j)
+{
+	uint64_t v;
+
+	pthread_mutex_lock(&j->lock);
+	v = j->appended_bytes;
 	pthread_mutex_unlock(&j->lock);
 	return v;
 }

@@ -104,6 +104,10 @@ int journal_delete_before(struct journal *j, uint64_t seq);
 /* Retention: delete whole segments whose records all have seq < seq and were all
  * appended before before_ns (wall clock), never the active one. */
 int journal_delete_expired(struct journal *j, uint64_t seq, uint64_t before_ns);
+/* The local journal as a bounded cache of the history stored in the repository: delete
+ * the oldest whole segments whose records all have seq < seq while the journal holds
+ * more than keep_bytes, never the active one. */
+int journal_trim(struct journal *j, uint64_t seq, uint64_t keep_bytes);
 /* Bytes of the segments holding records with seq >= seq (the unfolded tail). */
 uint64_t journal_bytes_since(struct journal *j, uint64_t seq);
 
@@ -111,6 +115,8 @@ uint64_t journal_next_seq(struct journal *j);
 /* Seq of the oldest record kept (== next seq when there is none). */
 uint64_t journal_first_seq(struct journal *j);
 uint64_t journal_bytes(struct journal *j);
+/* Record bytes appended since the journal was opened (deletions do not lower it). */
+uint64_t journal_appended(struct journal *j);
 /* Segment files (>= 1; the last one is active). */
 unsigned journal_segments(struct journal *j);
 /* Largest payload a record may carry with this journal's segment size. */

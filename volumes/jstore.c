@@ -355,19 +355,20 @@ int jstore_prepare(struct chunk_store *cs, const char *volid, const struct journ
 
 int jstore_expire(struct chunk_store *cs, const char *volid, uint64_t below,
 		  uint64_t before_ns, const char *cache_dir, uint64_t tail_first,
-		  uint64_t tail_created_ns)
+		  uint64_t tail_created_ns, uint64_t *kept_first)
 {
 	struct jstore_seg *segs;
 	char key[128], path[4096];
-	unsigned n;
+	unsigned n, i;
 	int ret;
 
+	*kept_first = UINT64_MAX;
 	ret = jstore_list(cs, volid, &segs, &n);
 	if (ret || !n) {
 		free(segs);
 		return ret;
 	}
-	for (unsigned i = 0; i < n && !ret; i++) {
+	for (i = 0; i < n && !ret; i++) {
 		/* the successor's start time bounds every record time of this segment; when
 		 * the segment after it is not stored (the uploads lagged behind the window
 		 * and it expired locally first, or it is not stored yet), its records are
@@ -389,6 +390,8 @@ int jstore_expire(struct chunk_store *cs, const char *volid, uint64_t below,
 			unlink(path);
 		}
 	}
+	if (!ret && i < n)
+		*kept_first = segs[i].first;
 	free(segs);
 	return ret;
 }

@@ -7,9 +7,11 @@
  * file's own format, header with magic, version and XXH3 and records hash-chained with
  * XXH3, is at the top of journal.c), stored like every
  * metadata object (checksummed, and AES-256-GCM encrypted in an encrypted repository).
- * A segment is written once, after it is sealed, and deleted by retention with its
- * local copy. Readers fetch the ones their state directory lacks into a cache
- * directory (journal_view's second directory) and read them like local segments.
+ * A segment is written once, after it is sealed, and deleted by retention. Its local
+ * copy goes earlier once it is stored (volume.c keeps only the newest 256 MiB of stored
+ * history in the state directory, journal_trim). Readers fetch the ones their state
+ * directory lacks into a cache directory (journal_view's second directory) and read
+ * them like local segments.
  *
  * All functions return 0 or a negative errno.
  */
@@ -51,9 +53,10 @@ int jstore_prepare(struct chunk_store *cs, const char *volid, const struct journ
  * be NULL). The successor of the newest stored one is the live journal's segment
  * starting at tail_first (started at tail_created_ns), when it starts where it ends.
  * A segment whose successor is not stored goes on below alone (below is the base of
- * the oldest point retention keeps, so its records are older than the window). */
+ * the oldest point retention keeps, so its records are older than the window).
+ * *kept_first: the first seq of the oldest stored segment left (UINT64_MAX: none). */
 int jstore_expire(struct chunk_store *cs, const char *volid, uint64_t below,
 		  uint64_t before_ns, const char *cache_dir, uint64_t tail_first,
-		  uint64_t tail_created_ns);
+		  uint64_t tail_created_ns, uint64_t *kept_first);
 
 #endif

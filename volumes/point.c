@@ -203,11 +203,29 @@ static int build_links(struct point *p)
 	return 0;
 }
 
+/* Gather the records [plan.from_seq, plan.to_seq) into p: the stored segments the
+ * state directory lacks are fetched first (a copy of the repository, or a trimmed local
+ * journal). -ERANGE when the journal does not reach to_seq. */
+static int collect(struct point *p, struct chunk_store *cs)
+{
+	uint64_t end = 0;
+	int ret;
+
+	ret = jstore_prepare(cs, p->plan.info.id, &p->hv.v, p->plan.from_seq, p->plan.to_seq, 0, 0);
+	if (ret)
+		return ret;
+	ret = journal_scan(&p->hv.v, p->plan.from_seq, collect_cb, p, &end);
+	if (!ret)
+		ret = p->err;
+	if (!ret && end < p->plan.to_seq)
+		ret = -ERANGE;
+	return ret == -ENOENT ? -ERANGE : ret; /* a segment missing */
+}
+
 int point_open(struct chunk_store *cs, const char *state_dir, const struct point_plan *plan,
 	       struct point **out)
 {
 	struct point *p;
-	uint64_t end = plan->from_seq;
 	int ret;
 
 	if (plan->to_seq < plan->from_seq || !plan->info.size ||
@@ -233,21 +251,21 @@ int point_open(struct chunk_store *cs, const char *state_dir, const struct point
 		goto out_close;
 	}
 	if (plan->from_seq < plan->to_seq) {
-		/* stored segments the state directory lacks (a copy of the repository) */
-		ret = jstore_prepare(cs, plan->info.id, &p->hv.v, plan->from_seq, plan->to_seq, 0, 0);
-		if (ret)
-			goto out_close;
-		ret = journal_scan(&p->hv.v, plan->from_seq, collect_cb, p, &end);
-		if (ret == -ENOENT)
-			ret = -ERANGE;
-		if (!ret)
-			ret = p->err;
-		if (ret)
-			goto out_close;
-		if (end < plan->to_seq) {
-			ret = -ERANGE;
-			goto out_close;
+		ret = collect(p, cs);
+		/* A daemon trims its local journal to a budget once segments are stored
+		 * (volume.c, journal_trim): one it listed may be gone before it was
+		 * opened. A second pass fetches it from the repository. */
+		if (ret == -ERANGE) {
+			for (unsigned i = 0; i < p->nsegs; i++)
+				close(p->segs[i].fd);
+			p->nsegs = 0;
+			p->nrecs = 0;
+			p->err = 0;
+			p->base = plan->root;
+			ret = collect(p, cs);
 		}
+		if (ret)
+			goto out_close;
 	}
 	ret = build_links(p);
 	if (ret)

@@ -24,10 +24,12 @@
  *
  * History: the journal is the CDP log. Checkpoints are also kept as history
  * checkpoints (every hist_every_ns() or HIST_EVERY_RECS records, and at every cut), and
- * journal segments are deleted only when they are older than the retention window
- * (and below the newest history checkpoint older than it). Sealed segments are stored
- * in the repository (jstore.h) by the checkpoint thread and at close (which seals the
- * active one), unless the window is 0. Retention (volume.h struct volume_retention)
+ * journal segments are kept until they are older than the retention window (and below
+ * the newest history checkpoint older than it). Sealed segments are stored in the
+ * repository (jstore.h) by the checkpoint thread and at close (which seals the active
+ * one), unless the window is 0; once stored and below the durable checkpoint, the
+ * local copies beyond the newest journal_keep bytes are deleted (the repository's is
+ * then the history, fetched by readers when needed). Retention (volume.h struct volume_retention)
  * thins the checkpoints past the window to hourly and daily exact points
  * (history_ckpt_thin), then drops the journal below the boundary, locally and in the
  * repository. A restore (paused folds,
@@ -61,6 +63,7 @@
 #define CKPT_INTERVAL_MS 2000
 #define OVERLAY_DEFAULT (256ull << 20)
 #define JOURNAL_MAX_DEFAULT (1ull << 30)
+#define JOURNAL_KEEP_DEFAULT (256ull << 20)
 #define PICK_SCAN 64
 #define HIST_EVERY_NS (30ull * 1000 * 1000 * 1000)
 #define HIST_EVERY_RECS 20000ull
@@ -91,6 +94,7 @@ struct volume {
 	int read_only;
 	int claimed;                 /* holds the process-wide open claim (read-write) */
 	uint64_t journal_max;
+	uint64_t journal_keep;       /* local bytes of stored history kept (journal_trim) */
 	struct journal *j;
 	struct overlay *ov;
 	struct blockmap *bm;
@@ -121,7 +125,7 @@ struct volume {
 	struct volume_retention ret; /* the policy in force (ckpt_lock to change) */
 	uint64_t retain_override;    /* volume_open_opts.retain_ns */
 	uint64_t retain_checked_ns;  /* last retention pass (ckpt_lock) */
-	uint64_t hist_jbytes;        /* journal bytes at the last history checkpoint */
+	uint64_t hist_jbytes;        /* journal_appended() at the last history checkpoint */
 	pthread_mutex_t up_lock;     /* one upload at a time: guards up_next, up_known */
 	uint64_t up_next;            /* sealed segments below this seq are stored */
 	int up_known;                /* up_next was read from the repository */
@@ -482,7 +486,7 @@ static int hist_record(struct volume *v)
 	}
 	v->hist_ns = now;
 	v->hist_hi = v->head.hi;
-	v->hist_jbytes = journal_bytes(v->j);
+	v->hist_jbytes = journal_appended(v->j);
 	return 0;
 }
 
@@ -560,6 +564,15 @@ static int upload_sealed(struct volume *v)
 		}
 		v->up_next = segs[i].next;
 	}
+	/* What is stored and below the durable checkpoint is needed locally neither for
+	 * replay nor as the only copy: keep the newest journal_keep bytes of it (points in
+	 * time near now open without a fetch) and let the rest go, so that the state
+	 * directory stays bounded however long the window (a reader fetches what it lacks,
+	 * jstore_prepare) */
+	if (!ret)
+		ret = journal_trim(v->j, MIN(v->up_next, __atomic_load_n(&v->info.ckpt_seq,
+								     __ATOMIC_RELAXED)),
+				   v->journal_keep);
 	free(segs);
 out_unlock:
 	pthread_mutex_unlock(&v->up_lock);
@@ -628,6 +641,7 @@ static int retention(struct volume *v)
 	struct history_ckpt b;
 	struct volume_retention pol = v->ret;
 	uint64_t now = util_now_ns(), ws, below, snap_below, tail_first, tail_created;
+	uint64_t stored_first;
 	unsigned kept, deleted;
 	char cdir[4096];
 	void *arg[2];
@@ -662,13 +676,15 @@ static int retention(struct volume *v)
 	ret = journal_delete_expired(v->j, below, ws);
 	if (ret)
 		return ret;
-	if (v->hist_jbytes > journal_bytes(v->j))
-		v->hist_jbytes = journal_bytes(v->j);
 	jstore_cache_dir(v->state_dir, v->info.id, cdir, sizeof(cdir));
 	journal_active(v->j, &tail_first, &tail_created);
-	ret = jstore_expire(v->cs, v->info.id, below, ws, cdir, tail_first, tail_created);
+	ret = jstore_expire(v->cs, v->info.id, below, ws, cdir, tail_first, tail_created,
+			    &stored_first);
+	/* a mark goes with the last copy of its record: the local journal may be trimmed
+	 * further than the stored one (journal_trim) */
 	if (!ret)
-		ret = history_mark_expire(v->cs, v->info.id, journal_first_seq(v->j));
+		ret = history_mark_expire(v->cs, v->info.id,
+					  MIN(journal_first_seq(v->j), stored_first));
 	return ret;
 }
 
@@ -759,7 +775,7 @@ static int checkpoint(struct volume *v, int force)
 	v->folds_at_ckpt = folds;
 	note_durable(v, folds);
 	if (util_now_ns() - v->hist_ns >= hist_every_ns(v) || hi - v->hist_hi >= HIST_EVERY_RECS ||
-	    journal_bytes(v->j) >= v->hist_jbytes + HIST_EVERY_BYTES)
+	    journal_appended(v->j) >= v->hist_jbytes + HIST_EVERY_BYTES)
 		ret = hist_record(v);
 	if (!ret)
 		ret = history_pass(v);
@@ -1012,6 +1028,7 @@ int volume_open(struct chunk_store *cs, const char *name, const struct volume_op
 		goto out_destroy;
 	seg = o->segment_bytes ? o->segment_bytes : JOURNAL_SEGMENT_DEFAULT;
 	v->journal_max = o->journal_max ? o->journal_max : JOURNAL_MAX_DEFAULT;
+	v->journal_keep = o->journal_keep ? o->journal_keep : JOURNAL_KEEP_DEFAULT;
 	if (v->journal_max < 2 * seg)
 		v->journal_max = 2 * seg;
 	snprintf(dir, sizeof(dir), "%s/%s/journal", o->state_dir, v->info.id);
@@ -1478,7 +1495,7 @@ int volume_history_reset(struct volume *v, volume_reset_fn fn, void *arg, uint64
 		goto out_unlock;
 	v->up_next = seq;
 	v->up_known = 1;
-	v->hist_jbytes = journal_bytes(v->j);
+	v->hist_jbytes = journal_appended(v->j);
 	if (seq_out)
 		*seq_out = seq;
 out_unlock:
@@ -1563,7 +1580,7 @@ int volume_rekey_reset(struct volume *v, const struct chunk_store *ncs, uint32_t
 	v->folds_at_ckpt = __atomic_load_n(&v->folds, __ATOMIC_RELAXED);
 	v->up_next = seq;
 	v->up_known = 1;
-	v->hist_jbytes = journal_bytes(v->j);
+	v->hist_jbytes = journal_appended(v->j);
 	if (seq_out)
 		*seq_out = seq;
 out_unpause:

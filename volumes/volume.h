@@ -108,6 +108,9 @@ struct volume_open_opts {
 	size_t overlay_bytes;      /* RAM for unfolded chunks; 0 = 256 MiB */
 	uint64_t journal_max;      /* unfolded journal bytes before writers wait; 0 = 1 GiB */
 	uint64_t segment_bytes;    /* journal segment size; 0 = 64 MiB */
+	uint64_t journal_keep;     /* bytes of journal segments kept in the state directory
+				    * once they are stored in the repository and below the
+				    * checkpoint (the local cache of recent history); 0 = 256 MiB */
 	int read_only;             /* no journal, no folding: reads of the stored map only */
 	uint64_t retain_ns;        /* overrides the volume's stored retention window when
 				    * non-zero (tests); 0 = the stored one */

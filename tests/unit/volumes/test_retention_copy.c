@@ -32,6 +32,7 @@
  * refused; at the end, exactly one point per full hour of the hourly tier and per full
  * day of the daily tier (the oldest one), none older, every checkpoint of the window
  * kept, and everything again from a fresh state directory (the repository alone). */
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <openssl/evp.h>
@@ -39,6 +40,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -155,6 +157,8 @@ static const struct volume_open_opts *opts(struct sim *S)
 	oo.overlay_bytes = 1 << 20;
 	oo.segment_bytes = 256 << 10;
 	oo.journal_max = 4 << 20;
+	/* keep four segments locally once stored: older points fetch theirs (journal_trim) */
+	oo.journal_keep = 1 << 20;
 	return &oo;
 }
 
@@ -875,6 +879,32 @@ static int image_equals(struct volume *v, const uint8_t *want, uint8_t *buf)
 	return 1;
 }
 
+/* Bytes of the segment files in volume name's local journal directory. */
+static uint64_t local_journal_bytes(struct sim *S, const char *name)
+{
+	struct volume_info vi;
+	char dir[512], path[1024];
+	struct dirent *de;
+	uint64_t sum = 0;
+	DIR *d;
+
+	CHECK_EQ(volume_lookup(&S->t.cs, name, &vi), 0);
+	snprintf(dir, sizeof(dir), "%s/%s/journal", S->t.state_dir, vi.id);
+	d = opendir(dir);
+	CHECK(d != NULL);
+	while (d && (de = readdir(d))) {
+		struct stat st;
+		size_t l = strlen(de->d_name);
+
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (l > 4 && !strcmp(de->d_name + l - 4, ".log") && !stat(path, &st))
+			sum += (uint64_t)st.st_size;
+	}
+	if (d)
+		closedir(d);
+	return sum;
+}
+
 static void close_all(struct sim *S)
 {
 	CHECK_EQ(volume_close(S->a), 0);
@@ -980,6 +1010,15 @@ static void test_retention_copy(void)
 		snprintf(args, sizeof(args), "check --read-data --state-dir '%s'", S->t.state_dir);
 		CHECK_EQ(cairn(S, args), 0);
 		CHECK_EQ(vt_open(&S->t), 0);
+		/* the local journal is a bounded cache of the stored history: journal_keep
+		 * bytes, the active segment and one sealed since the last upload at most (the
+		 * window holds several times more; the points above fetched the rest) */
+		{
+			uint64_t lb = local_journal_bytes(S, "a");
+
+			fprintf(stderr, "local journal of a: %" PRIu64 " KiB\n", lb >> 10);
+			CHECK(lb <= opts(S)->journal_keep + 2 * opts(S)->segment_bytes + (64 << 10));
+		}
 		fprintf(stderr, "final: %zu ops, %zu checkpoints seen, %u bursts (%u recorded a "
 			"checkpoint on the engine's own)\n", S->nops, S->ncreated, S->bursts,
 			S->burst_ckpts);
