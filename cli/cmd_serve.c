@@ -47,7 +47,7 @@ static const char usage[] =
 	"  --state-dir DIR     journal and local state (default $CAIRN_STATE_DIR,\n"
 	"                      else /var/lib/cairn/<repo id>)\n"
 	"  --max-connections N connections an iSCSI session may have (MaxConnections,\n"
-	"                      1 to 64; default 4)\n"
+	"                      1 to 64; default 4, or the config file's max_connections)\n"
 	"Stop with Ctrl-C or SIGTERM; every acknowledged write is kept.\n";
 
 /* Open volume name into a new served entry (linked into d->served); export it as its
@@ -425,6 +425,8 @@ int cmd_serve(struct cli_globals *g, int argc, char **argv)
 			return cli_fail(MSG_CONFIG, err);
 		if (!listen_given && sc.cfg->nportals)
 			go.listen = sc.cfg->portals[0];
+		if (!go.max_connections)
+			go.max_connections = sc.cfg->max_connections;
 		d.conf = &sc;
 	}
 

@@ -528,8 +528,9 @@ static int from_tree(const config_t *cf, const char *file, struct cairn_config *
 		     size_t len)
 {
 	const config_setting_t *root = config_root_setting(cf), *l, *d;
-	static const char *const known[] = { "portals", "default_access", "accounts", "discovery",
-					     "targets", "retention", "volumes", NULL };
+	static const char *const known[] = { "portals", "default_access", "max_connections",
+					     "accounts", "discovery", "targets", "retention",
+					     "volumes", NULL };
 	int rc;
 
 	for (int i = 0; i < config_setting_length(root); i++) {
@@ -540,13 +541,23 @@ static int from_tree(const config_t *cf, const char *file, struct cairn_config *
 			ok |= !strcmp(config_setting_name(e), known[k]);
 		if (!ok)
 			return errf(err, len, -EINVAL,
-				    "%s:%u: unknown setting '%s'; expected portals, default_access, accounts, discovery, targets, retention or volumes",
+				    "%s:%u: unknown setting '%s'; expected portals, default_access, max_connections, accounts, discovery, targets, retention or volumes",
 				    file, config_setting_source_line(e), config_setting_name(e));
 	}
 	c->default_access = ACL_FULL;
 	rc = access_of(root, "default_access", &c->default_access, file, err, len);
 	if (rc)
 		return rc;
+	d = config_setting_get_member(root, "max_connections");
+	if (d) {
+		int v = config_setting_get_int(d);
+
+		if (config_setting_type(d) != CONFIG_TYPE_INT || v < 1 || v > GW_MAX_CONNECTIONS)
+			return errf(err, len, -EINVAL,
+				    "%s:%u: max_connections must be a number from 1 to %d",
+				    file, config_setting_source_line(d), GW_MAX_CONNECTIONS);
+		c->max_connections = (unsigned)v;
+	}
 	l = config_setting_get_member(root, "portals");
 	for (int i = 0; l && i < config_setting_length(l); i++) {
 		const char *v = config_setting_get_string_elem(l, i);
@@ -743,6 +754,11 @@ static void to_tree(const struct cairn_config *c, config_t *cf)
 			config_setting_set_string_elem(l, -1, c->portals[i]);
 	}
 	add_str(root, "default_access", acl_access_name(c->default_access));
+	if (c->max_connections) {
+		l = config_setting_add(root, "max_connections", CONFIG_TYPE_INT);
+		if (l)
+			config_setting_set_int(l, (int)c->max_connections);
+	}
 	l = config_setting_add(root, "accounts", CONFIG_TYPE_LIST);
 	for (unsigned i = 0; l && i < c->naccounts; i++) {
 		config_setting_t *e = config_setting_add(l, NULL, CONFIG_TYPE_GROUP), *g;
@@ -1232,6 +1248,9 @@ json_object *config_to_json(const struct cairn_config *c)
 	json_object_object_add(o, "portals", l);
 	json_object_object_add(o, "default_access",
 			       json_object_new_string(acl_access_name(c->default_access)));
+	if (c->max_connections)
+		json_object_object_add(o, "max_connections",
+				       json_object_new_int64(c->max_connections));
 	l = json_object_new_array();
 	for (unsigned i = 0; i < c->naccounts; i++) {
 		json_object *a = json_object_new_object(), *g = json_object_new_array();

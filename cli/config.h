@@ -7,6 +7,8 @@
  *
  *   portals = [ "127.0.0.1:3260", "[::1]:3260" ];   # listen addresses (optional)
  *   default_access = "full";          # targets without their own default: full | read-only | deny
+ *   max_connections = 4;              # MaxConnections a session may negotiate, 1..64
+ *                                     # (read at start; `serve --max-connections` wins)
  *   accounts = (                      # CHAP accounts: secrets of 12 to 255 characters
  *     { user = "alice"; secret = "alice-secret-1"; groups = [ "ops" ]; } );
  *   discovery = { chap = [ "alice" ]; mutual = { user = "gw"; secret = "..."; }; };
@@ -110,6 +112,7 @@ struct cairn_config {
 	char (*portals)[CFG_ADDR_MAX];
 	unsigned nportals;
 	int default_access;
+	unsigned max_connections;       /* 0: not set (the daemon's default) */
 	struct cfg_account *accounts;
 	unsigned naccounts;
 	struct cfg_auth discovery;

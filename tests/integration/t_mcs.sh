@@ -9,7 +9,8 @@
 # wrong TSIH, another InitiatorName or ISID, denied IQN, denied and read-only addresses,
 # CHAP on the added connection); connection reinstatement; a connection reset mid-write.
 # libiscsi's tools against the same target keep working and `cairn session list` shows
-# each connection. The daemon's own --max-connections limit is checked too.
+# each connection. The daemon's own limit is checked too: --max-connections, the config
+# file's max_connections (kept by a live edit, a bad value refused), the flag over the file.
 source "$(dirname "$0")/lib.sh"
 MCS=$ROOT/tests/tools/mcs_client.py
 R=$T/repo
@@ -65,5 +66,19 @@ start_daemon "$R" "$T/state" --config "$T/gw.conf" --max-connections 3
 mcs refuse --expect-max 3
 libiscsi_ok "after the refused logins"
 qgrep "reinstating connection CID 5" "$T/serve.log" || fail "the reinstatement is not logged"
+stop_daemon
+
+log "max_connections = 2 in the config file; kept by a live edit; --max-connections wins"
+{ cat "$T/gw.conf"; echo "max_connections = 2;"; } >"$T/gw2.conf"
+{ cat "$T/gw.conf"; echo "max_connections = 0;"; } >"$T/gw3.conf"
+expect_fail "max_connections must be a number from 1 to 64" "$CAIRN" serve -r "$R" --config "$T/gw3.conf"
+start_daemon "$R" "$T/state" --config "$T/gw2.conf"
+mcs refuse --expect-max 2
+"$CAIRN" target add -r "$R" "$IQN:mcs-extra" >/dev/null || fail "live target add"
+qgrep "mcs-extra" "$T/gw2.conf" || fail "the live edit was not saved"
+qgrep "max_connections = 2" "$T/gw2.conf" || fail "a live edit dropped max_connections from the file"
+stop_daemon
+start_daemon "$R" "$T/state" --config "$T/gw2.conf" --max-connections 3
+mcs refuse --expect-max 3
 stop_daemon
 echo "t_mcs: ok"
