@@ -926,14 +926,20 @@ uint64_t journal_bytes_since(struct journal *j, uint64_t seq)
 	return v;
 }
 
-uint64_t journal_next_seq(struct journal *j)
+/* *field of j, read under its lock. */
+static uint64_t get_locked(struct journal *j, const uint64_t *field)
 {
 	uint64_t v;
 
 	pthread_mutex_lock(&j->lock);
-	v = j->next_seq;
+	v = *field;
 	pthread_mutex_unlock(&j->lock);
 	return v;
+}
+
+uint64_t journal_next_seq(struct journal *j)
+{
+	return get_locked(j, &j->next_seq);
 }
 
 uint64_t journal_first_seq(struct journal *j)
@@ -950,22 +956,12 @@ uint64_t journal_first_seq(struct journal *j)
 
 uint64_t journal_bytes(struct journal *j)
 {
-	uint64_t v;
-
-	pthread_mutex_lock(&j->lock);
-	v = j->total_bytes;
-	pthread_mutex_unlock(&j->lock);
-	return v;
+	return get_locked(j, &j->total_bytes);
 }
 
 uint64_t journal_appended(struct journal *j)
 {
-	uint64_t v;
-
-	pthread_mutex_lock(&j->lock);
-	v = j->appended_bytes;
-	pthread_mutex_unlock(&j->lock);
-	return v;
+	return get_locked(j, &j->appended_bytes);
 }
 
 unsigned journal_segments(struct journal *j)

@@ -469,6 +469,24 @@ static void *fold_main(void *arg)
 
 /* ---- checkpoints ---- */
 
+/* Write v->head twice more (version + 1, then + 2): after a reset (history purge or
+ * rekey) the two newest heads both name the new state, so the older ones, which name
+ * the state before it, can all be deleted (volume_purge.c). Caller holds ckpt_lock. */
+static int put_two_heads(struct volume *v)
+{
+	int ret = 0;
+
+	for (int i = 0; !ret && i < 2; i++) {
+		struct volume_head h = v->head;
+
+		h.version++;
+		ret = volume_head_put(v->cs, &h);
+		if (!ret)
+			v->head = h;
+	}
+	return ret;
+}
+
 /* Record the current head as a history checkpoint. Caller holds ckpt_lock. */
 static int hist_record(struct volume *v)
 {
@@ -1481,14 +1499,8 @@ int volume_history_reset(struct volume *v, volume_reset_fn fn, void *arg, uint64
 		goto out_unlock;
 	v->hist_ns = 0;
 	ret = hist_record(v);
-	for (int i = 0; !ret && i < 2; i++) {
-		struct volume_head h = v->head;
-
-		h.version++;
-		ret = volume_head_put(v->cs, &h);
-		if (!ret)
-			v->head = h;
-	}
+	if (!ret)
+		ret = put_two_heads(v);
 	if (!ret)
 		ret = fn(arg, seq, VOLUME_RESET_DROP, v->head.version);
 	if (ret)
@@ -1560,14 +1572,8 @@ int volume_rekey_reset(struct volume *v, const struct chunk_store *ncs, uint32_t
 	v->head.next_seq = seq;
 	v->head.hi = seq;
 	__atomic_store_n(&v->info.ckpt_seq, seq, __ATOMIC_RELAXED);
-	for (int i = 0; !ret && i < 2; i++) {
-		struct volume_head h = v->head;
-
-		h.version++;
-		ret = volume_head_put(v->cs, &h);
-		if (!ret)
-			v->head = h;
-	}
+	if (!ret)
+		ret = put_two_heads(v);
 	if (!ret)
 		ret = fn(arg, seq, v->head.version);
 	/* after fn, which deletes every checkpoint: a run cut short by a crash may have
