@@ -215,24 +215,54 @@ static int restore_cb(void *arg, const struct journal_rec *rec, uint64_t seg_fir
 	return j->rc ? 1 : 0;
 }
 
-/* The RESTORE records of a volume's journal: the local segments, and those kept in
- * the repository (fetched into the state directory's cache, as points read them). */
+/* jstore_walk's ref_cb: a chunk a stored segment names for its WRITE data. */
+static int seg_ref_cb(void *arg, const struct chunk_id *id)
+{
+	struct jscan *j = arg;
+	int rc = chunk_id_is_null(id) ? 0 : tree_cb(j->w, id, 0);
+
+	if (rc < 0) /* REPO_WALK_SEEN (1) goes on */
+		j->rc = rc;
+	return j->rc ? 1 : 0;
+}
+
+/* The RESTORE records of a volume's journal (and the chunk ids of its COPY records):
+ * the segments in the state directory (its live journal and fetched copies), and every
+ * segment stored in the repository, walked in place with the chunks it names for its
+ * data (a thin segment, jstore.h). The stored ones are walked even without a state
+ * directory: they are the repository's own. */
 static int walk_journal(struct rwalk *w, const char *state_dir, const char *volid)
 {
 	struct history_jview hv;
 	struct jscan j = { .w = w };
+	struct jstore_seg *segs = NULL;
+	unsigned n = 0;
 	char what[160];
-	int rc;
+	int rc = 0;
 
-	history_view(state_dir, volid, &hv);
 	snprintf(w->root, sizeof(w->root), "journal of volume %s", w->vname ? w->vname : volid);
-	rc = jstore_prepare(w->cs, volid, &hv.v, 0, UINT64_MAX, 0, 0);
-	if (!rc) /* every segment, even past a break in the chain (a stale fetched copy) */
-		rc = journal_scan_all(&hv.v, restore_cb, &j);
-	if (rc == -ENOENT)
-		return 0; /* no journal here: never served from this state directory */
+	if (state_dir) {
+		history_view(state_dir, volid, &hv);
+		/* drops fetched copies of segments the repository no longer holds (the
+		 * empty range fetches nothing) */
+		rc = jstore_prepare(w->cs, volid, &hv.v, 0, 0, 0, 0);
+		if (!rc) /* every segment, even past a break in the chain */
+			rc = journal_scan_all(&hv.v, restore_cb, &j);
+		if (rc == -ENOENT)
+			rc = 0; /* no journal here: never served from this state directory */
+		if (!rc)
+			rc = j.rc;
+	}
 	if (!rc)
-		rc = j.rc;
+		rc = jstore_list(w->cs, volid, &segs, &n);
+	for (unsigned i = 0; !rc && i < n; i++) {
+		rc = jstore_walk(w->cs, volid, &segs[i], restore_cb, seg_ref_cb, &j);
+		if (rc == -ENOENT)
+			rc = 0; /* expired since listed */
+		if (rc == 1)
+			rc = j.rc;
+	}
+	free(segs);
 	if (rc && rc != -ENOMEM) {
 		/* a RESTORE root may hide in what cannot be read: keep everything */
 		snprintf(what, sizeof(what), "its journal cannot be read (%s)", strerror(-rc));
@@ -271,7 +301,7 @@ static int walk_volume(struct rwalk *w, const char *state_dir, const char *volid
 	for (size_t i = 0; !rc && i < hist.n; i++)
 		rc = walk_key(w, hist.v[i], 0);
 	strs_free(&hist);
-	if (!rc && state_dir)
+	if (!rc)
 		rc = walk_journal(w, state_dir, volid);
 	w->vname = NULL;
 	return rc;

@@ -161,6 +161,7 @@ struct gc {
 
 	struct idset fresh;        /* ids of chunks in packs newer than the run: only to
 				    * walk shared subtrees once */
+	struct idset missing;      /* referenced chunks no pack holds (res->missing) */
 	int walk_err;
 
 	struct pack_builder out;
@@ -283,7 +284,11 @@ static int mark_ref(void *arg, const char *root, const struct chunk_id *id)
 	}
 	rc = repo_chunk_locate(g->r, id, &slot, &entry);
 	if (rc == -ENOENT) {
-		g->res->missing++;
+		/* counted once however many roots name it, as 'cairn check' names it */
+		rc = idset_add(&g->missing, id);
+		if (rc < 0)
+			return rc;
+		g->res->missing += (uint64_t)rc;
 		return 0;
 	}
 	if (rc)
@@ -1307,6 +1312,7 @@ void gc_end(struct gc *g)
 	free(g->from_slot);
 	free(g->from_off);
 	idset_free(&g->fresh);
+	idset_free(&g->missing);
 	pthread_mutex_destroy(&g->tlock);
 	pthread_mutex_destroy(&g->slock);
 	free(g);

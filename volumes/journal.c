@@ -99,9 +99,9 @@
 #define SEG_MAGIC 0x4C4E4A43u
 #define REC_MAGIC 0x44524A43u
 #define JVERSION 1
-#define SEG_HDR_LEN 64
-#define REC_HDR_LEN 48
-#define REC_TAIL_LEN 8
+#define SEG_HDR_LEN JOURNAL_SEG_HDR
+#define REC_HDR_LEN JOURNAL_REC_HDR
+#define REC_TAIL_LEN JOURNAL_REC_TAIL
 #define MAX_PAYLOAD (16u << 20)
 #define IDX_MAGIC 0x58494A43u
 #define IDX_HDR_LEN 32
@@ -401,46 +401,68 @@ static void idx_note(struct journal *j, struct segment *s, uint64_t seq, uint64_
 		s->idx_size += IDX_ENT_LEN;
 }
 
+/* The checks of a record header that need no payload: magic, version, type, seq
+ * (want_seq), prev hash (prev) and payload size. Its payload length, or -1. */
+static long rec_hdr_check(const uint8_t *hdr, uint64_t want_seq, uint64_t prev)
+{
+	uint16_t type = get16(hdr + 6);
+	uint32_t plen = get32(hdr + 36);
+
+	if (get32(hdr) != REC_MAGIC || get16(hdr + 4) != JVERSION || type < JOURNAL_WRITE ||
+	    type > JOURNAL_TYPE_LAST || plen > MAX_PAYLOAD || get64(hdr + 8) != want_seq ||
+	    get64(hdr + 40) != prev || (type == JOURNAL_WRITE && plen != get32(hdr + 32)))
+		return -1;
+	return plen;
+}
+
+/* A record's hash: over its header and payload, seeded with the previous hash. */
+static uint64_t rec_hash(uint64_t prev, const uint8_t *hdr, const void *payload, uint32_t plen)
+{
+	XXH3_state_t st;
+
+	XXH3_64bits_reset_withSeed(&st, prev);
+	XXH3_64bits_update(&st, hdr, REC_HDR_LEN);
+	XXH3_64bits_update(&st, payload, plen);
+	return XXH3_64bits_digest(&st);
+}
+
+/* rec from a checked record header; payload left to the caller. */
+static void rec_decode(const uint8_t *hdr, struct journal_rec *rec)
+{
+	rec->type = get16(hdr + 6);
+	rec->seq = get64(hdr + 8);
+	rec->time_ns = get64(hdr + 16);
+	rec->offset = get64(hdr + 24);
+	rec->length = get32(hdr + 32);
+	rec->payload_len = get32(hdr + 36);
+	rec->payload = NULL;
+}
+
 /* Check one record at pos of fd. buf must hold MAX_PAYLOAD + REC_TAIL_LEN.
  * Returns its total length, or -EBADMSG (bad or torn), 0 at a clean end of file. */
 static long rec_read(int fd, uint64_t pos, uint64_t want_seq, uint64_t prev, uint8_t *hdr,
 		     uint8_t *buf, uint64_t *hash_out)
 {
 	ssize_t n = pread(fd, hdr, REC_HDR_LEN, (off_t)pos);
-	uint32_t plen;
-	uint16_t type;
+	long plen;
 	XXH64_hash_t h;
 
 	if (n == 0)
 		return 0;
 	if (n < 0)
 		return -errno;
-	if (n != REC_HDR_LEN || get32(hdr) != REC_MAGIC || get16(hdr + 4) != JVERSION)
+	if (n != REC_HDR_LEN || (plen = rec_hdr_check(hdr, want_seq, prev)) < 0)
 		return -EBADMSG;
-	type = get16(hdr + 6);
-	plen = get32(hdr + 36);
-	if (type < JOURNAL_WRITE || type > JOURNAL_TYPE_LAST || plen > MAX_PAYLOAD ||
-	    get64(hdr + 8) != want_seq || get64(hdr + 40) != prev)
-		return -EBADMSG;
-	if (type == JOURNAL_WRITE && plen != get32(hdr + 32))
-		return -EBADMSG;
-	n = pread(fd, buf, plen + REC_TAIL_LEN, (off_t)(pos + REC_HDR_LEN));
+	n = pread(fd, buf, (size_t)plen + REC_TAIL_LEN, (off_t)(pos + REC_HDR_LEN));
 	if (n < 0)
 		return -errno;
-	if ((size_t)n != plen + REC_TAIL_LEN)
+	if ((size_t)n != (size_t)plen + REC_TAIL_LEN)
 		return -EBADMSG;
-	{
-		XXH3_state_t st;
-
-		XXH3_64bits_reset_withSeed(&st, prev);
-		XXH3_64bits_update(&st, hdr, REC_HDR_LEN);
-		XXH3_64bits_update(&st, buf, plen);
-		h = XXH3_64bits_digest(&st);
-	}
+	h = rec_hash(prev, hdr, buf, (uint32_t)plen);
 	if (get64(buf + plen) != h)
 		return -EBADMSG;
 	*hash_out = h;
-	return REC_HDR_LEN + (long)plen + REC_TAIL_LEN;
+	return REC_HDR_LEN + plen + REC_TAIL_LEN;
 }
 
 static uint64_t file_size(const char *path)
@@ -1080,12 +1102,7 @@ int journal_iter_next(struct journal_iter *it, struct journal_rec *rec)
 		it->seq++;
 		if (it->seq - 1 < it->from)
 			continue;
-		rec->type = get16(hdr + 6);
-		rec->seq = it->seq - 1;
-		rec->time_ns = get64(hdr + 16);
-		rec->offset = get64(hdr + 24);
-		rec->length = get32(hdr + 32);
-		rec->payload_len = get32(hdr + 36);
+		rec_decode(hdr, rec);
 		rec->payload = it->buf;
 		return 1;
 	}
@@ -1318,33 +1335,19 @@ int journal_scan(const struct journal_view *v, uint64_t from, journal_scan_cb cb
 		for (;;) {
 			const uint8_t *r = rb_get(&rb, pos, REC_HDR_LEN);
 			struct journal_rec rec;
-			uint32_t plen;
-			uint16_t type;
-			XXH3_state_t st;
+			long plen;
 
-			if (!r || get32(r) != REC_MAGIC || get16(r + 4) != JVERSION)
-				break;
-			type = get16(r + 6);
-			plen = get32(r + 36);
-			if (type < JOURNAL_WRITE || type > JOURNAL_TYPE_LAST || plen > MAX_PAYLOAD ||
-			    get64(r + 8) != seq || get64(r + 40) != hash ||
-			    (type == JOURNAL_WRITE && plen != get32(r + 32)))
+			if (!r || (plen = rec_hdr_check(r, seq, hash)) < 0)
 				break;
 			r = rb_get(&rb, pos, REC_HDR_LEN + (size_t)plen + REC_TAIL_LEN);
 			if (!r)
 				break;
-			XXH3_64bits_reset_withSeed(&st, hash);
-			XXH3_64bits_update(&st, r, REC_HDR_LEN + (size_t)plen);
-			if (get64(r + REC_HDR_LEN + plen) != XXH3_64bits_digest(&st))
+			if (get64(r + REC_HDR_LEN + plen) != rec_hash(hash, r, r + REC_HDR_LEN,
+								      (uint32_t)plen))
 				break;
 			hash = get64(r + REC_HDR_LEN + plen);
 			if (seq >= from) {
-				rec.type = type;
-				rec.seq = seq;
-				rec.time_ns = get64(r + 16);
-				rec.offset = get64(r + 24);
-				rec.length = get32(r + 32);
-				rec.payload_len = plen;
+				rec_decode(r, &rec);
 				rec.payload = r + REC_HDR_LEN;
 				ret = cb ? cb(arg, &rec, segs[i].first, pos) : 0;
 				if (ret) {
@@ -1509,4 +1512,43 @@ int journal_segment_verify(const char *path, uint64_t first, const uint8_t volid
 		ret = -EBADMSG;
 	close(fd);
 	return ret;
+}
+
+/* ---- segment file images in memory (jstore.c) ---- */
+
+int journal_rec_peek(const void *p, size_t avail, uint64_t seq, struct journal_rec *rec)
+{
+	const uint8_t *h = p;
+	long plen;
+
+	if (avail < REC_HDR_LEN || (plen = rec_hdr_check(h, seq, get64(h + 40))) < 0)
+		return 0;
+	rec_decode(h, rec);
+	return 1;
+}
+
+int journal_segment_check_buf(const void *buf, size_t len, uint64_t first,
+			      const uint8_t volid[16])
+{
+	const uint8_t *b = buf;
+	uint64_t pos = SEG_HDR_LEN, seq = first, hash;
+
+	if (len < SEG_HDR_LEN || seg_header_check(b, first) || (volid && memcmp(b + 8, volid, 16)))
+		return -EBADMSG;
+	hash = get64(b + 32);
+	while (pos < len) {
+		const uint8_t *r = b + pos;
+		long plen;
+
+		if (len - pos < REC_HDR_LEN + REC_TAIL_LEN ||
+		    (plen = rec_hdr_check(r, seq, hash)) < 0 ||
+		    len - pos - REC_HDR_LEN - REC_TAIL_LEN < (uint64_t)plen)
+			return -EBADMSG;
+		hash = rec_hash(hash, r, r + REC_HDR_LEN, (uint32_t)plen);
+		if (get64(r + REC_HDR_LEN + plen) != hash)
+			return -EBADMSG;
+		pos += REC_HDR_LEN + (uint64_t)plen + REC_TAIL_LEN;
+		seq++;
+	}
+	return 0;
 }

@@ -45,6 +45,10 @@ struct journal_copy {
  * starts at pos + JOURNAL_REC_HDR). */
 #define JOURNAL_REC_HDR 48
 
+/* Bytes after it (the record's hash), and of a segment file's header. */
+#define JOURNAL_REC_TAIL 8
+#define JOURNAL_SEG_HDR 64
+
 #define JOURNAL_SEGMENT_DEFAULT (64ull << 20)
 #define JOURNAL_SEGMENT_MIN (64ull << 10)
 
@@ -179,5 +183,17 @@ int journal_segment_open(const struct journal_view *v, uint64_t seg_first);
 /* Check that the segment file at path has a sound header for first seq first (and,
  * when volid is given, belongs to that volume). -EBADMSG if not. */
 int journal_segment_verify(const char *path, uint64_t first, const uint8_t volid[16]);
+
+/* ---- segment file images in memory (jstore.c stores and rebuilds them) ---- */
+/* Decode the record header at p (avail bytes of a segment file image from there),
+ * expected to carry seq seq: 1 and *rec filled (payload NULL: it follows the header,
+ * payload_len bytes, then JOURNAL_REC_TAIL), 0 if it is no sound header. Checks what
+ * needs no payload (magic, version, type, seq, sizes); not the hash. */
+int journal_rec_peek(const void *p, size_t avail, uint64_t seq, struct journal_rec *rec);
+/* Verify a whole segment file image of len bytes: its header (first seq first, and the
+ * volume volid when given), then records back to back up to exactly len, each checked
+ * as journal_scan does (magic, seq, chain, size, XXH3). 0, or -EBADMSG. */
+int journal_segment_check_buf(const void *buf, size_t len, uint64_t first,
+			      const uint8_t volid[16]);
 
 #endif

@@ -1,11 +1,28 @@
 /* jstore.c - see jstore.h.
  *
- * Object content (inside the metadata envelope of repo.c), little-endian:
- *   0  4  magic "CJZ1"
- *   4  8  raw length: bytes of the segment file
- *  12  .. the segment file compressed as one LZ4 block
- * The segment file inside keeps its own header and XXH3 record chain (journal.c), which
- * fetch() verifies after decompressing. */
+ * Object content (inside the metadata envelope of repo.c), little-endian. Current
+ * format, a "thin" segment: the data a WRITE record carries in whole chunks of the
+ * volume is the data the volume's folds store as chunks, so the object names those
+ * chunks instead of holding the bytes a second time:
+ *    0  4  magic "CJZ2"
+ *    4  8  raw_len    bytes of the segment file
+ *   12  4  nrefs      pieces of it held as chunk references
+ *   16  8  skel_len   bytes of the skeleton: the segment file without those pieces
+ *   24  ..  refs[nrefs], JZ_REF (44) bytes each, by pos, not overlapping:
+ *           0  u64 pos   file offset of the piece in the segment file (always inside
+ *                        the payload of a WRITE record, never a header)
+ *           8  u32 len   its bytes (the volume's chunk size when stored)
+ *          12  u8  id[32] the chunk holding exactly those bytes (the null id: zeros)
+ *   24 + 44 * nrefs ..  the skeleton compressed as one LZ4 block
+ * The chunks are durable (flushed) before the object is put, and gc keeps them while
+ * the object exists (cmd_gc.c walks the refs of every stored segment, jstore_walk).
+ * Older format, read as before:
+ *    0  4  magic "CJZ1"
+ *    4  8  raw_len
+ *   12  ..  the whole segment file compressed as one LZ4 block
+ * Either way the segment file inside keeps its own header and XXH3 record chain
+ * (journal.c): fetch() rebuilds the file (splicing the chunks back in) and verifies
+ * every record before a reader sees it, so the check stays end to end. */
 #include "jstore.h"
 
 #include <dirent.h>
@@ -23,57 +40,260 @@
 #include "log.h"
 #include "util.h"
 
-#define JZ_MAGIC "CJZ1"
-#define JZ_HDR 12u
+#define JZ1_MAGIC "CJZ1"
+#define JZ1_HDR 12u
+#define JZ_MAGIC "CJZ2"
+#define JZ_HDR 24u
+#define JZ_REF 44u
 
-/* Compress a segment file's bytes into a new object buffer. */
-static int jz_pack(const void *raw, size_t raw_len, void **out, size_t *out_len)
+/* A stored object taken apart: skel (malloc'd, decompressed) and the refs (pointing
+ * into the object, which must outlive it). A CJZ1 object is a skeleton without refs. */
+struct jz {
+	uint64_t raw_len;
+	uint8_t *skel;
+	uint64_t skel_len;
+	const uint8_t *refs;
+	uint32_t nrefs;
+};
+
+static uint64_t ref_pos(const struct jz *z, uint32_t k)
 {
-	int bound, n;
-	uint8_t *o;
+	return le_get64(z->refs + (size_t)k * JZ_REF);
+}
 
-	if (raw_len > LZ4_MAX_INPUT_SIZE)
-		return -EFBIG;
-	bound = LZ4_compressBound((int)raw_len);
-	o = malloc(JZ_HDR + (size_t)bound);
-	if (!o)
-		return -ENOMEM;
-	memcpy(o, JZ_MAGIC, 4);
-	le_put64(o + 4, raw_len);
-	n = LZ4_compress_default(raw, (char *)o + JZ_HDR, (int)raw_len, bound);
-	if (n <= 0) {
-		free(o);
-		return -EIO;
+static uint32_t ref_len(const struct jz *z, uint32_t k)
+{
+	return le_get32(z->refs + (size_t)k * JZ_REF + 8);
+}
+
+static void ref_id(const struct jz *z, uint32_t k, struct chunk_id *id)
+{
+	memcpy(id->b, z->refs + (size_t)k * JZ_REF + 12, CHUNK_ID_LEN);
+}
+
+/* Parse and check an object, decompress its skeleton; -EBADMSG if damaged. */
+static int jz_open(const void *obj, size_t len, struct jz *z)
+{
+	const uint8_t *p = obj, *lz;
+	uint64_t end = JOURNAL_SEG_HDR, removed = 0;
+	size_t lz_len;
+	int n;
+
+	memset(z, 0, sizeof(*z));
+	if (len >= JZ1_HDR && !memcmp(p, JZ1_MAGIC, 4)) {
+		z->raw_len = z->skel_len = le_get64(p + 4);
+		lz = p + JZ1_HDR;
+		lz_len = len - JZ1_HDR;
+	} else if (len >= JZ_HDR && !memcmp(p, JZ_MAGIC, 4)) {
+		z->raw_len = le_get64(p + 4);
+		z->nrefs = le_get32(p + 12);
+		z->skel_len = le_get64(p + 16);
+		if ((len - JZ_HDR) / JZ_REF < z->nrefs)
+			return -EBADMSG;
+		z->refs = p + JZ_HDR;
+		lz = z->refs + (size_t)z->nrefs * JZ_REF;
+		lz_len = len - JZ_HDR - (size_t)z->nrefs * JZ_REF;
+		for (uint32_t k = 0; k < z->nrefs; k++) {
+			uint64_t pos = ref_pos(z, k), l = ref_len(z, k);
+
+			if (pos < end || !l || l > CHUNK_SIZE_MAX || pos + l > z->raw_len)
+				return -EBADMSG;
+			end = pos + l;
+			removed += l;
+		}
+		if (z->raw_len - removed != z->skel_len)
+			return -EBADMSG;
+	} else {
+		return -EBADMSG;
 	}
-	*out = o;
-	*out_len = JZ_HDR + (size_t)n;
+	if (z->raw_len > LZ4_MAX_INPUT_SIZE || z->skel_len < JOURNAL_SEG_HDR ||
+	    lz_len > LZ4_MAX_INPUT_SIZE)
+		return -EBADMSG;
+	z->skel = malloc(z->skel_len);
+	if (!z->skel)
+		return -ENOMEM;
+	n = LZ4_decompress_safe((const char *)lz, (char *)z->skel, (int)lz_len, (int)z->skel_len);
+	if (n < 0 || (uint64_t)n != z->skel_len) {
+		free(z->skel);
+		z->skel = NULL;
+		return -EBADMSG;
+	}
 	return 0;
 }
 
-/* The segment file bytes of a stored object (malloc'd); -EBADMSG if it is damaged. */
-static int jz_unpack(const void *obj, size_t len, void **out, size_t *out_len)
+/* The segment file z holds (malloc'd, raw_len bytes): the skeleton with each ref's
+ * chunk read from cs back in place. Not verified here (fetch() does it). */
+static int jz_splice(struct chunk_store *cs, const struct jz *z, uint8_t **out)
 {
-	const uint8_t *p = obj;
-	uint64_t raw_len;
-	void *raw;
-	int n;
+	uint64_t rpos = 0, spos = 0;
+	uint8_t *raw = malloc(z->raw_len);
+	int ret = 0;
 
-	if (len < JZ_HDR || memcmp(p, JZ_MAGIC, 4))
-		return -EBADMSG;
-	raw_len = le_get64(p + 4);
-	if (raw_len > LZ4_MAX_INPUT_SIZE)
-		return -EBADMSG;
-	raw = malloc(raw_len ? raw_len : 1);
 	if (!raw)
 		return -ENOMEM;
-	n = LZ4_decompress_safe((const char *)p + JZ_HDR, raw, (int)(len - JZ_HDR), (int)raw_len);
-	if (n < 0 || (uint64_t)n != raw_len) {
+	for (uint32_t k = 0; k < z->nrefs && !ret; k++) {
+		uint64_t pos = ref_pos(z, k);
+		uint32_t l = ref_len(z, k);
+		struct chunk_id id;
+		size_t got = 0;
+
+		memcpy(raw + rpos, z->skel + spos, pos - rpos);
+		spos += pos - rpos;
+		rpos = pos + l;
+		ref_id(z, k, &id);
+		if (chunk_id_is_null(&id)) {
+			memset(raw + pos, 0, l);
+			continue;
+		}
+		ret = cs->ops->get(cs->ctx, &id, raw + pos, l, &got);
+		if (!ret && got != l)
+			ret = -EBADMSG;
+		if (ret == -ENOENT)
+			ret = -EIO; /* a chunk the segment needs is gone: 'cairn check' names it */
+	}
+	if (!ret)
+		memcpy(raw + rpos, z->skel + spos, z->raw_len - rpos);
+	if (ret) {
 		free(raw);
-		return -EBADMSG;
+		return ret;
 	}
 	*out = raw;
-	*out_len = raw_len;
 	return 0;
+}
+
+/* Walk the records of z without reading its refs' chunks: rec_cb gets each record
+ * (payload NULL when pieces of it are refs; seg_first first, rec_pos its offset in the
+ * segment file), ref_cb each ref's chunk id, before the record that holds it. A
+ * non-zero return from either stops the walk (returned). -EBADMSG if the skeleton and
+ * the refs do not fit together. */
+static int jz_walk(const struct jz *z, uint64_t first, journal_scan_cb rec_cb,
+		   int (*ref_cb)(void *arg, const struct chunk_id *id), void *arg)
+{
+	uint64_t rpos = JOURNAL_SEG_HDR, spos = JOURNAL_SEG_HDR, seq = first;
+	uint32_t k = 0;
+	int ret;
+
+	while (spos < z->skel_len) {
+		struct journal_rec rec;
+		uint64_t pend, removed = 0, span;
+
+		if (!journal_rec_peek(z->skel + spos, z->skel_len - spos, seq, &rec))
+			return -EBADMSG;
+		pend = rpos + JOURNAL_REC_HDR + rec.payload_len;
+		for (; k < z->nrefs && ref_pos(z, k) < pend; k++) {
+			struct chunk_id id;
+
+			if (rec.type != JOURNAL_WRITE || ref_pos(z, k) < rpos + JOURNAL_REC_HDR ||
+			    ref_pos(z, k) + ref_len(z, k) > pend)
+				return -EBADMSG;
+			removed += ref_len(z, k);
+			ref_id(z, k, &id);
+			if (ref_cb && (ret = ref_cb(arg, &id)))
+				return ret;
+		}
+		span = JOURNAL_REC_HDR + rec.payload_len - removed + JOURNAL_REC_TAIL;
+		if (z->skel_len - spos < span)
+			return -EBADMSG;
+		rec.payload = removed ? NULL : z->skel + spos + JOURNAL_REC_HDR;
+		if (rec_cb && (ret = rec_cb(arg, &rec, first, rpos)))
+			return ret;
+		rpos += JOURNAL_REC_HDR + rec.payload_len + JOURNAL_REC_TAIL;
+		spos += span;
+		seq++;
+	}
+	return k == z->nrefs && rpos == z->raw_len ? 0 : -EBADMSG;
+}
+
+/* Build the object of segment file raw (raw_len bytes; first seq first): each whole
+ * chunk (chunk_size, aligned in the volume) of a WRITE record's data is put into cs
+ * (a dedup hit when a fold stored it already) and becomes a ref; the rest is the
+ * skeleton. The chunks are flushed before this returns. chunk_size 0: no refs. */
+static int jz_build(struct chunk_store *cs, uint32_t chunk_size, const uint8_t *raw,
+		    size_t raw_len, uint64_t first, void **out, size_t *out_len)
+{
+	uint8_t *refs = NULL, *skel = NULL, *o = NULL;
+	uint64_t pos = JOURNAL_SEG_HDR, seq = first, sl = 0, rp = 0;
+	uint32_t nrefs = 0, cap = 0;
+	int ret = 0, bound, n;
+
+	if (raw_len > LZ4_MAX_INPUT_SIZE || raw_len < JOURNAL_SEG_HDR)
+		return -EFBIG;
+	while (chunk_size && pos < raw_len) {
+		struct journal_rec rec;
+		uint64_t a, end;
+
+		if (!journal_rec_peek(raw + pos, raw_len - pos, seq, &rec) ||
+		    raw_len - pos - JOURNAL_REC_HDR - JOURNAL_REC_TAIL < rec.payload_len)
+			break; /* cannot happen in a sealed segment; the rest stays inline */
+		a = (rec.offset + chunk_size - 1) / chunk_size * chunk_size;
+		end = rec.offset + (rec.type == JOURNAL_WRITE ? rec.payload_len : 0);
+		for (; a + chunk_size <= end; a += chunk_size) {
+			uint64_t ppos = pos + JOURNAL_REC_HDR + (a - rec.offset);
+			struct chunk_id id;
+
+			if (nrefs == cap) {
+				uint8_t *nr = realloc(refs, (size_t)(cap = cap ? cap * 2 : 256) * JZ_REF);
+
+				if (!nr) {
+					ret = -ENOMEM;
+					goto out;
+				}
+				refs = nr;
+			}
+			ret = cs->ops->put(cs->ctx, (enum chunk_kind)(CHUNK_DATA | CHUNK_PUT_FAST),
+					   raw + ppos, chunk_size, &id);
+			if (ret)
+				goto out;
+			le_put64(refs + (size_t)nrefs * JZ_REF, ppos);
+			le_put32(refs + (size_t)nrefs * JZ_REF + 8, chunk_size);
+			memcpy(refs + (size_t)nrefs * JZ_REF + 12, id.b, CHUNK_ID_LEN);
+			nrefs++;
+		}
+		pos += JOURNAL_REC_HDR + (uint64_t)rec.payload_len + JOURNAL_REC_TAIL;
+		seq++;
+	}
+	if (nrefs && (ret = cs->ops->flush(cs->ctx)))
+		goto out;
+	skel = malloc(raw_len - (uint64_t)nrefs * chunk_size);
+	if (!skel) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	for (uint32_t k = 0; k < nrefs; k++) {
+		uint64_t p = le_get64(refs + (size_t)k * JZ_REF);
+
+		memcpy(skel + sl, raw + rp, p - rp);
+		sl += p - rp;
+		rp = p + chunk_size;
+	}
+	memcpy(skel + sl, raw + rp, raw_len - rp);
+	sl += raw_len - rp;
+	bound = LZ4_compressBound((int)sl);
+	o = malloc(JZ_HDR + (size_t)nrefs * JZ_REF + (size_t)bound);
+	if (!o) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	memcpy(o, JZ_MAGIC, 4);
+	le_put64(o + 4, raw_len);
+	le_put32(o + 12, nrefs);
+	le_put64(o + 16, sl);
+	if (nrefs)
+		memcpy(o + JZ_HDR, refs, (size_t)nrefs * JZ_REF);
+	n = LZ4_compress_default((const char *)skel, (char *)o + JZ_HDR + (size_t)nrefs * JZ_REF,
+				 (int)sl, bound);
+	if (n <= 0) {
+		ret = -EIO;
+		goto out;
+	}
+	*out = o;
+	*out_len = JZ_HDR + (size_t)nrefs * JZ_REF + (size_t)n;
+	o = NULL;
+out:
+	free(o);
+	free(skel);
+	free(refs);
+	return ret;
 }
 
 void jstore_cache_dir(const char *state_dir, const char *volid, char *buf, size_t len)
@@ -160,22 +380,19 @@ int jstore_list(struct chunk_store *cs, const char *volid, struct jstore_seg **o
 }
 
 int jstore_put(struct chunk_store *cs, const char *volid, const char *jdir,
-	       const struct journal_seginfo *si)
+	       const struct journal_seginfo *si, uint32_t chunk_size)
 {
 	struct jstore_seg s = { si->first, si->next, si->created_ns, si->bytes };
 	char path[4096], key[128];
-	void *data;
-	size_t len;
+	void *data, *obj;
+	size_t len, obj_len;
 	int ret;
 
 	snprintf(path, sizeof(path), "%s/%016" PRIx64 ".log", jdir, si->first);
-	void *obj;
-	size_t obj_len;
-
 	ret = util_read_file(path, &data, &len);
 	if (ret)
 		return ret;
-	ret = jz_pack(data, len, &obj, &obj_len);
+	ret = jz_build(cs, chunk_size, data, len, si->first, &obj, &obj_len);
 	free(data);
 	if (ret)
 		return ret;
@@ -185,27 +402,54 @@ int jstore_put(struct chunk_store *cs, const char *volid, const char *jdir,
 	return ret == -EEXIST ? 0 : ret;
 }
 
-int jstore_verify(struct chunk_store *cs, const char *volid, const struct jstore_seg *s)
+/* Get stored segment s and take it apart (*data: the object, which z points into). */
+static int get_open(struct chunk_store *cs, const char *volid, const struct jstore_seg *s,
+		    void **data, struct jz *z)
 {
 	char key[128];
-	void *data;
 	size_t len;
 	int ret;
 
 	seg_key(volid, s, key, sizeof(key));
-	void *raw;
-	size_t raw_len;
+	ret = cs->ops->meta_get(cs->ctx, key, data, &len);
+	if (ret)
+		return ret;
+	ret = jz_open(*data, len, z);
+	if (ret) {
+		if (ret == -EBADMSG)
+			log_warn("jstore", "journal segment %s is damaged", key);
+		free(*data);
+	}
+	return ret;
+}
 
-	ret = cs->ops->meta_get(cs->ctx, key, &data, &len);
+int jstore_verify(struct chunk_store *cs, const char *volid, const struct jstore_seg *s)
+{
+	struct jz z;
+	void *data;
+	int ret = get_open(cs, volid, s, &data, &z);
+
 	if (ret)
 		return ret;
-	ret = jz_unpack(data, len, &raw, &raw_len);
+	ret = jz_walk(&z, s->first, NULL, NULL, NULL);
+	free(z.skel);
 	free(data);
+	return ret;
+}
+
+int jstore_walk(struct chunk_store *cs, const char *volid, const struct jstore_seg *s,
+		journal_scan_cb rec_cb, int (*ref_cb)(void *arg, const struct chunk_id *id),
+		void *arg)
+{
+	struct jz z;
+	void *data;
+	int ret = get_open(cs, volid, s, &data, &z);
+
 	if (ret)
 		return ret;
-	if (raw_len < 64)
-		ret = -EBADMSG;
-	free(raw);
+	ret = jz_walk(&z, s->first, rec_cb, ref_cb, arg);
+	free(z.skel);
+	free(data);
 	return ret;
 }
 
@@ -222,10 +466,10 @@ int jstore_del(struct chunk_store *cs, const char *volid, const struct jstore_se
 static int fetch(struct chunk_store *cs, const char *volid, const struct jstore_seg *s,
 		 const char *dir)
 {
-	char key[128], path[4096], tmp[4200];
-	uint8_t vid[16];
+	char path[4096], tmp[4200];
+	uint8_t vid[16], *raw = NULL;
+	struct jz z;
 	void *data;
-	size_t len;
 	int ret, fd;
 
 	if (util_unhex(volid, vid, sizeof(vid)))
@@ -233,20 +477,19 @@ static int fetch(struct chunk_store *cs, const char *volid, const struct jstore_
 	ret = util_mkdirs(dir, 0700);
 	if (ret)
 		return ret;
-	seg_key(volid, s, key, sizeof(key));
-	ret = cs->ops->meta_get(cs->ctx, key, &data, &len);
+	ret = get_open(cs, volid, s, &data, &z);
 	if (ret)
 		return ret;
-	{
-		void *obj = data;
-		size_t obj_len = len;
-
-		ret = jz_unpack(obj, obj_len, &data, &len);
-		free(obj);
-		if (ret) {
-			log_warn("jstore", "journal segment %s is damaged", key);
-			return ret;
-		}
+	ret = jz_splice(cs, &z, &raw);
+	free(z.skel);
+	free(data);
+	/* every record, with the chunks spliced back in, against its XXH3 chain */
+	if (!ret && journal_segment_check_buf(raw, z.raw_len, s->first, vid))
+		ret = -EBADMSG;
+	if (ret) {
+		log_warn("jstore", "cannot rebuild journal segment %" PRIu64 " of volume %s "
+			 "from the repository: %s", s->first, volid, strerror(-ret));
+		goto out_free;
 	}
 	snprintf(path, sizeof(path), "%s/%016" PRIx64 ".log", dir, s->first);
 	snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid());
@@ -255,18 +498,16 @@ static int fetch(struct chunk_store *cs, const char *volid, const struct jstore_
 		ret = -errno;
 		goto out_free;
 	}
-	ret = util_write_all(fd, data, len);
+	ret = util_write_all(fd, raw, z.raw_len);
 	close(fd);
-	if (!ret)
-		ret = journal_segment_verify(tmp, s->first, vid);
 	if (!ret && rename(tmp, path))
 		ret = -errno;
 	if (ret) {
 		unlink(tmp);
-		log_warn("jstore", "cannot fetch journal segment %s: %s", key, strerror(-ret));
+		log_warn("jstore", "cannot fetch journal segment %s: %s", path, strerror(-ret));
 	}
 out_free:
-	free(data);
+	free(raw);
 	return ret;
 }
 

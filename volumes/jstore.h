@@ -3,10 +3,13 @@
  *
  * Metadata key "journal/<volid>/<016x first>.<016x next>.<016x created_ns>": the
  * segment holding records [first, next), started at created_ns (wall clock). The
- * content is the segment file compressed with LZ4 (layout at the top of jstore.c; the
+ * content is the segment file, "thin": the whole chunks of data its WRITE records carry
+ * are named by chunk id (the chunks the volume's folds store anyway, so history is not
+ * stored twice), the rest compressed with LZ4 (layout at the top of jstore.c; the
  * file's own format, header with magic, version and XXH3 and records hash-chained with
- * XXH3, is at the top of journal.c), stored like every
- * metadata object (checksummed, and AES-256-GCM encrypted in an encrypted repository).
+ * XXH3, is at the top of journal.c), stored like every metadata object (checksummed,
+ * and AES-256-GCM encrypted in an encrypted repository). gc keeps the chunks a stored
+ * segment names (jstore_walk).
  * A segment is written once, after it is sealed, and deleted by retention. Its local
  * copy goes earlier once it is stored (volume.c keeps only the newest 256 MiB of stored
  * history in the state directory, journal_trim). Readers fetch the ones their state
@@ -34,11 +37,24 @@ void jstore_cache_dir(const char *state_dir, const char *volid, char *buf, size_
 /* The stored segments of volume volid, by first seq; *out malloc'd (NULL if none). */
 int jstore_list(struct chunk_store *cs, const char *volid, struct jstore_seg **out,
 		unsigned *n);
-/* Store sealed segment s of the journal directory jdir (no-op if stored already). */
+/* Store sealed segment s of the journal directory jdir (no-op if stored already). The
+ * whole chunk_size chunks of its WRITE data are put into cs (under the key cs puts
+ * volume data with: the volume's own store) and flushed first; chunk_size 0 stores
+ * every byte in the object. */
 int jstore_put(struct chunk_store *cs, const char *volid, const char *jdir,
-	       const struct journal_seginfo *s);
-/* Read stored segment s whole: 0 when it is intact, -EBADMSG when damaged (e.g. an
- * upload cut by a crash, on a store that keeps partial objects). */
+	       const struct journal_seginfo *s, uint32_t chunk_size);
+/* Walk stored segment s without fetching it: rec_cb gets every record (seg_first and
+ * rec_pos as journal_scan gives them; payload NULL for a WRITE whose data is named by
+ * chunk id: only COPY, RESTORE and the like are whole), ref_cb every chunk id it names
+ * for its data. Records are not hash-checked (that needs the chunks: fetch does it);
+ * the object itself is authenticated by the repository. A non-zero callback return
+ * stops the walk and is returned; -EBADMSG if the object is damaged. */
+int jstore_walk(struct chunk_store *cs, const char *volid, const struct jstore_seg *s,
+		journal_scan_cb rec_cb, int (*ref_cb)(void *arg, const struct chunk_id *id),
+		void *arg);
+/* Read stored segment s: 0 when the object is intact, -EBADMSG when damaged (e.g. an
+ * upload cut by a crash, on a store that keeps partial objects). Its chunks are not
+ * read. */
 int jstore_verify(struct chunk_store *cs, const char *volid, const struct jstore_seg *s);
 /* Delete stored segment s. */
 int jstore_del(struct chunk_store *cs, const char *volid, const struct jstore_seg *s);

@@ -570,7 +570,7 @@ static int upload_sealed(struct volume *v)
 	for (unsigned i = 0; i < n; i++) {
 		if (segs[i].next <= v->up_next || segs[i].next == segs[i].first)
 			continue;
-		ret = jstore_put(v->cs, v->info.id, jdir, &segs[i]);
+		ret = jstore_put(v->cs, v->info.id, jdir, &segs[i], v->chunk_size);
 		if (ret == -ENOENT) { /* expired meanwhile */
 			ret = 0;
 			continue;
@@ -1321,9 +1321,17 @@ int volume_flush(struct volume *v)
 
 int volume_checkpoint(struct volume *v)
 {
+	int ret;
+
 	if (v->read_only)
 		return 0;
-	return checkpoint(v, 1);
+	ret = checkpoint(v, 1);
+	/* a segment upload in flight may have put (reused) the chunks it names before a
+	 * gc began recording reuse: gc settles through here, so it reads the stored
+	 * segments only once that upload has stored its object */
+	pthread_mutex_lock(&v->up_lock);
+	pthread_mutex_unlock(&v->up_lock);
+	return ret;
 }
 
 void volume_get_stats(struct volume *v, struct volume_stats *st)

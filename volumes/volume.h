@@ -146,7 +146,8 @@ int volume_flush(struct volume *v);
  * -EXDEV if sv has another chunk size; -EROFS if v is read-only. */
 int volume_copy(struct volume *v, uint64_t dst, struct volume *sv, uint64_t src, uint64_t len,
 		int fua);
-/* Fold every unfolded write into the repository and write a checkpoint (tests, close). */
+/* Fold every unfolded write into the repository and write a checkpoint, then wait for
+ * a journal segment upload in flight (gc settles through it; tests). */
 int volume_checkpoint(struct volume *v);
 
 struct volume_stats {

@@ -1,0 +1,306 @@
+/* Unit tests of volumes/jstore.c: journal segments stored in a real local repository.
+ *
+ * One sealed segment holds every record shape: WRITEs of whole aligned chunks, of a
+ * partial chunk, unaligned across a chunk, of a zero chunk, the same data twice, and
+ * COPY, RESTORE, ZERO and FLUSH records. Checked:
+ *   - the stored object is thin: the whole chunks are chunk references, so the object
+ *     is a fraction of the segment file; jstore_walk reports every record (whole
+ *     payloads for COPY and RESTORE, none for a WRITE held by reference) and every
+ *     reference, without reading a chunk;
+ *   - a fetch rebuilds the segment file byte for byte;
+ *   - an object in the older format (the whole file LZ4-compressed, "CJZ1") is still
+ *     read;
+ *   - bad input loses nothing and leaves no file behind: a chunk that reads back wrong
+ *     (a fault-injecting store in front of the repository flips a byte) is caught by
+ *     the record chain (-EBADMSG), a chunk that is gone gives -EIO, and a damaged
+ *     object is refused by verify, walk and fetch alike (-EBADMSG). */
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <lz4.h>
+
+#include "check.h"
+#include "journal.h"
+#include "jstore.h"
+#include "le.h"
+#include "log.h"
+#include "util.h"
+#include "vtest.h"
+
+#define CS (64u << 10)
+
+static const uint8_t volid[16] = { 0xa1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16 };
+
+/* ---- a fault-injecting store in front of the real one ---- */
+enum fault { F_NONE, F_FLIP, F_GONE };
+static struct chunk_store *real;
+static enum fault fault;
+static struct chunk_store_ops fops;
+
+static int fault_get(void *ctx, const struct chunk_id *id, void *buf, size_t cap, size_t *len)
+{
+	int ret;
+
+	(void)ctx;
+	if (fault == F_GONE)
+		return -ENOENT;
+	ret = real->ops->get(real->ctx, id, buf, cap, len);
+	if (!ret && fault == F_FLIP && *len)
+		((uint8_t *)buf)[*len / 2] ^= 0x40;
+	return ret;
+}
+
+static void faulty(struct chunk_store *under, struct chunk_store *out)
+{
+	real = under;
+	fops = *under->ops;
+	fops.get = fault_get;
+	out->ops = &fops;
+	out->ctx = under->ctx;
+}
+
+/* ---- helpers ---- */
+
+static void fill(uint8_t *p, size_t n, uint64_t seed)
+{
+	for (size_t i = 0; i < n; i += 8) {
+		uint64_t r = vt_rand(&seed);
+
+		memcpy(p + i, &r, MIN(8, n - i));
+	}
+}
+
+static int file_eq(const char *a, const char *b)
+{
+	void *x, *y;
+	size_t xl, yl;
+	int eq;
+
+	if (util_read_file(a, &x, &xl))
+		return 0;
+	if (util_read_file(b, &y, &yl)) {
+		free(x);
+		return 0;
+	}
+	eq = xl == yl && !memcmp(x, y, xl);
+	free(x);
+	free(y);
+	return eq;
+}
+
+/* Files in dir (0 if it does not exist). */
+static unsigned files_in(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	unsigned n = 0;
+
+	if (!d)
+		return 0;
+	while ((de = readdir(d)))
+		n += de->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+struct walked {
+	unsigned recs, writes_thin, writes_whole, refs, nulls, copies, restores;
+	uint8_t restore_root[32];
+};
+
+static int rec_cb(void *arg, const struct journal_rec *r, uint64_t seg_first, uint64_t pos)
+{
+	struct walked *w = arg;
+
+	(void)seg_first;
+	(void)pos;
+	w->recs++;
+	if (r->type == JOURNAL_WRITE) {
+		if (r->payload)
+			w->writes_whole++;
+		else
+			w->writes_thin++;
+	} else if (r->type == JOURNAL_COPY) {
+		struct journal_copy jc;
+
+		if (r->payload && !journal_copy_parse(r, &jc) && jc.count == 1)
+			w->copies++;
+	} else if (r->type == JOURNAL_RESTORE && r->payload && r->payload_len == 32) {
+		memcpy(w->restore_root, r->payload, 32);
+		w->restores++;
+	}
+	return 0;
+}
+
+static int ref_cb(void *arg, const struct chunk_id *id)
+{
+	struct walked *w = arg;
+
+	w->refs++;
+	w->nulls += chunk_id_is_null(id);
+	return 0;
+}
+
+static void test_thin_round_trip(void)
+{
+	struct vt t;
+	struct journal *j;
+	struct journal_seginfo *si = NULL;
+	struct jstore_seg *segs = NULL;
+	struct chunk_store bad;
+	struct journal_view v = { { NULL, NULL } };
+	char vid[33], jdir[160], empty[160], cdir[160], src[200], dst[200], key[160];
+	uint8_t *d = malloc(4 * CS), copy[JOURNAL_COPY_HDR + 32], root[32];
+	struct journal_copy jc = { .src_offset = 0, .chunk_size = CS, .count = 1 };
+	struct walked w = { 0 };
+	unsigned n = 0, nsi = 0;
+	uint64_t seq;
+	void *obj = NULL;
+	size_t obj_len = 0;
+
+	CHECK_EQ(vt_init(&t), 0);
+	CHECK_EQ(vt_open(&t), 0);
+	util_hex(volid, 16, vid);
+	snprintf(jdir, sizeof(jdir), "%s/journal", t.dir);
+	snprintf(empty, sizeof(empty), "%s/empty", t.dir);
+	snprintf(cdir, sizeof(cdir), "%s/jcache", t.dir);
+	mkdir(empty, 0700);
+	v.dir[0] = empty;
+	v.dir[1] = cdir;
+
+	CHECK_EQ(journal_open(jdir, volid, 1, 0, &j), 0);
+	fill(d, 4 * CS, 7);
+	/* two whole chunks */
+	CHECK_EQ(journal_append(j, JOURNAL_WRITE, 0, 2 * CS, d, 2 * CS, &seq), 0);
+	/* part of a chunk: inline */
+	CHECK_EQ(journal_append(j, JOURNAL_WRITE, 4096, 4096, d + CS, 4096, &seq), 0);
+	/* unaligned, two chunks long: one whole chunk inside */
+	CHECK_EQ(journal_append(j, JOURNAL_WRITE, 3 * CS + 512, 2 * CS, d + CS, 2 * CS, &seq), 0);
+	/* a whole chunk of zeros: the null id */
+	memset(d + 3 * CS, 0, CS);
+	CHECK_EQ(journal_append(j, JOURNAL_WRITE, 6 * CS, CS, d + 3 * CS, CS, &seq), 0);
+	/* the first chunk again (a dedup hit) */
+	CHECK_EQ(journal_append(j, JOURNAL_WRITE, 8 * CS, CS, d, CS, &seq), 0);
+	memcpy(jc.src_volid, volid, 16);
+	journal_copy_encode(copy, &jc);
+	fill(copy + JOURNAL_COPY_HDR, 32, 9);
+	CHECK_EQ(journal_append(j, JOURNAL_COPY, 10 * CS, CS, copy, sizeof(copy), &seq), 0);
+	fill(root, 32, 11);
+	CHECK_EQ(journal_append(j, JOURNAL_RESTORE, 0, 0, root, 32, &seq), 0);
+	CHECK_EQ(journal_append(j, JOURNAL_ZERO, 0, CS, NULL, 0, &seq), 0);
+	CHECK_EQ(journal_append(j, JOURNAL_FLUSH, 0, 0, NULL, 0, &seq), 0);
+	CHECK_EQ(journal_seal(j), 0);
+	CHECK_EQ(journal_sealed(j, &si, &nsi), 0);
+	CHECK_EQ(nsi, 1);
+	if (nsi != 1)
+		goto out;
+
+	CHECK_EQ(jstore_put(&t.cs, vid, jdir, &si[0], CS), 0);
+	CHECK_EQ(jstore_put(&t.cs, vid, jdir, &si[0], CS), 0); /* stored already: a no-op */
+	CHECK_EQ(jstore_list(&t.cs, vid, &segs, &n), 0);
+	CHECK_EQ(n, 1);
+	if (n != 1)
+		goto out;
+	fprintf(stderr, "  segment file %" PRIu64 " bytes, stored object %" PRIu64 " bytes\n",
+		si[0].bytes, segs[0].bytes);
+	/* the inline data left: 4 KiB + 64 KiB of random bytes, and the headers */
+	CHECK(segs[0].bytes < si[0].bytes / 4);
+	CHECK_EQ(jstore_verify(&t.cs, vid, &segs[0]), 0);
+
+	CHECK_EQ(jstore_walk(&t.cs, vid, &segs[0], rec_cb, ref_cb, &w), 0);
+	CHECK_EQ(w.recs, 9);
+	CHECK_EQ(w.writes_thin, 4);
+	CHECK_EQ(w.writes_whole, 1);
+	CHECK_EQ(w.refs, 5);
+	CHECK_EQ(w.nulls, 1);
+	CHECK_EQ(w.copies, 1);
+	CHECK_EQ(w.restores, 1);
+	CHECK_MEM(w.restore_root, root, 32);
+
+	/* fetch: byte for byte */
+	snprintf(src, sizeof(src), "%s/%016" PRIx64 ".log", jdir, si[0].first);
+	snprintf(dst, sizeof(dst), "%s/%016" PRIx64 ".log", cdir, si[0].first);
+	CHECK_EQ(jstore_prepare(&t.cs, vid, &v, 0, UINT64_MAX, 0, 0), 0);
+	CHECK(file_eq(src, dst));
+
+	/* a chunk that reads back wrong, a chunk that is gone: refused, nothing left */
+	faulty(&t.cs, &bad);
+	fault = F_FLIP;
+	unlink(dst);
+	CHECK_EQ(jstore_prepare(&bad, vid, &v, 0, UINT64_MAX, 0, 0), -EBADMSG);
+	CHECK_EQ(files_in(cdir), 0);
+	fault = F_GONE;
+	CHECK_EQ(jstore_prepare(&bad, vid, &v, 0, UINT64_MAX, 0, 0), -EIO);
+	CHECK_EQ(files_in(cdir), 0);
+	fault = F_NONE;
+	CHECK_EQ(jstore_prepare(&bad, vid, &v, 0, UINT64_MAX, 0, 0), 0);
+	CHECK(file_eq(src, dst));
+
+	/* a damaged object: the tail of its skeleton cut off */
+	snprintf(key, sizeof(key), "journal/%s/%016" PRIx64 ".%016" PRIx64 ".%016" PRIx64, vid,
+		 si[0].first, si[0].next, si[0].created_ns);
+	CHECK_EQ(t.cs.ops->meta_get(t.cs.ctx, key, &obj, &obj_len), 0);
+	CHECK_EQ(jstore_del(&t.cs, vid, &segs[0]), 0);
+	CHECK_EQ(t.cs.ops->meta_put(t.cs.ctx, key, obj, obj_len - 40, BACKEND_PUT_EXCL), 0);
+	unlink(dst);
+	CHECK_EQ(jstore_verify(&t.cs, vid, &segs[0]), -EBADMSG);
+	CHECK_EQ(jstore_walk(&t.cs, vid, &segs[0], rec_cb, ref_cb, &w), -EBADMSG);
+	CHECK_EQ(jstore_prepare(&t.cs, vid, &v, 0, UINT64_MAX, 0, 0), -EBADMSG);
+	CHECK_EQ(files_in(cdir), 0);
+	/* a reference moved into a record header */
+	le_put64((uint8_t *)obj + 24, 64);
+	CHECK_EQ(jstore_del(&t.cs, vid, &segs[0]), 0);
+	CHECK_EQ(t.cs.ops->meta_put(t.cs.ctx, key, obj, obj_len, BACKEND_PUT_EXCL), 0);
+	CHECK_EQ(jstore_verify(&t.cs, vid, &segs[0]), -EBADMSG);
+	CHECK_EQ(jstore_prepare(&t.cs, vid, &v, 0, UINT64_MAX, 0, 0), -EBADMSG);
+	CHECK_EQ(files_in(cdir), 0);
+
+	/* the older format: the whole file as one LZ4 block */
+	{
+		void *raw;
+		size_t raw_len;
+		uint8_t *o;
+		int bound, c;
+
+		CHECK_EQ(util_read_file(src, &raw, &raw_len), 0);
+		bound = LZ4_compressBound((int)raw_len);
+		o = malloc(12 + (size_t)bound);
+		memcpy(o, "CJZ1", 4);
+		le_put64(o + 4, raw_len);
+		c = LZ4_compress_default(raw, (char *)o + 12, (int)raw_len, bound);
+		CHECK(c > 0);
+		CHECK_EQ(jstore_del(&t.cs, vid, &segs[0]), 0);
+		CHECK_EQ(t.cs.ops->meta_put(t.cs.ctx, key, o, 12 + (size_t)c, BACKEND_PUT_EXCL), 0);
+		memset(&w, 0, sizeof(w));
+		CHECK_EQ(jstore_walk(&t.cs, vid, &segs[0], rec_cb, ref_cb, &w), 0);
+		CHECK_EQ(w.recs, 9);
+		CHECK_EQ(w.writes_whole, 5);
+		CHECK_EQ(w.refs, 0);
+		CHECK_EQ(w.restores, 1);
+		CHECK_EQ(jstore_prepare(&t.cs, vid, &v, 0, UINT64_MAX, 0, 0), 0);
+		CHECK(file_eq(src, dst));
+		free(o);
+		free(raw);
+	}
+out:
+	free(obj);
+	free(segs);
+	free(si);
+	journal_close(j);
+	free(d);
+	vt_fini(&t);
+}
+
+int main(void)
+{
+	log_init();
+	RUN(test_thin_round_trip);
+	return check_result();
+}
