@@ -8,6 +8,9 @@
  * to a worker between submit and completion (state TASK_EXEC), when the network thread
  * does not touch it. A connection with tasks in a worker is freed only when the last
  * one comes back (busy == 0).
+ *
+ * Implemented by iscsi_conn.c (receive, full feature phase handlers, lifecycle),
+ * iscsi_task.c, iscsi_tmf.c, iscsi_tx.c and iscsi_cmdsn.c (iscsi_conn_int.h).
  */
 #ifndef CAIRN_ISCSI_CONN_H
 #define CAIRN_ISCSI_CONN_H
