@@ -1903,9 +1903,15 @@ static int cs_key_info(void *ctx, uint32_t ref, uint32_t *prev, uint64_t *gen)
 	return rc;
 }
 
+static int cs_ref(void *ctx, const struct chunk_id *id)
+{
+	return repo_chunk_ref(ctx, id);
+}
+
 static const struct chunk_store_ops repo_cs_ops = {
 	.put = cs_put,
 	.get = cs_get,
+	.ref = cs_ref,
 	.flush = cs_flush,
 	.meta_put = cs_meta_put,
 	.meta_get = cs_meta_get,
@@ -1962,6 +1968,21 @@ int repo_chunk_locate(struct repo *r, const struct chunk_id *id, uint32_t *slot,
 	*slot = loc.pack;
 	*entry = loc.entry;
 	return 0;
+}
+
+int repo_chunk_ref(struct repo *r, const struct chunk_id *id)
+{
+	struct index_loc loc;
+	int rc;
+
+	if (r->read_only)
+		return -EROFS;
+	pthread_mutex_lock(&r->lock);
+	rc = index_lookup(r->ix, id, &loc);
+	if (rc == 0 && r->gc_hook.reused)
+		r->gc_hook.reused(r->gc_hook.arg, loc.pack, loc.entry);
+	pthread_mutex_unlock(&r->lock);
+	return rc;
 }
 
 void repo_gc_set_hook(struct repo *r, const struct repo_gc_hook *h)

@@ -168,6 +168,10 @@ int repo_chunk_put_keyed(struct repo *r, uint32_t ref, enum chunk_kind kind, con
 int repo_chunk_get(struct repo *r, const struct chunk_id *id, void *buf, size_t cap, size_t *len);
 /* 1 if present, 0 if not. */
 int repo_chunk_has(struct repo *r, const struct chunk_id *id);
+/* A put of a chunk the caller knows by id (its data hashed earlier): 0 when the
+ * repository holds it, which then counts as reused for a running gc exactly as a put
+ * answered by dedup does; -ENOENT when it does not (the caller puts the data). */
+int repo_chunk_ref(struct repo *r, const struct chunk_id *id);
 /* Plaintext and stored (record) bytes of a present chunk; -ENOENT if absent. */
 int repo_chunk_stat(struct repo *r, const struct chunk_id *id, uint32_t *plain_len,
 		    uint32_t *rec_len);
@@ -243,6 +247,8 @@ struct chunk_store_ops {
 	int (*put)(void *ctx, enum chunk_kind kind, const void *data, size_t len, struct chunk_id *id);
 	/* as repo_chunk_get */
 	int (*get)(void *ctx, const struct chunk_id *id, void *buf, size_t cap, size_t *len);
+	/* as repo_chunk_ref (optional: NULL where a layer has none; callers then put) */
+	int (*ref)(void *ctx, const struct chunk_id *id);
 	/* as repo_flush: everything put so far becomes durable */
 	int (*flush)(void *ctx);
 	/* as repo_meta_put / get / del / list */

@@ -342,6 +342,11 @@ static int ks_get(void *ctx, const struct chunk_id *id, void *buf, size_t cap, s
 	return repo_chunk_get(((struct vkey_ent *)ctx)->r, id, buf, cap, len);
 }
 
+static int ks_ref(void *ctx, const struct chunk_id *id)
+{
+	return repo_chunk_ref(((struct vkey_ent *)ctx)->r, id);
+}
+
 static int ks_flush(void *ctx)
 {
 	return repo_flush(((struct vkey_ent *)ctx)->r);
@@ -397,6 +402,7 @@ static int ks_key_info(void *ctx, uint32_t ref, uint32_t *prev, uint64_t *gen)
 static const struct chunk_store_ops keyed_ops = {
 	.put = ks_put,
 	.get = ks_get,
+	.ref = ks_ref,
 	.flush = ks_flush,
 	.meta_put = ks_meta_put,
 	.meta_get = ks_meta_get,

@@ -32,9 +32,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <lz4.h>
+#include <xxhash.h>
 
 #include "le.h"
 #include "log.h"
@@ -204,12 +207,24 @@ static int jz_walk(const struct jz *z, uint64_t first, journal_scan_cb rec_cb,
 	return k == z->nrefs && rpos == z->raw_len ? 0 : -EBADMSG;
 }
 
+/* 1 and *id when the folds' hint names the chunk of data (len bytes, chunk number chunk
+ * as record seq wrote it) and it is stored (referenced again: a running gc keeps it). */
+static int known_ref(struct chunk_store *cs, const struct jstore_known *kn, uint64_t seq,
+		     uint64_t chunk, const void *data, size_t len, struct chunk_id *id)
+{
+	uint64_t xxh;
+
+	return kn && cs->ops->ref && kn->lookup(kn->arg, seq, chunk, id, &xxh) &&
+	       XXH3_64bits(data, len) == xxh && cs->ops->ref(cs->ctx, id) == 0;
+}
+
 /* Build the object of segment file raw (raw_len bytes; first seq first): each whole
  * chunk (chunk_size, aligned in the volume) of a WRITE record's data is put into cs
- * (a dedup hit when a fold stored it already) and becomes a ref; the rest is the
- * skeleton. The chunks are flushed before this returns. chunk_size 0: no refs. */
-static int jz_build(struct chunk_store *cs, uint32_t chunk_size, const uint8_t *raw,
-		    size_t raw_len, uint64_t first, void **out, size_t *out_len)
+ * (a dedup hit when a fold stored it already), or referenced when the folds' hint kn
+ * (may be NULL) names it, and becomes a ref; the rest is the skeleton. The chunks are
+ * flushed before this returns. chunk_size 0: no refs. */
+static int jz_build(struct chunk_store *cs, uint32_t chunk_size, const struct jstore_known *kn,
+		    const uint8_t *raw, size_t raw_len, uint64_t first, void **out, size_t *out_len)
 {
 	uint8_t *refs = NULL, *skel = NULL, *o = NULL;
 	uint64_t pos = JOURNAL_SEG_HDR, seq = first, sl = 0, rp = 0;
@@ -240,10 +255,13 @@ static int jz_build(struct chunk_store *cs, uint32_t chunk_size, const uint8_t *
 				}
 				refs = nr;
 			}
-			ret = cs->ops->put(cs->ctx, (enum chunk_kind)(CHUNK_DATA | CHUNK_PUT_FAST),
-					   raw + ppos, chunk_size, &id);
-			if (ret)
-				goto out;
+			if (!known_ref(cs, kn, rec.seq, a / chunk_size, raw + ppos, chunk_size, &id)) {
+				ret = cs->ops->put(cs->ctx,
+						   (enum chunk_kind)(CHUNK_DATA | CHUNK_PUT_FAST),
+						   raw + ppos, chunk_size, &id);
+				if (ret)
+					goto out;
+			}
 			le_put64(refs + (size_t)nrefs * JZ_REF, ppos);
 			le_put32(refs + (size_t)nrefs * JZ_REF + 8, chunk_size);
 			memcpy(refs + (size_t)nrefs * JZ_REF + 12, id.b, CHUNK_ID_LEN);
@@ -380,20 +398,36 @@ int jstore_list(struct chunk_store *cs, const char *volid, struct jstore_seg **o
 }
 
 int jstore_put(struct chunk_store *cs, const char *volid, const char *jdir,
-	       const struct journal_seginfo *si, uint32_t chunk_size)
+	       const struct journal_seginfo *si, uint32_t chunk_size,
+	       const struct jstore_known *known)
 {
 	struct jstore_seg s = { si->first, si->next, si->created_ns, si->bytes };
 	char path[4096], key[128];
 	void *data, *obj;
 	size_t len, obj_len;
-	int ret;
+	struct stat st;
+	int ret, fd;
 
 	snprintf(path, sizeof(path), "%s/%016" PRIx64 ".log", jdir, si->first);
-	ret = util_read_file(path, &data, &len);
+	/* mapped, not read: a sealed segment never changes, and a 64 MiB read would be
+	 * copied and its buffer's pages zeroed for every upload */
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st)) {
+		ret = -errno;
+		close(fd);
+		return ret;
+	}
+	len = (size_t)st.st_size;
+	data = len ? mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0) : MAP_FAILED;
+	ret = data == MAP_FAILED ? (len ? -errno : -EBADMSG) : 0;
+	close(fd);
 	if (ret)
 		return ret;
-	ret = jz_build(cs, chunk_size, data, len, si->first, &obj, &obj_len);
-	free(data);
+	madvise(data, len, MADV_SEQUENTIAL);
+	ret = jz_build(cs, chunk_size, known, data, len, si->first, &obj, &obj_len);
+	munmap(data, len);
 	if (ret)
 		return ret;
 	seg_key(volid, &s, key, sizeof(key));

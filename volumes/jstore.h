@@ -37,12 +37,23 @@ void jstore_cache_dir(const char *state_dir, const char *volid, char *buf, size_
 /* The stored segments of volume volid, by first seq; *out malloc'd (NULL if none). */
 int jstore_list(struct chunk_store *cs, const char *volid, struct jstore_seg **out,
 		unsigned *n);
+/* Chunk ids the volume's folds computed, a hint that spares hashing the data again:
+ * lookup gives 1 with the id and the XXH3-64 of the content of chunk number chunk as
+ * record seq wrote it whole, 0 when it does not know. A hint is used only when the
+ * XXH3-64 of the record's bytes matches and cs->ops->ref finds the chunk stored. */
+struct jstore_known {
+	int (*lookup)(void *arg, uint64_t seq, uint64_t chunk, struct chunk_id *id,
+		      uint64_t *xxh);
+	void *arg;
+};
 /* Store sealed segment s of the journal directory jdir (no-op if stored already). The
  * whole chunk_size chunks of its WRITE data are put into cs (under the key cs puts
- * volume data with: the volume's own store) and flushed first; chunk_size 0 stores
- * every byte in the object. */
+ * volume data with: the volume's own store), or referenced (ref) when known names
+ * them, and flushed first; chunk_size 0 stores every byte in the object. known may be
+ * NULL. */
 int jstore_put(struct chunk_store *cs, const char *volid, const char *jdir,
-	       const struct journal_seginfo *s, uint32_t chunk_size);
+	       const struct journal_seginfo *s, uint32_t chunk_size,
+	       const struct jstore_known *known);
 /* Walk stored segment s without fetching it: rec_cb gets every record (seg_first and
  * rec_pos as journal_scan gives them; payload NULL for a WRITE whose data is named by
  * chunk id: only COPY, RESTORE and the like are whole), ref_cb every chunk id it names

@@ -46,6 +46,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <xxhash.h>
+
 #include "blockmap.h"
 #include "bufpool.h"
 #include "history.h"
@@ -78,6 +80,24 @@ struct folder {
 	void *copy;   /* chunk_size: the overlay buffer as it was at pick time */
 	void *base;   /* chunk_size: the base chunk to merge onto */
 	uint64_t bitmap[OVERLAY_BITMAP_WORDS];
+};
+
+/* The ids the folds computed for chunks that one record wrote whole (jstore_known), so
+ * that storing the record's segment (upload_sealed) need not hash that data again: a
+ * 4-way set-associative table by (seq, chunk); a new entry replaces the oldest of its
+ * set.
+ * A chunk folded with last_seq == seq holds exactly what record seq wrote when that
+ * record covered it whole (every record applied to an entry sets its last_seq), which
+ * is the only case the upload asks about. The upload waits for a checkpoint to cover
+ * a segment, so its chunks are folded by then: 16384 slots, 1 GiB of 64 KiB chunks,
+ * cover the segments sealed while it catches up with a burst. */
+#define FOLD_IDS 16384u
+#define FOLD_WAYS 4u
+struct fold_id {
+	uint64_t seq, chunk;
+	uint64_t xxh;          /* XXH3-64 of the chunk's content */
+	struct chunk_id id;
+	int used;
 };
 
 struct volume {
@@ -126,6 +146,8 @@ struct volume {
 	uint64_t retain_override;    /* volume_open_opts.retain_ns */
 	uint64_t retain_checked_ns;  /* last retention pass (ckpt_lock) */
 	uint64_t hist_jbytes;        /* journal_appended() at the last history checkpoint */
+	pthread_mutex_t fid_lock;    /* guards fids */
+	struct fold_id *fids;        /* FOLD_IDS slots, or NULL when no history is kept */
 	pthread_mutex_t up_lock;     /* one upload at a time: guards up_next, up_known */
 	uint64_t up_next;            /* sealed segments below this seq are stored */
 	int up_known;                /* up_next was read from the repository */
@@ -400,6 +422,60 @@ static int fold_chunk(struct volume *v, struct folder *f, uint64_t c, int full,
 			       data, v->chunk_size, id);
 }
 
+static uint64_t retain_window(const struct volume *v);
+
+/* The first slot of the FOLD_WAYS-slot set (seq, chunk) lives in. */
+static size_t fold_id_set(uint64_t seq, uint64_t chunk)
+{
+	return (size_t)(((seq * 0x9E3779B97F4A7C15ull) ^ chunk) % (FOLD_IDS / FOLD_WAYS)) *
+	       FOLD_WAYS;
+}
+
+/* A fold stored chunk c (data: its whole content, last_seq seq) as id. */
+static void fold_id_note(struct volume *v, uint64_t seq, uint64_t c, const void *data,
+			 const struct chunk_id *id)
+{
+	struct fold_id f = { .seq = seq, .chunk = c, .id = *id, .used = 1 };
+
+	if (!v->fids || !retain_window(v))
+		return;
+	f.xxh = XXH3_64bits(data, v->chunk_size);
+	pthread_mutex_lock(&v->fid_lock);
+	{
+		struct fold_id *set = &v->fids[fold_id_set(seq, c)], *victim = set;
+
+		/* a free slot, else the oldest record's (uploaded first) */
+		for (unsigned w = 0; w < FOLD_WAYS && victim->used; w++)
+			if (!set[w].used || set[w].seq < victim->seq)
+				victim = &set[w];
+		*victim = f;
+	}
+	pthread_mutex_unlock(&v->fid_lock);
+}
+
+/* jstore_known.lookup */
+static int fold_id_lookup(void *arg, uint64_t seq, uint64_t chunk, struct chunk_id *id,
+			  uint64_t *xxh)
+{
+	struct volume *v = arg;
+	struct fold_id *f;
+	int hit = 0;
+
+	pthread_mutex_lock(&v->fid_lock);
+	f = &v->fids[fold_id_set(seq, chunk)];
+	for (unsigned w = 0; w < FOLD_WAYS; w++, f++) {
+		hit = f->used && f->seq == seq && f->chunk == chunk;
+		if (hit) {
+			*id = f->id;
+			*xxh = f->xxh;
+			f->used = 0; /* asked once: its segment is being stored */
+			break;
+		}
+	}
+	pthread_mutex_unlock(&v->fid_lock);
+	return hit;
+}
+
 static void *fold_main(void *arg)
 {
 	struct folder *f = arg;
@@ -451,6 +527,8 @@ static void *fold_main(void *arg)
 			continue;
 		}
 		v->fold_err = 0;
+		if (full)
+			fold_id_note(v, last, c, f->copy, &id);
 		if (e->last_seq == last) {
 			overlay_remove(v->ov, e);
 			pthread_cond_broadcast(&v->space_cond);
@@ -535,6 +613,7 @@ static uint64_t retain_check_ns(const struct volume *v)
  * it one at a time. */
 static int upload_sealed(struct volume *v)
 {
+	struct jstore_known known = { fold_id_lookup, v };
 	struct journal_seginfo *segs = NULL;
 	char jdir[4096];
 	unsigned n = 0;
@@ -570,7 +649,11 @@ static int upload_sealed(struct volume *v)
 	for (unsigned i = 0; i < n; i++) {
 		if (segs[i].next <= v->up_next || segs[i].next == segs[i].first)
 			continue;
-		ret = jstore_put(v->cs, v->info.id, jdir, &segs[i], v->chunk_size);
+		/* once a checkpoint covers it: its chunks are folded, their ids noted */
+		if (segs[i].next > __atomic_load_n(&v->info.ckpt_seq, __ATOMIC_RELAXED))
+			break;
+		ret = jstore_put(v->cs, v->info.id, jdir, &segs[i], v->chunk_size,
+				 v->fids ? &known : NULL);
 		if (ret == -ENOENT) { /* expired meanwhile */
 			ret = 0;
 			continue;
@@ -877,6 +960,8 @@ static void destroy(struct volume *v)
 	pthread_cond_destroy(&v->ckpt_cond);
 	pthread_mutex_destroy(&v->ckpt_lock);
 	pthread_mutex_destroy(&v->up_lock);
+	pthread_mutex_destroy(&v->fid_lock);
+	free(v->fids);
 	if (v->claimed)
 		volume_head_release(v->base_cs, v->info.id);
 	free(v);
@@ -1025,11 +1110,17 @@ int volume_open(struct chunk_store *cs, const char *name, const struct volume_op
 	pthread_cond_init(&v->ckpt_cond, NULL);
 	pthread_mutex_init(&v->ckpt_lock, NULL);
 	pthread_mutex_init(&v->up_lock, NULL);
+	pthread_mutex_init(&v->fid_lock, NULL);
 	ret = blockmap_open(cs, v->nchunks, &v->head.root, &v->bm);
 	if (ret)
 		goto out_destroy;
 	v->rpool = bufpool_create(v->chunk_size, READ_BUFS);
 	if (!v->rpool) {
+		ret = -ENOMEM;
+		goto out_destroy;
+	}
+	/* calloc'd pages are touched only once folds note ids (CDP history kept) */
+	if (!v->read_only && !(v->fids = calloc(FOLD_IDS, sizeof(*v->fids)))) {
 		ret = -ENOMEM;
 		goto out_destroy;
 	}
@@ -1563,6 +1654,11 @@ int volume_rekey_reset(struct volume *v, const struct chunk_store *ncs, uint32_t
 	}
 	blockmap_reset(v->bm, &null);
 	v->kcs = *ncs;
+	if (v->fids) { /* ids of erased data under the old key */
+		pthread_mutex_lock(&v->fid_lock);
+		memset(v->fids, 0, FOLD_IDS * sizeof(*v->fids));
+		pthread_mutex_unlock(&v->fid_lock);
+	}
 	v->applied_next = seq;
 	v->force_below = 0;
 	v->fold_err = 0;

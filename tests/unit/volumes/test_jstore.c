@@ -10,6 +10,8 @@
  *   - a fetch rebuilds the segment file byte for byte;
  *   - an object in the older format (the whole file LZ4-compressed, "CJZ1") is still
  *     read;
+ *   - the folds' hint (ids they computed) is used only when its hash matches the
+ *     record's bytes and the chunk is stored (else the data is put);
  *   - bad input loses nothing and leaves no file behind: a chunk that reads back wrong
  *     (a fault-injecting store in front of the repository flips a byte) is caught by
  *     the record chain (-EBADMSG), a chunk that is gone gives -EIO, and a damaged
@@ -25,6 +27,7 @@
 #include <unistd.h>
 
 #include <lz4.h>
+#include <xxhash.h>
 
 #include "check.h"
 #include "journal.h"
@@ -57,11 +60,25 @@ static int fault_get(void *ctx, const struct chunk_id *id, void *buf, size_t cap
 	return ret;
 }
 
+static unsigned refs_ok, refs_missed;
+
+static int count_ref(void *ctx, const struct chunk_id *id)
+{
+	int ret = real->ops->ref(ctx, id);
+
+	if (ret)
+		refs_missed++;
+	else
+		refs_ok++;
+	return ret;
+}
+
 static void faulty(struct chunk_store *under, struct chunk_store *out)
 {
 	real = under;
 	fops = *under->ops;
 	fops.get = fault_get;
+	fops.ref = count_ref;
 	out->ops = &fops;
 	out->ctx = under->ctx;
 }
@@ -202,8 +219,8 @@ static void test_thin_round_trip(void)
 	if (nsi != 1)
 		goto out;
 
-	CHECK_EQ(jstore_put(&t.cs, vid, jdir, &si[0], CS), 0);
-	CHECK_EQ(jstore_put(&t.cs, vid, jdir, &si[0], CS), 0); /* stored already: a no-op */
+	CHECK_EQ(jstore_put(&t.cs, vid, jdir, &si[0], CS, NULL), 0);
+	CHECK_EQ(jstore_put(&t.cs, vid, jdir, &si[0], CS, NULL), 0); /* stored: a no-op */
 	CHECK_EQ(jstore_list(&t.cs, vid, &segs, &n), 0);
 	CHECK_EQ(n, 1);
 	if (n != 1)
@@ -298,9 +315,103 @@ out:
 	vt_fini(&t);
 }
 
+/* ---- the folds' hint (jstore_known) ---- */
+struct hint {
+	uint64_t seq, chunk, xxh;
+	struct chunk_id id;
+	unsigned asked;
+};
+
+static int hint_lookup(void *arg, uint64_t seq, uint64_t chunk, struct chunk_id *id,
+		       uint64_t *xxh)
+{
+	struct hint *h = arg;
+
+	h->asked++;
+	if (seq != h->seq || chunk != h->chunk)
+		return 0;
+	*id = h->id;
+	*xxh = h->xxh;
+	return 1;
+}
+
+/* A hint is used only when its hash matches the record's bytes and the chunk is stored;
+ * else the data is put: the segment rebuilds byte for byte every time. */
+static void test_hint(void)
+{
+	struct vt t;
+	struct journal *j;
+	struct journal_seginfo *si = NULL;
+	struct jstore_seg *segs = NULL;
+	struct chunk_store cs;
+	struct journal_view v = { { NULL, NULL } };
+	struct hint h = { 0 };
+	struct jstore_known kn = { hint_lookup, &h };
+	char vid[33], jdir[160], empty[160], cdir[160], src[200], dst[200];
+	uint8_t *d = malloc(2 * CS);
+	unsigned n = 0, nsi = 0;
+	uint64_t seq;
+
+	CHECK_EQ(vt_init(&t), 0);
+	CHECK_EQ(vt_open(&t), 0);
+	faulty(&t.cs, &cs);
+	fault = F_NONE;
+	util_hex(volid, 16, vid);
+	snprintf(jdir, sizeof(jdir), "%s/journal", t.dir);
+	snprintf(empty, sizeof(empty), "%s/empty", t.dir);
+	snprintf(cdir, sizeof(cdir), "%s/jcache", t.dir);
+	mkdir(empty, 0700);
+	v.dir[0] = empty;
+	v.dir[1] = cdir;
+	fill(d, 2 * CS, 21);
+	CHECK_EQ(journal_open(jdir, volid, 1, 0, &j), 0);
+	CHECK_EQ(journal_append(j, JOURNAL_WRITE, 5 * CS, 2 * CS, d, 2 * CS, &seq), 0);
+	CHECK_EQ(journal_seal(j), 0);
+	CHECK_EQ(journal_sealed(j, &si, &nsi), 0);
+	CHECK_EQ(nsi, 1);
+	if (nsi != 1)
+		goto out;
+	snprintf(src, sizeof(src), "%s/%016" PRIx64 ".log", jdir, si[0].first);
+	snprintf(dst, sizeof(dst), "%s/%016" PRIx64 ".log", cdir, si[0].first);
+
+	for (int round = 0; round < 3; round++) {
+		/* 0: a right hint for chunk 6 (the record's second chunk), stored: used;
+		 * 1: the same id, but a hash of other bytes: ignored, the data put;
+		 * 2: a hash that matches, an id no pack holds: ref misses, the data put */
+		h.seq = seq;
+		h.chunk = 6;
+		h.xxh = XXH3_64bits(d + CS, CS);
+		CHECK_EQ(t.cs.ops->put(t.cs.ctx, CHUNK_DATA, d + CS, CS, &h.id), 0);
+		if (round == 1)
+			h.xxh ^= 1;
+		if (round == 2)
+			fill(h.id.b, CHUNK_ID_LEN, 99);
+		refs_ok = refs_missed = h.asked = 0;
+		CHECK_EQ(jstore_put(&cs, vid, jdir, &si[0], CS, &kn), 0);
+		CHECK_EQ(h.asked, 2);
+		CHECK_EQ(refs_ok, round == 0 ? 1 : 0);
+		CHECK_EQ(refs_missed, round == 2 ? 1 : 0);
+		unlink(dst);
+		CHECK_EQ(jstore_prepare(&t.cs, vid, &v, 0, UINT64_MAX, 0, 0), 0);
+		CHECK(file_eq(src, dst));
+		CHECK_EQ(jstore_list(&t.cs, vid, &segs, &n), 0);
+		CHECK_EQ(n, 1);
+		if (n == 1)
+			CHECK_EQ(jstore_del(&t.cs, vid, &segs[0]), 0);
+		free(segs);
+		segs = NULL;
+	}
+out:
+	free(si);
+	journal_close(j);
+	free(d);
+	vt_fini(&t);
+}
+
 int main(void)
 {
 	log_init();
 	RUN(test_thin_round_trip);
+	RUN(test_hint);
 	return check_result();
 }
