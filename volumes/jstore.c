@@ -594,6 +594,78 @@ static void prune_cache(const char *cache_dir, const struct jstore_seg *segs, un
 	closedir(d);
 }
 
+struct cfile {
+	uint64_t first, size;
+	struct timespec mtime;
+};
+
+static int cmp_cfile(const void *a, const void *b)
+{
+	const struct cfile *x = a, *y = b;
+
+	if (x->mtime.tv_sec != y->mtime.tv_sec)
+		return x->mtime.tv_sec < y->mtime.tv_sec ? -1 : 1;
+	return x->mtime.tv_nsec < y->mtime.tv_nsec ? -1 : x->mtime.tv_nsec > y->mtime.tv_nsec;
+}
+
+int jstore_cache_trim(const char *cache_dir, uint64_t max_bytes, const struct jstore_seg *pinned,
+		      unsigned npinned)
+{
+	struct cfile *f = NULL;
+	unsigned n = 0, cap = 0;
+	uint64_t total = 0;
+	char path[4096];
+	struct dirent *de;
+	DIR *d = opendir(cache_dir);
+	int ret = 0;
+
+	if (!d)
+		return errno == ENOENT ? 0 : -errno;
+	while ((de = readdir(d))) {
+		struct stat st;
+		char *end;
+		uint64_t first;
+
+		if (strlen(de->d_name) != 20 || strcmp(de->d_name + 16, ".log"))
+			continue;
+		first = strtoull(de->d_name, &end, 16);
+		if (end != de->d_name + 16)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", cache_dir, de->d_name);
+		if (stat(path, &st))
+			continue; /* gone meanwhile */
+		if (n == cap) {
+			struct cfile *nf = realloc(f, (cap = cap ? cap * 2 : 64) * sizeof(*f));
+
+			if (!nf) {
+				ret = -ENOMEM;
+				goto out;
+			}
+			f = nf;
+		}
+		f[n++] = (struct cfile){ first, (uint64_t)st.st_size, st.st_mtim };
+		total += (uint64_t)st.st_size;
+	}
+	if (total <= max_bytes)
+		goto out;
+	qsort(f, n, sizeof(*f), cmp_cfile);
+	for (unsigned i = 0; i < n && total > max_bytes; i++) {
+		unsigned k = 0;
+
+		while (k < npinned && pinned[k].first != f[i].first)
+			k++;
+		if (k < npinned)
+			continue;
+		snprintf(path, sizeof(path), "%s/%016" PRIx64 ".log", cache_dir, f[i].first);
+		if (!unlink(path))
+			total -= f[i].size;
+	}
+out:
+	closedir(d);
+	free(f);
+	return ret;
+}
+
 int jstore_prepare(struct chunk_store *cs, const char *volid, const struct journal_view *v,
 		   uint64_t from, uint64_t to, int by_time, uint64_t t_ns)
 {
@@ -621,9 +693,18 @@ int jstore_prepare(struct chunk_store *cs, const char *volid, const struct journ
 		while (hi < n && segs[hi].first < to)
 			hi++;
 	}
-	for (unsigned i = lo; i < hi && !ret; i++)
+	for (unsigned i = lo; i < hi && !ret; i++) {
+		char path[4096];
+
+		/* a fetched copy in use is recently used (the trim below goes by mtime) */
+		snprintf(path, sizeof(path), "%s/%016" PRIx64 ".log", v->dir[1], segs[i].first);
 		if (!present(v, segs[i].first))
 			ret = fetch(cs, volid, &segs[i], v->dir[1]);
+		else
+			(void)utimensat(AT_FDCWD, path, NULL, 0);
+	}
+	if (!ret)
+		ret = jstore_cache_trim(v->dir[1], JSTORE_CACHE_MAX, segs + lo, hi - lo);
 	free(segs);
 	return ret;
 }

@@ -71,10 +71,21 @@ int jstore_verify(struct chunk_store *cs, const char *volid, const struct jstore
 int jstore_del(struct chunk_store *cs, const char *volid, const struct jstore_seg *s);
 /* Make the stored segments holding records in [from, to) readable through v: those no
  * directory of v has are fetched into v->dir[1] (written to a temporary name, checked,
- * renamed); copies there of segments the repository no longer holds are deleted. With by_time, [from, to) is ignored and the segments that a time lookup of
- * t_ns needs are fetched instead (the newest started at or before t_ns, and the next). */
+ * renamed); copies there of segments the repository no longer holds are deleted, and the
+ * least recently used others beyond JSTORE_CACHE_MAX (jstore_cache_trim). With by_time,
+ * [from, to) is ignored and the segments that a time lookup of t_ns needs are fetched
+ * instead (the newest started at or before t_ns, and the next). */
 int jstore_prepare(struct chunk_store *cs, const char *volid, const struct journal_view *v,
 		   uint64_t from, uint64_t to, int by_time, uint64_t t_ns);
+/* Fetched copies a cache directory keeps: beyond this, jstore_prepare deletes the least
+ * recently used ones it does not need itself. */
+#define JSTORE_CACHE_MAX (1ull << 30)
+/* Delete the least recently used (oldest mtime: a fetch writes it, jstore_prepare
+ * touches what it uses) fetched copies in cache_dir, but none of the npinned segments
+ * pinned, until the copies take at most max_bytes. A reader in another process that
+ * listed a copy just deleted reopens its point once (point.c), fetching it again. */
+int jstore_cache_trim(const char *cache_dir, uint64_t max_bytes, const struct jstore_seg *pinned,
+		      unsigned npinned);
 /* Retention: delete the stored segments whose records all lie below below and whose
  * successor was started before before_ns, and their fetched copies in cache_dir (may
  * be NULL). The successor of the newest stored one is the live journal's segment

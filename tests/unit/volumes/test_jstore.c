@@ -12,12 +12,14 @@
  *     read;
  *   - the folds' hint (ids they computed) is used only when its hash matches the
  *     record's bytes and the chunk is stored (else the data is put);
+ *   - the fetch cache is bounded: least recently used copies go first, pinned never;
  *   - bad input loses nothing and leaves no file behind: a chunk that reads back wrong
  *     (a fault-injecting store in front of the repository flips a byte) is caught by
  *     the record chain (-EBADMSG), a chunk that is gone gives -EIO, and a damaged
  *     object is refused by verify, walk and fetch alike (-EBADMSG). */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -408,10 +410,53 @@ out:
 	vt_fini(&t);
 }
 
+/* The fetch cache stays bounded: least recently used copies go first, pinned ones never;
+ * jstore_prepare keeps what it needs and trims the rest to JSTORE_CACHE_MAX. */
+static void test_cache_trim(void)
+{
+	char dir[] = "/tmp/cairn-jcache-XXXXXX", path[128];
+	struct jstore_seg pin[1] = { { .first = 0x30 } };
+	unsigned i;
+
+	CHECK(mkdtemp(dir) != NULL);
+	/* five 1000-byte copies, first seqs 0x10..0x50, used in that order (0x10 oldest) */
+	for (i = 1; i <= 5; i++) {
+		struct timespec ts[2] = { { 1000 + i, 0 }, { 1000 + i, 0 } };
+		FILE *fp;
+
+		snprintf(path, sizeof(path), "%s/%016x.log", dir, i * 0x10);
+		fp = fopen(path, "w");
+		for (int k = 0; fp && k < 1000; k++)
+			fputc('x', fp);
+		if (fp)
+			fclose(fp);
+		CHECK_EQ(utimensat(AT_FDCWD, path, ts, 0), 0);
+	}
+	snprintf(path, sizeof(path), "%s/other.txt", dir); /* not a copy: left alone */
+	fclose(fopen(path, "w"));
+	CHECK_EQ(jstore_cache_trim(dir, 5000, NULL, 0), 0);
+	CHECK_EQ(files_in(dir), 6);
+	/* 2500 bytes: 0x10, 0x20 go (oldest); 0x30 is pinned; 0x40 goes; 0x50 stays */
+	CHECK_EQ(jstore_cache_trim(dir, 2500, pin, 1), 0);
+	CHECK_EQ(files_in(dir), 3);
+	for (i = 1; i <= 5; i++) {
+		snprintf(path, sizeof(path), "%s/%016x.log", dir, i * 0x10);
+		CHECK_EQ(access(path, F_OK) == 0, i == 3 || i == 5);
+	}
+	/* nothing unpinned left to delete: over the bound, but the pinned copy stays */
+	CHECK_EQ(jstore_cache_trim(dir, 0, pin, 1), 0);
+	snprintf(path, sizeof(path), "%s/%016x.log", dir, 0x30);
+	CHECK_EQ(access(path, F_OK), 0);
+	CHECK_EQ(files_in(dir), 2);
+	CHECK_EQ(jstore_cache_trim("/tmp/cairn-jcache-does-not-exist", 0, NULL, 0), 0);
+	vt_rmtree(dir);
+}
+
 int main(void)
 {
 	log_init();
 	RUN(test_thin_round_trip);
 	RUN(test_hint);
+	RUN(test_cache_trim);
 	return check_result();
 }
