@@ -214,21 +214,25 @@ static int known_ref(struct chunk_store *cs, const struct jstore_known *kn, uint
 {
 	uint64_t xxh;
 
-	return kn && cs->ops->ref && kn->lookup(kn->arg, seq, chunk, id, &xxh) &&
-	       XXH3_64bits(data, len) == xxh && cs->ops->ref(cs->ctx, id) == 0;
+	if (!kn || !kn->lookup(kn->arg, seq, chunk, id, &xxh) || XXH3_64bits(data, len) != xxh)
+		return 0;
+	if (chunk_id_is_null(id)) /* zeros: nothing stored, nothing to reference */
+		return util_is_zero(data, len);
+	return cs->ops->ref && cs->ops->ref(cs->ctx, id) == 0;
 }
 
 /* Build the object of segment file raw (raw_len bytes; first seq first): each whole
  * chunk (chunk_size, aligned in the volume) of a WRITE record's data is put into cs
  * (a dedup hit when a fold stored it already), or referenced when the folds' hint kn
- * (may be NULL) names it, and becomes a ref; the rest is the skeleton. The chunks are
- * flushed before this returns. chunk_size 0: no refs. */
+ * (may be NULL) names it, and becomes a ref; the rest is the skeleton. The chunks put
+ * are flushed before this returns (the hinted ones are durable already). chunk_size 0:
+ * no refs. */
 static int jz_build(struct chunk_store *cs, uint32_t chunk_size, const struct jstore_known *kn,
 		    const uint8_t *raw, size_t raw_len, uint64_t first, void **out, size_t *out_len)
 {
 	uint8_t *refs = NULL, *skel = NULL, *o = NULL;
 	uint64_t pos = JOURNAL_SEG_HDR, seq = first, sl = 0, rp = 0;
-	uint32_t nrefs = 0, cap = 0;
+	uint32_t nrefs = 0, cap = 0, puts = 0;
 	int ret = 0, bound, n;
 
 	if (raw_len > LZ4_MAX_INPUT_SIZE || raw_len < JOURNAL_SEG_HDR)
@@ -256,6 +260,7 @@ static int jz_build(struct chunk_store *cs, uint32_t chunk_size, const struct js
 				refs = nr;
 			}
 			if (!known_ref(cs, kn, rec.seq, a / chunk_size, raw + ppos, chunk_size, &id)) {
+				puts++;
 				ret = cs->ops->put(cs->ctx,
 						   (enum chunk_kind)(CHUNK_DATA | CHUNK_PUT_FAST),
 						   raw + ppos, chunk_size, &id);
@@ -270,7 +275,8 @@ static int jz_build(struct chunk_store *cs, uint32_t chunk_size, const struct js
 		pos += JOURNAL_REC_HDR + (uint64_t)rec.payload_len + JOURNAL_REC_TAIL;
 		seq++;
 	}
-	if (nrefs && (ret = cs->ops->flush(cs->ctx)))
+	/* what the hint named is durable already (jstore_known); what was put is made so */
+	if (puts && (ret = cs->ops->flush(cs->ctx)))
 		goto out;
 	skel = malloc(raw_len - (uint64_t)nrefs * chunk_size);
 	if (!skel) {

@@ -40,7 +40,10 @@ int jstore_list(struct chunk_store *cs, const char *volid, struct jstore_seg **o
 /* Chunk ids the volume's folds computed, a hint that spares hashing the data again:
  * lookup gives 1 with the id and the XXH3-64 of the content of chunk number chunk as
  * record seq wrote it whole, 0 when it does not know. A hint is used only when the
- * XXH3-64 of the record's bytes matches and cs->ops->ref finds the chunk stored. */
+ * XXH3-64 of the record's bytes matches and cs->ops->ref finds the chunk stored (or it
+ * is the null id and the bytes are zeros). Contract: a chunk the hint names is durable
+ * in the store already (volume.c stores a segment only once a checkpoint, which flushes
+ * the store, covers its records), so jstore_put flushes only for the chunks it puts. */
 struct jstore_known {
 	int (*lookup)(void *arg, uint64_t seq, uint64_t chunk, struct chunk_id *id,
 		      uint64_t *xxh);
@@ -48,8 +51,8 @@ struct jstore_known {
 };
 /* Store sealed segment s of the journal directory jdir (no-op if stored already). The
  * whole chunk_size chunks of its WRITE data are put into cs (under the key cs puts
- * volume data with: the volume's own store), or referenced (ref) when known names
- * them, and flushed first; chunk_size 0 stores every byte in the object. known may be
+ * volume data with: the volume's own store) and flushed first, or referenced (ref)
+ * when known names them; chunk_size 0 stores every byte in the object. known may be
  * NULL. */
 int jstore_put(struct chunk_store *cs, const char *volid, const char *jdir,
 	       const struct journal_seginfo *s, uint32_t chunk_size,

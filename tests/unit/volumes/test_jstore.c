@@ -376,10 +376,11 @@ static void test_hint(void)
 	snprintf(src, sizeof(src), "%s/%016" PRIx64 ".log", jdir, si[0].first);
 	snprintf(dst, sizeof(dst), "%s/%016" PRIx64 ".log", cdir, si[0].first);
 
-	for (int round = 0; round < 3; round++) {
+	for (int round = 0; round < 4; round++) {
 		/* 0: a right hint for chunk 6 (the record's second chunk), stored: used;
 		 * 1: the same id, but a hash of other bytes: ignored, the data put;
-		 * 2: a hash that matches, an id no pack holds: ref misses, the data put */
+		 * 2: a hash that matches, an id no pack holds: ref misses, the data put;
+		 * 3: the null id (zeros) for bytes that are not zeros: the data put */
 		h.seq = seq;
 		h.chunk = 6;
 		h.xxh = XXH3_64bits(d + CS, CS);
@@ -388,6 +389,8 @@ static void test_hint(void)
 			h.xxh ^= 1;
 		if (round == 2)
 			fill(h.id.b, CHUNK_ID_LEN, 99);
+		if (round == 3)
+			memset(h.id.b, 0, CHUNK_ID_LEN);
 		refs_ok = refs_missed = h.asked = 0;
 		CHECK_EQ(jstore_put(&cs, vid, jdir, &si[0], CS, &kn), 0);
 		CHECK_EQ(h.asked, 2);
