@@ -86,7 +86,7 @@ int jstore_prepare(struct chunk_store *cs, const char *volid, const struct journ
 /* Delete the least recently used (oldest mtime: a fetch writes it, jstore_prepare
  * touches what it uses) fetched copies in cache_dir, but none of the npinned segments
  * pinned, until the copies take at most max_bytes. A reader in another process that
- * listed a copy just deleted reopens its point once (point.c), fetching it again. */
+ * listed a copy just deleted passes over its point again (point.c), fetching it. */
 int jstore_cache_trim(const char *cache_dir, uint64_t max_bytes, const struct jstore_seg *pinned,
 		      unsigned npinned);
 /* Retention: delete the stored segments whose records all lie below below and whose

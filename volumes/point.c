@@ -23,6 +23,9 @@
 #include "jstore.h"
 #include "util.h"
 
+/* Passes of a point open after the first, when a journal segment it listed was trimmed
+ * before it could open it. */
+#define POINT_RETRIES 3
 #define BIGZ_CHUNKS 1024
 
 struct prec {
@@ -253,9 +256,11 @@ int point_open(struct chunk_store *cs, const char *state_dir, const struct point
 	if (plan->from_seq < plan->to_seq) {
 		ret = collect(p, cs);
 		/* A daemon trims its local journal to a budget once segments are stored
-		 * (volume.c, journal_trim): one it listed may be gone before it was
-		 * opened. A second pass fetches it from the repository. */
-		if (ret == -ERANGE) {
+		 * (volume.c, journal_trim), and a reader elsewhere may trim the fetch
+		 * cache (jstore_cache_trim): one it listed may be gone before it was
+		 * opened. Another pass fetches it from the repository; a few, in case a
+		 * trim comes between a pass's listing and its open again. */
+		for (unsigned pass = 0; ret == -ERANGE && pass < POINT_RETRIES; pass++) {
 			for (unsigned i = 0; i < p->nsegs; i++)
 				close(p->segs[i].fd);
 			p->nsegs = 0;
