@@ -37,6 +37,7 @@
 #include "point.h"
 #include "util.h"
 #include "view.h"
+#include "vkey.h"
 #include "volume.h"
 #include "volume_head.h"
 
@@ -64,7 +65,48 @@ struct msrc {
 		struct chunk_id id;
 		int busy;
 	} fl[INFLIGHT_MAX];
+	pthread_t kth;               /* the key watcher (key_watch) */
+	pthread_mutex_t klock;
+	pthread_cond_t kcond;
+	int kstop;
 };
+
+/* The key watcher: a CRYPTO ERASE by the daemon destroys a volume key in the repository,
+ * but this process loaded it at its own open. Every KEY_RECHECK_S seconds the loaded
+ * keys are checked for a tombstone (vkey_recheck): a destroyed one is wiped here too,
+ * with the decoded chunks, and src_read refuses the images of its volume, so the erased
+ * data stops being readable through the mount (a read fails with EIO; what the kernel
+ * cached of a file stays until it drops it). One metadata read per loaded own key per
+ * period; none in a plain repository. */
+#define KEY_RECHECK_S 2
+
+static void *key_watch(void *arg)
+{
+	struct msrc *m = arg;
+
+	pthread_mutex_lock(&m->klock);
+	while (!m->kstop) {
+		struct timespec ts;
+		unsigned gone = 0;
+		int rc;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += KEY_RECHECK_S;
+		pthread_cond_timedwait(&m->kcond, &m->klock, &ts);
+		if (m->kstop)
+			break;
+		pthread_mutex_unlock(&m->klock);
+		rc = vkey_recheck(m->repo, &gone);
+		if (rc)
+			log_warn("mount", "cannot check the volume keys: %s", strerror(-rc));
+		else if (gone)
+			log_info("mount", "%u volume key(s) destroyed (CRYPTO ERASE or delete): "
+				 "their data is no longer readable here", gone);
+		pthread_mutex_lock(&m->klock);
+	}
+	pthread_mutex_unlock(&m->klock);
+	return NULL;
+}
 
 /* An open image: every one is a point (point.h); "current" is the plan of the newest
  * volume head, with no journal to replay. bm: a block map of the plan's root, for
@@ -323,7 +365,14 @@ out_free:
 
 static int src_read(void *ctx, struct view_image *img, uint64_t off, void *buf, size_t len)
 {
-	(void)ctx;
+	struct msrc *m = ctx;
+	uint32_t ref = point_get_plan(img->pt)->info.key_ref;
+	const struct aead_keys *k;
+
+	/* an erased volume (its key destroyed: key_watch) reads nothing more, not even
+	 * what a point replays from journal segments it holds open */
+	if (ref && vkey_keys(m->repo, ref, &k) == -EKEYREVOKED)
+		return -EIO;
 	return point_read(img->pt, off, buf, len);
 }
 
@@ -376,7 +425,7 @@ int cmd_mount(struct cli_globals *g, int argc, char **argv)
 	struct cli_session sess = { 0 };
 	const char *state_opt = NULL;
 	char sdir[512];
-	int c, rc, debug = 0;
+	int c, rc, debug = 0, kstarted;
 
 	while ((c = getopt_long(argc, argv, "r:h", opts, NULL)) != -1) {
 		switch (c) {
@@ -404,7 +453,22 @@ int cmd_mount(struct cli_globals *g, int argc, char **argv)
 	pthread_cond_init(&m.fdone, NULL);
 	sess.repo = m.repo;
 	m.state_dir = hist_state_dir(&sess, state_opt, sdir, sizeof(sdir));
+	pthread_mutex_init(&m.klock, NULL);
+	pthread_cond_init(&m.kcond, NULL);
+	kstarted = pthread_create(&m.kth, NULL, key_watch, &m) == 0;
+	if (!kstarted)
+		log_warn("mount", "no key watcher: a CRYPTO ERASE elsewhere is seen here only "
+			 "at the next mount");
 	rc = view_mount(&src, argv[optind], debug);
+	if (kstarted) {
+		pthread_mutex_lock(&m.klock);
+		m.kstop = 1;
+		pthread_cond_signal(&m.kcond);
+		pthread_mutex_unlock(&m.klock);
+		pthread_join(m.kth, NULL);
+	}
+	pthread_cond_destroy(&m.kcond);
+	pthread_mutex_destroy(&m.klock);
 	repo_close(m.repo);
 	pthread_cond_destroy(&m.fdone);
 	pthread_mutex_destroy(&m.flock);

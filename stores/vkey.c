@@ -328,6 +328,49 @@ int vkey_destroy(struct repo *r, uint32_t ref)
 	return rc;
 }
 
+int vkey_recheck(struct repo *r, unsigned *revoked)
+{
+	struct vkey_table *t = repo_vkey_table(r);
+	uint32_t *refs = NULL;
+	unsigned n = 0, gone = 0;
+	int rc = 0;
+
+	*revoked = 0;
+	if (!t)
+		return 0;
+	pthread_mutex_lock(&t->lock);
+	if (t->n && !(refs = malloc(t->n * sizeof(*refs))))
+		rc = -ENOMEM;
+	for (unsigned i = 0; !rc && i < t->n; i++)
+		if (!__atomic_load_n(&t->e[i]->revoked, __ATOMIC_ACQUIRE))
+			refs[n++] = t->e[i]->ref;
+	pthread_mutex_unlock(&t->lock);
+	for (unsigned i = 0; !rc && i < n; i++) {
+		struct vkey_ent *e;
+		int trc = tomb_exists(r, refs[i]);
+
+		if (trc == -ENOENT)
+			continue;
+		if (trc) {
+			rc = trc;
+			break;
+		}
+		pthread_mutex_lock(&t->lock);
+		e = find(t, refs[i]);
+		if (e && !e->revoked) {
+			__atomic_store_n(&e->revoked, 1, __ATOMIC_RELEASE);
+			OPENSSL_cleanse(&e->k, sizeof(e->k));
+			gone++;
+		}
+		pthread_mutex_unlock(&t->lock);
+	}
+	free(refs);
+	if (gone)
+		repo_cache_clear(r); /* no plaintext of their chunks stays in RAM */
+	*revoked = gone;
+	return rc;
+}
+
 /* ---- the chunk store of one key (chunk_store_ops) ---- */
 
 static int ks_put(void *ctx, enum chunk_kind kind, const void *data, size_t len, struct chunk_id *id)

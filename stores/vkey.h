@@ -73,6 +73,11 @@ int vkey_destroy(struct repo *r, uint32_t ref);
 /* The subkeys of ref (loaded on first use; valid until the repository is closed, wiped
  * if the key is destroyed meanwhile). */
 int vkey_keys(struct repo *r, uint32_t ref, const struct aead_keys **k);
+/* For a repository opened while another process may destroy keys (cairn mount beside
+ * cairn serve): every loaded key whose tombstone now exists is wiped and marked
+ * destroyed as vkey_destroy does, and the decoded-chunk cache dropped; *revoked gets
+ * how many. Reads of their chunks fail with -EKEYREVOKED from then on. */
+int vkey_recheck(struct repo *r, unsigned *revoked);
 /* What the key object of ref says. */
 int vkey_info(struct repo *r, uint32_t ref, struct vkey_info *out);
 /* 1 if name (a metadata key without "meta/") is a key object or a tombstone. */

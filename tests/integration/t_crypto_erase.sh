@@ -8,6 +8,8 @@
 #     shows which volume has its own key;
 #   - CRYPTO ERASE of pub is refused (ILLEGAL REQUEST, INVALID FIELD IN CDB), and so is
 #     one of sec while a clone shares its key (the daemon logs why);
+#   - a cairn mount holding sec's snapshot image open before the erase cannot read the
+#     erased data after it (EIO on data it had not read; it logs the destroyed key);
 #   - CRYPTO ERASE of sec: the LUN reads zeros, its old key object is gone (a tombstone
 #     stays) and a new key generation is in use, the snapshot is deleted (logged),
 #     `export sec@<snapshot>` and `export sec@seq:N` fail with clear messages, the
@@ -83,9 +85,48 @@ out=$(san sec crypto-erase)
 qgrep "CRYPTO ERASE refused: volume cl shares its key" "$T/serve.log" || fail "the refusal is not logged"
 "$CAIRN" volume delete -r "$R" cl >/dev/null
 
+log "a cairn mount (another process) holding sec's snapshot open, before the erase"
+mkdir -p "$T/mnt"
+"$CAIRN" mount -r "$R" --state-dir "$ST" "$T/mnt" >"$T/mount.log" 2>&1 &
+MPID=$!
+for _ in $(seq 100); do mountpoint -q "$T/mnt" && break; sleep 0.1; done
+mountpoint -q "$T/mnt" || { cat "$T/mount.log"; fail "cairn mount did not mount"; }
+# holder: reads the first MiB of the snapshot image (must equal the image), says so,
+# waits for the erase, then reads MiBs it has not read (so none is in the kernel's
+# cache) until one fails: it prints "EIO" or, if 15 s of reads all succeed, "readable"
+python3 - "$T/mnt/sec/snapshots/before/disk.img" "$T/fs.img" "$T/held" "$T/erased" >"$T/holder.out" 2>&1 <<'PY' &
+import os, sys, time, errno
+img, ref, held, erased = sys.argv[1:5]
+fd = os.open(img, os.O_RDONLY)
+want = open(ref, 'rb').read(1 << 20)
+ok = os.pread(fd, 1 << 20, 0) == want
+open(held, 'w').write('ok' if ok else 'differs')
+while not os.path.exists(erased):
+    time.sleep(0.05)
+end, off = time.time() + 15, 2 << 20
+while time.time() < end and off < (32 << 20):
+    try:
+        os.pread(fd, 1 << 20, off)
+    except OSError as e:
+        print('EIO' if e.errno == errno.EIO else 'error %d' % e.errno)
+        sys.exit(0)
+    off += 1 << 20
+    time.sleep(1)
+print('readable')
+PY
+HPID=$!
+for _ in $(seq 100); do [ -s "$T/held" ] && break; sleep 0.1; done
+[ "$(cat "$T/held" 2>/dev/null)" = ok ] || { cat "$T/holder.out" "$T/mount.log"; fail "the mounted snapshot does not read the image"; }
+
 log "CRYPTO ERASE of sec"
 out=$(san sec crypto-erase)
 [ "$out" = "sanitize GOOD" ] || fail "crypto erase of sec: $out"
+touch "$T/erased"
+wait "$HPID"
+[ "$(cat "$T/holder.out")" = EIO ] || { cat "$T/holder.out" "$T/mount.log"; fail "the mount still reads sec's erased snapshot: $(cat "$T/holder.out")"; }
+qgrep "volume key(s) destroyed" "$T/mount.log" || { cat "$T/mount.log"; fail "the mount did not log the destroyed key"; }
+fusermount3 -u "$T/mnt"
+wait "$MPID" || fail "cairn mount exited non-zero"
 [ "$(san sec tur)" = ready ] || fail "sec is not ready after the crypto erase"
 grep "CRYPTO ERASE" "$T/serve.log"
 qemu-img compare -q -f raw -F raw "$T/zero.img" "$(url sec)" || fail "sec does not read zeros after the crypto erase"
