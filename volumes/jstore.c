@@ -278,20 +278,24 @@ static int jz_build(struct chunk_store *cs, uint32_t chunk_size, const struct js
 	/* what the hint named is durable already (jstore_known); what was put is made so */
 	if (puts && (ret = cs->ops->flush(cs->ctx)))
 		goto out;
-	skel = malloc(raw_len - (uint64_t)nrefs * chunk_size);
-	if (!skel) {
-		ret = -ENOMEM;
-		goto out;
-	}
-	for (uint32_t k = 0; k < nrefs; k++) {
-		uint64_t p = le_get64(refs + (size_t)k * JZ_REF);
+	if (nrefs) {
+		skel = malloc(raw_len - (uint64_t)nrefs * chunk_size);
+		if (!skel) {
+			ret = -ENOMEM;
+			goto out;
+		}
+		for (uint32_t k = 0; k < nrefs; k++) {
+			uint64_t p = le_get64(refs + (size_t)k * JZ_REF);
 
-		memcpy(skel + sl, raw + rp, p - rp);
-		sl += p - rp;
-		rp = p + chunk_size;
+			memcpy(skel + sl, raw + rp, p - rp);
+			sl += p - rp;
+			rp = p + chunk_size;
+		}
+		memcpy(skel + sl, raw + rp, raw_len - rp);
+		sl += raw_len - rp;
+	} else {
+		sl = raw_len; /* no refs (small random writes): the file is the skeleton */
 	}
-	memcpy(skel + sl, raw + rp, raw_len - rp);
-	sl += raw_len - rp;
 	bound = LZ4_compressBound((int)sl);
 	o = malloc(JZ_HDR + (size_t)nrefs * JZ_REF + (size_t)bound);
 	if (!o) {
@@ -304,8 +308,8 @@ static int jz_build(struct chunk_store *cs, uint32_t chunk_size, const struct js
 	le_put64(o + 16, sl);
 	if (nrefs)
 		memcpy(o + JZ_HDR, refs, (size_t)nrefs * JZ_REF);
-	n = LZ4_compress_default((const char *)skel, (char *)o + JZ_HDR + (size_t)nrefs * JZ_REF,
-				 (int)sl, bound);
+	n = LZ4_compress_default(skel ? (const char *)skel : (const char *)raw,
+				 (char *)o + JZ_HDR + (size_t)nrefs * JZ_REF, (int)sl, bound);
 	if (n <= 0) {
 		ret = -EIO;
 		goto out;

@@ -413,6 +413,59 @@ out:
 	vt_fini(&t);
 }
 
+/* A segment of small writes only: no whole chunk, no ref; the file is the skeleton. */
+static void test_no_refs(void)
+{
+	struct vt t;
+	struct journal *j;
+	struct journal_seginfo *si = NULL;
+	struct jstore_seg *segs = NULL;
+	struct journal_view v = { { NULL, NULL } };
+	struct walked w = { 0 };
+	char vid[33], jdir[160], empty[160], cdir[160], src[200], dst[200];
+	uint8_t d[4096];
+	unsigned n = 0, nsi = 0;
+	uint64_t seq;
+
+	CHECK_EQ(vt_init(&t), 0);
+	CHECK_EQ(vt_open(&t), 0);
+	util_hex(volid, 16, vid);
+	snprintf(jdir, sizeof(jdir), "%s/journal", t.dir);
+	snprintf(empty, sizeof(empty), "%s/empty", t.dir);
+	snprintf(cdir, sizeof(cdir), "%s/jcache", t.dir);
+	mkdir(empty, 0700);
+	v.dir[0] = empty;
+	v.dir[1] = cdir;
+	CHECK_EQ(journal_open(jdir, volid, 1, 0, &j), 0);
+	for (int i = 0; i < 16; i++) {
+		fill(d, sizeof(d), 40 + (uint64_t)i);
+		CHECK_EQ(journal_append(j, JOURNAL_WRITE, (uint64_t)i * 3 * 4096, 4096, d, 4096, &seq), 0);
+	}
+	CHECK_EQ(journal_seal(j), 0);
+	CHECK_EQ(journal_sealed(j, &si, &nsi), 0);
+	CHECK_EQ(nsi, 1);
+	if (nsi != 1)
+		goto out;
+	CHECK_EQ(jstore_put(&t.cs, vid, jdir, &si[0], CS, NULL), 0);
+	CHECK_EQ(jstore_list(&t.cs, vid, &segs, &n), 0);
+	CHECK_EQ(n, 1);
+	if (n != 1)
+		goto out;
+	CHECK_EQ(jstore_walk(&t.cs, vid, &segs[0], rec_cb, ref_cb, &w), 0);
+	CHECK_EQ(w.recs, 16);
+	CHECK_EQ(w.writes_whole, 16);
+	CHECK_EQ(w.refs, 0);
+	snprintf(src, sizeof(src), "%s/%016" PRIx64 ".log", jdir, si[0].first);
+	snprintf(dst, sizeof(dst), "%s/%016" PRIx64 ".log", cdir, si[0].first);
+	CHECK_EQ(jstore_prepare(&t.cs, vid, &v, 0, UINT64_MAX, 0, 0), 0);
+	CHECK(file_eq(src, dst));
+out:
+	free(segs);
+	free(si);
+	journal_close(j);
+	vt_fini(&t);
+}
+
 /* The fetch cache stays bounded: least recently used copies go first, pinned ones never;
  * jstore_prepare keeps what it needs and trims the rest to JSTORE_CACHE_MAX. */
 static void test_cache_trim(void)
@@ -460,6 +513,7 @@ int main(void)
 	log_init();
 	RUN(test_thin_round_trip);
 	RUN(test_hint);
+	RUN(test_no_refs);
 	RUN(test_cache_trim);
 	return check_result();
 }
