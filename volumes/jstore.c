@@ -555,6 +555,17 @@ out_free:
 	return ret;
 }
 
+/* 1 and *first when name is a segment file's, "<016x first seq>.log"; else 0. */
+static int seg_file_first(const char *name, uint64_t *first)
+{
+	char *end;
+
+	if (strlen(name) != 20 || strcmp(name + 16, ".log"))
+		return 0;
+	*first = strtoull(name, &end, 16);
+	return end == name + 16;
+}
+
 static int present(const struct journal_view *v, uint64_t first)
 {
 	int fd = journal_segment_open(v, first);
@@ -580,12 +591,8 @@ static void prune_cache(const char *cache_dir, const struct jstore_seg *segs, un
 	while ((de = readdir(d))) {
 		uint64_t first;
 		unsigned lo = 0, hi = n;
-		char *end;
 
-		if (strlen(de->d_name) != 20 || strcmp(de->d_name + 16, ".log"))
-			continue;
-		first = strtoull(de->d_name, &end, 16);
-		if (end != de->d_name + 16)
+		if (!seg_file_first(de->d_name, &first))
 			continue;
 		while (lo < hi) { /* segs are sorted by first seq */
 			unsigned mid = (lo + hi) / 2;
@@ -633,13 +640,9 @@ int jstore_cache_trim(const char *cache_dir, uint64_t max_bytes, const struct js
 		return errno == ENOENT ? 0 : -errno;
 	while ((de = readdir(d))) {
 		struct stat st;
-		char *end;
 		uint64_t first;
 
-		if (strlen(de->d_name) != 20 || strcmp(de->d_name + 16, ".log"))
-			continue;
-		first = strtoull(de->d_name, &end, 16);
-		if (end != de->d_name + 16)
+		if (!seg_file_first(de->d_name, &first))
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", cache_dir, de->d_name);
 		if (stat(path, &st))

@@ -505,6 +505,8 @@ static void *fold_main(void *arg)
 		pthread_mutex_unlock(&v->olock);
 
 		ret = fold_chunk(v, f, c, full, &id);
+		if (!ret && full) /* outside the locks: it hashes the chunk */
+			fold_id_note(v, last, c, f->copy, &id);
 
 		pthread_rwlock_rdlock(&v->gate);
 		pthread_mutex_lock(&v->olock);
@@ -527,8 +529,6 @@ static void *fold_main(void *arg)
 			continue;
 		}
 		v->fold_err = 0;
-		if (full)
-			fold_id_note(v, last, c, f->copy, &id);
 		if (e->last_seq == last) {
 			overlay_remove(v->ov, e);
 			pthread_cond_broadcast(&v->space_cond);

@@ -167,6 +167,42 @@ static int ref_cb(void *arg, const struct chunk_id *id)
 	return 0;
 }
 
+/* The common setup: a repository (t), the volume id in hex (vid), the journal directory
+ * (jdir, opened as *j) and a view (v) of an empty live directory and the fetch cache
+ * (cdir); the strings are 160-byte buffers. */
+static void setup(struct vt *t, char vid[33], char *jdir, char *empty, char *cdir,
+		  struct journal_view *v, struct journal **j)
+{
+	CHECK_EQ(vt_init(t), 0);
+	CHECK_EQ(vt_open(t), 0);
+	util_hex(volid, 16, vid);
+	snprintf(jdir, 160, "%s/journal", t->dir);
+	snprintf(empty, 160, "%s/empty", t->dir);
+	snprintf(cdir, 160, "%s/jcache", t->dir);
+	mkdir(empty, 0700);
+	v->dir[0] = empty;
+	v->dir[1] = cdir;
+	CHECK_EQ(journal_open(jdir, volid, 1, 0, j), 0);
+}
+
+/* Seal the journal: its one sealed segment in *si (malloc'd), the path of its file in
+ * src and of its fetched copy in dst (200-byte buffers). 0, or -1 (checked) if there is
+ * not exactly one. */
+static int seal_one(struct journal *j, const char *jdir, const char *cdir,
+		    struct journal_seginfo **si, char *src, char *dst)
+{
+	unsigned n = 0;
+
+	CHECK_EQ(journal_seal(j), 0);
+	CHECK_EQ(journal_sealed(j, si, &n), 0);
+	CHECK_EQ(n, 1);
+	if (n != 1)
+		return -1;
+	snprintf(src, 200, "%s/%016" PRIx64 ".log", jdir, (*si)[0].first);
+	snprintf(dst, 200, "%s/%016" PRIx64 ".log", cdir, (*si)[0].first);
+	return 0;
+}
+
 static void test_thin_round_trip(void)
 {
 	struct vt t;
@@ -179,22 +215,12 @@ static void test_thin_round_trip(void)
 	uint8_t *d = malloc(4 * CS), copy[JOURNAL_COPY_HDR + 32], root[32];
 	struct journal_copy jc = { .src_offset = 0, .chunk_size = CS, .count = 1 };
 	struct walked w = { 0 };
-	unsigned n = 0, nsi = 0;
+	unsigned n = 0;
 	uint64_t seq;
 	void *obj = NULL;
 	size_t obj_len = 0;
 
-	CHECK_EQ(vt_init(&t), 0);
-	CHECK_EQ(vt_open(&t), 0);
-	util_hex(volid, 16, vid);
-	snprintf(jdir, sizeof(jdir), "%s/journal", t.dir);
-	snprintf(empty, sizeof(empty), "%s/empty", t.dir);
-	snprintf(cdir, sizeof(cdir), "%s/jcache", t.dir);
-	mkdir(empty, 0700);
-	v.dir[0] = empty;
-	v.dir[1] = cdir;
-
-	CHECK_EQ(journal_open(jdir, volid, 1, 0, &j), 0);
+	setup(&t, vid, jdir, empty, cdir, &v, &j);
 	fill(d, 4 * CS, 7);
 	/* two whole chunks */
 	CHECK_EQ(journal_append(j, JOURNAL_WRITE, 0, 2 * CS, d, 2 * CS, &seq), 0);
@@ -215,10 +241,7 @@ static void test_thin_round_trip(void)
 	CHECK_EQ(journal_append(j, JOURNAL_RESTORE, 0, 0, root, 32, &seq), 0);
 	CHECK_EQ(journal_append(j, JOURNAL_ZERO, 0, CS, NULL, 0, &seq), 0);
 	CHECK_EQ(journal_append(j, JOURNAL_FLUSH, 0, 0, NULL, 0, &seq), 0);
-	CHECK_EQ(journal_seal(j), 0);
-	CHECK_EQ(journal_sealed(j, &si, &nsi), 0);
-	CHECK_EQ(nsi, 1);
-	if (nsi != 1)
+	if (seal_one(j, jdir, cdir, &si, src, dst))
 		goto out;
 
 	CHECK_EQ(jstore_put(&t.cs, vid, jdir, &si[0], CS, NULL), 0);
@@ -244,8 +267,6 @@ static void test_thin_round_trip(void)
 	CHECK_MEM(w.restore_root, root, 32);
 
 	/* fetch: byte for byte */
-	snprintf(src, sizeof(src), "%s/%016" PRIx64 ".log", jdir, si[0].first);
-	snprintf(dst, sizeof(dst), "%s/%016" PRIx64 ".log", cdir, si[0].first);
 	CHECK_EQ(jstore_prepare(&t.cs, vid, &v, 0, UINT64_MAX, 0, 0), 0);
 	CHECK(file_eq(src, dst));
 
@@ -351,30 +372,16 @@ static void test_hint(void)
 	struct jstore_known kn = { hint_lookup, &h };
 	char vid[33], jdir[160], empty[160], cdir[160], src[200], dst[200];
 	uint8_t *d = malloc(2 * CS);
-	unsigned n = 0, nsi = 0;
+	unsigned n = 0;
 	uint64_t seq;
 
-	CHECK_EQ(vt_init(&t), 0);
-	CHECK_EQ(vt_open(&t), 0);
+	setup(&t, vid, jdir, empty, cdir, &v, &j);
 	faulty(&t.cs, &cs);
 	fault = F_NONE;
-	util_hex(volid, 16, vid);
-	snprintf(jdir, sizeof(jdir), "%s/journal", t.dir);
-	snprintf(empty, sizeof(empty), "%s/empty", t.dir);
-	snprintf(cdir, sizeof(cdir), "%s/jcache", t.dir);
-	mkdir(empty, 0700);
-	v.dir[0] = empty;
-	v.dir[1] = cdir;
 	fill(d, 2 * CS, 21);
-	CHECK_EQ(journal_open(jdir, volid, 1, 0, &j), 0);
 	CHECK_EQ(journal_append(j, JOURNAL_WRITE, 5 * CS, 2 * CS, d, 2 * CS, &seq), 0);
-	CHECK_EQ(journal_seal(j), 0);
-	CHECK_EQ(journal_sealed(j, &si, &nsi), 0);
-	CHECK_EQ(nsi, 1);
-	if (nsi != 1)
+	if (seal_one(j, jdir, cdir, &si, src, dst))
 		goto out;
-	snprintf(src, sizeof(src), "%s/%016" PRIx64 ".log", jdir, si[0].first);
-	snprintf(dst, sizeof(dst), "%s/%016" PRIx64 ".log", cdir, si[0].first);
 
 	for (int round = 0; round < 4; round++) {
 		/* 0: a right hint for chunk 6 (the record's second chunk), stored: used;
@@ -424,27 +431,15 @@ static void test_no_refs(void)
 	struct walked w = { 0 };
 	char vid[33], jdir[160], empty[160], cdir[160], src[200], dst[200];
 	uint8_t d[4096];
-	unsigned n = 0, nsi = 0;
+	unsigned n = 0;
 	uint64_t seq;
 
-	CHECK_EQ(vt_init(&t), 0);
-	CHECK_EQ(vt_open(&t), 0);
-	util_hex(volid, 16, vid);
-	snprintf(jdir, sizeof(jdir), "%s/journal", t.dir);
-	snprintf(empty, sizeof(empty), "%s/empty", t.dir);
-	snprintf(cdir, sizeof(cdir), "%s/jcache", t.dir);
-	mkdir(empty, 0700);
-	v.dir[0] = empty;
-	v.dir[1] = cdir;
-	CHECK_EQ(journal_open(jdir, volid, 1, 0, &j), 0);
+	setup(&t, vid, jdir, empty, cdir, &v, &j);
 	for (int i = 0; i < 16; i++) {
 		fill(d, sizeof(d), 40 + (uint64_t)i);
 		CHECK_EQ(journal_append(j, JOURNAL_WRITE, (uint64_t)i * 3 * 4096, 4096, d, 4096, &seq), 0);
 	}
-	CHECK_EQ(journal_seal(j), 0);
-	CHECK_EQ(journal_sealed(j, &si, &nsi), 0);
-	CHECK_EQ(nsi, 1);
-	if (nsi != 1)
+	if (seal_one(j, jdir, cdir, &si, src, dst))
 		goto out;
 	CHECK_EQ(jstore_put(&t.cs, vid, jdir, &si[0], CS, NULL), 0);
 	CHECK_EQ(jstore_list(&t.cs, vid, &segs, &n), 0);
@@ -455,8 +450,6 @@ static void test_no_refs(void)
 	CHECK_EQ(w.recs, 16);
 	CHECK_EQ(w.writes_whole, 16);
 	CHECK_EQ(w.refs, 0);
-	snprintf(src, sizeof(src), "%s/%016" PRIx64 ".log", jdir, si[0].first);
-	snprintf(dst, sizeof(dst), "%s/%016" PRIx64 ".log", cdir, si[0].first);
 	CHECK_EQ(jstore_prepare(&t.cs, vid, &v, 0, UINT64_MAX, 0, 0), 0);
 	CHECK(file_eq(src, dst));
 out:
