@@ -16,13 +16,18 @@
 #include "volume.h"
 
 static const char usage[] =
-	"usage: cairn volume create NAME --size S [--chunk-size S] [--own-key]\n"
+	"usage: cairn volume create NAME --size S [--chunk-size S] [--physical-block-size S]\n"
+	"                               [--own-key]\n"
 	"       cairn volume list [--json]\n"
 	"       cairn volume delete NAME\n"
 	"       cairn volume clone POINT NEW   (a writable volume from any point; O(1))\n"
 	"       cairn volume set NAME [--retain D] [--hourly D[/EVERY]] [--daily D[/EVERY]]\n"
 	"  --size S         volume size, e.g. 10G (a multiple of 512 bytes)\n"
 	"  --chunk-size S   chunk size: a power of two, 4K to 1M (default: the repository's)\n"
+	"  --physical-block-size S  the physical block size the LUN reports: 512 (default,\n"
+	"                   \"512n\") or a power of two up to the chunk size; 4K makes a \"512e\"\n"
+	"                   disk (512-byte logical blocks, 4 KiB physical), which initiators\n"
+	"                   align their partitions and IO to. Fixed at creation\n"
 	"  --own-key        (encrypted repositories) the volume's data under a key of its own,\n"
 	"                   so that SANITIZE CRYPTO ERASE can destroy it in an instant; its\n"
 	"                   chunks never dedup with other volumes' (its clones share the key)\n"
@@ -45,6 +50,8 @@ json_object *cli_volume_json(const struct volume_info *vi)
 	json_object_object_add(o, "id", json_object_new_string(vi->id));
 	json_object_object_add(o, "size", json_object_new_int64((int64_t)vi->size));
 	json_object_object_add(o, "chunk_size", json_object_new_int64(vi->chunk_size));
+	json_object_object_add(o, "physical_block_size",
+			       json_object_new_int64(vi->phys_block ? vi->phys_block : VOLUME_SECTOR));
 	json_object_object_add(o, "created", json_object_new_string(util_fmt_time(vi->created_ns, t, sizeof(t))));
 	json_object_object_add(o, "retention", cli_retention_json(&vi->retention));
 	json_object_object_add(o, "own_key", json_object_new_boolean(vi->key_ref != 0));
@@ -150,7 +157,7 @@ out_close:
 }
 
 static int do_create(struct cli_globals *g, const char *name, uint64_t size, uint32_t chunk,
-		     int own_key)
+		     uint32_t phys, int own_key)
 {
 	struct cli_session s;
 	struct volume_info vi;
@@ -167,6 +174,7 @@ static int do_create(struct cli_globals *g, const char *name, uint64_t size, uin
 		json_object_object_add(req, "name", json_object_new_string(name));
 		json_object_object_add(req, "size", json_object_new_int64((int64_t)size));
 		json_object_object_add(req, "chunk_size", json_object_new_int64(chunk));
+		json_object_object_add(req, "physical_block_size", json_object_new_int64(phys));
 		if (own_key)
 			json_object_object_add(req, "own_key", json_object_new_boolean(1));
 		rc = cli_daemon_call(&s, req, &resp);
@@ -179,7 +187,7 @@ static int do_create(struct cli_globals *g, const char *name, uint64_t size, uin
 			json_object_put(resp);
 	} else {
 		rc = own_key && !repo_encrypted(s.repo) ? -EOPNOTSUPP :
-		     volume_create_keyed(&s.cs, name, size, chunk, NULL,
+		     volume_create_keyed(&s.cs, name, size, chunk, phys, NULL,
 					 own_key ? VOLUME_KEY_NEW : 0, 0, &vi);
 		if (rc)
 			rc = cli_volume_fail(name, rc, NULL, 0);
@@ -309,6 +317,7 @@ int cmd_volume(struct cli_globals *g, int argc, char **argv)
 		CLI_GLOBAL_LONGOPTS,
 		{ "size", required_argument, NULL, 's' },
 		{ "chunk-size", required_argument, NULL, 'c' },
+		{ "physical-block-size", required_argument, NULL, 'P' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "state-dir", required_argument, NULL, 'S' },
 		{ "retain", required_argument, NULL, 'R' },
@@ -319,10 +328,10 @@ int cmd_volume(struct cli_globals *g, int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0, 0, 0, 0 },
 	};
-	const char *size_arg = NULL, *sub, *state = NULL;
+	const char *size_arg = NULL, *sub, *state = NULL, *phys_arg = NULL;
 	const char *retain = NULL, *hourly = NULL, *daily = NULL, *config = NULL;
 	uint64_t size = 0;
-	uint32_t chunk = 0;
+	uint32_t chunk = 0, phys = 0;
 	int c, json = 0, own_key = 0;
 
 	while ((c = getopt_long(argc, argv, "r:h", opts, NULL)) != -1) {
@@ -332,6 +341,7 @@ int cmd_volume(struct cli_globals *g, int argc, char **argv)
 			if (cli_parse_chunk_size(optarg, &chunk))
 				return 2;
 			break;
+		case 'P': phys_arg = optarg; break;
 		case 'j': json = 1; break;
 		case 'S': state = optarg; break;
 		case 'R': retain = optarg; break;
@@ -364,7 +374,18 @@ int cmd_volume(struct cli_globals *g, int argc, char **argv)
 			return cli_fail(MSG_USAGE, "volume create needs --size S (e.g. --size 10G)");
 		if (util_parse_size(size_arg, &size) || size == 0 || size % VOLUME_SECTOR)
 			return cli_fail(MSG_BAD_SIZE, size_arg);
-		return do_create(g, argv[optind], size, chunk, own_key);
+		if (phys_arg) {
+			uint64_t pb;
+
+			/* at most the chunk size (CHUNK_SIZE_DEFAULT without --chunk-size, as
+			 * volume_create_keyed takes it) */
+			if (util_parse_size(phys_arg, &pb) || pb > CHUNK_SIZE_MAX ||
+			    !volume_phys_block_valid((uint32_t)pb, chunk ? chunk : CHUNK_SIZE_DEFAULT) ||
+			    !pb || size % pb)
+				return cli_fail(MSG_BAD_PHYS_BLOCK, phys_arg);
+			phys = (uint32_t)pb;
+		}
+		return do_create(g, argv[optind], size, chunk, phys, own_key);
 	}
 	if (!strcmp(sub, "clone")) {
 		if (optind + 2 != argc)
@@ -420,7 +441,8 @@ json_object *daemon_volume_create(struct daemon *d, json_object *req)
 	own_key = json_object_object_get_ex(req, "own_key", &x) && json_object_get_boolean(x);
 	rc = own_key && !repo_encrypted(d->repo) ? -EOPNOTSUPP :
 	     volume_create_keyed(&d->cs, name, (uint64_t)daemon_req_int(req, "size"),
-				 (uint32_t)daemon_req_int(req, "chunk_size"), NULL,
+				 (uint32_t)daemon_req_int(req, "chunk_size"),
+				 (uint32_t)daemon_req_int(req, "physical_block_size"), NULL,
 				 own_key ? VOLUME_KEY_NEW : 0, 0, &vi);
 	if (rc)
 		return daemon_volume_err(name, rc);
@@ -485,8 +507,9 @@ json_object *hist_volume_clone(struct hist_ctx *h, json_object *req)
 	if (rc)
 		return hist_err(point, vol, rc);
 	/* an own-key volume's clone shares its key: its chunks are the same chunks */
-	rc = volume_create_keyed(h->cs, name, plan.info.size, plan.info.chunk_size, &root,
-				 plan.info.key_ref, plan.info.key_gen, &vi);
+	rc = volume_create_keyed(h->cs, name, plan.info.size, plan.info.chunk_size,
+				 plan.info.phys_block, &root, plan.info.key_ref, plan.info.key_gen,
+				 &vi);
 	if (rc)
 		return daemon_volume_err(name, rc);
 	if (h->d) {

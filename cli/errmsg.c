@@ -18,6 +18,7 @@ static const struct {
 	[MSG_REPO_IO] = { 1, "cannot use repository %s: %s" },
 	[MSG_BAD_SIZE] = { 2, "size '%s' is not a size: give a number with an optional unit K, M, G or T (e.g. 10G), a multiple of 512 bytes" },
 	[MSG_BAD_CHUNK_SIZE] = { 2, "chunk size '%s' is invalid: use a power of two from 4K to 1M (e.g. 64K)" },
+	[MSG_BAD_PHYS_BLOCK] = { 2, "physical block size '%s' is invalid: use a power of two from 512 to the chunk size that divides the volume size (e.g. 4K)" },
 	[MSG_BAD_VOLUME_NAME] = { 2, "volume name '%s' is invalid: use up to 64 letters, digits, '.', '_' or '-', starting with a letter or digit" },
 	[MSG_VOLUME_EXISTS] = { 1, "a volume named '%s' already exists; pick another name or delete it first" },
 	[MSG_VOLUME_MISSING] = { 1, "no volume named '%s' in this repository; 'cairn volume list' shows the volumes" },

@@ -19,6 +19,7 @@ enum cli_msg {
 	MSG_REPO_IO,            /* %s url, %s strerror */
 	MSG_BAD_SIZE,           /* %s text */
 	MSG_BAD_CHUNK_SIZE,     /* %s text */
+	MSG_BAD_PHYS_BLOCK,     /* %s text */
 	MSG_BAD_VOLUME_NAME,    /* %s name */
 	MSG_VOLUME_EXISTS,      /* %s name */
 	MSG_VOLUME_MISSING,     /* %s name */

@@ -250,6 +250,8 @@ void lun_from_volume(struct lun *l, struct volume *v)
 	l->ctx = v;
 	l->size = vi->size;
 	l->block_size = VOLUME_SECTOR;
+	while (vi->phys_block && (VOLUME_SECTOR << l->phys_exp) < vi->phys_block)
+		l->phys_exp++;
 	l->opt_xfer = vi->chunk_size;
 	snprintf(l->name, sizeof(l->name), "%s", vi->name);
 	snprintf(l->serial, sizeof(l->serial), "%s", vi->id);

@@ -69,6 +69,7 @@ struct lun {
 	void *ctx;
 	uint64_t size;          /* bytes */
 	uint32_t block_size;    /* 512 */
+	uint8_t phys_exp;       /* physical block = block_size << phys_exp (READ CAPACITY 16) */
 	uint32_t opt_xfer;      /* optimal transfer granularity in bytes (the chunk size) */
 	int read_only;          /* write-protected: writes get DATA PROTECT */
 	char name[65];          /* volume name, for product/log text */

@@ -11,7 +11,8 @@
  *   0-7  RETURNED LOGICAL BLOCK ADDRESS (last LBA)
  *   8-11 LOGICAL BLOCK LENGTH IN BYTES
  *   12   P_TYPE (3-1), PROT_EN (0): 0, no protection information
- *   13   P_I_EXPONENT (7-4), LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT (3-0): 0
+ *   13   P_I_EXPONENT (7-4) = 0, LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT (3-0):
+ *        lun->phys_exp (0; 3 for a "512e" volume of 4 KiB physical blocks)
  *   14   LBPME (7) = 1, LBPRZ (6) = 1 (unmapped blocks read as zeros),
  *        LOWEST ALIGNED LBA (5-0, high bits) = 0
  *   15   LOWEST ALIGNED LBA (low bits) = 0
@@ -36,6 +37,10 @@
  * that ends inside a block is refused whole with ILLEGAL REQUEST / INVALID FIELD IN
  * INFORMATION UNIT, so no partial block is ever written. A read returns
  * min(xfer_len, edtl) bytes, the last block partially when edtl ends inside it.
+ * WRITE SAME (one block) and COMPARE AND WRITE (compare half, write half) take exactly
+ * the data-out their CDB describes: any other Expected Data Transfer Length is refused
+ * the same way, since which bytes the initiator meant as the pattern, or as compare
+ * and write data, cannot be known (a longer one is not cut to fit).
  */
 #include <errno.h>
 #include <string.h>
@@ -252,6 +257,7 @@ static int read_capacity16(struct scsi_cmd *c, struct lun *lun)
 	memset(d, 0, sizeof(d));
 	put_be64(d, lun_blocks(lun) - 1);
 	put_be32(d + 8, lun->block_size);
+	d[13] = lun->phys_exp & 0x0f;
 	d[14] = 0x80 | 0x40; /* LBPME, LBPRZ */
 	scsi_put_data_in(c, d, sizeof(d), get_be32(c->cdb + 10));
 	return 0;
@@ -441,7 +447,7 @@ int scsi_sbc_write_same(struct scsi_cmd *c, struct lun *lun)
 		scsi_invalid_field(c, c->cdb[0] == 0x41 ? 7 : 10, -1);
 		return 0;
 	}
-	if (!ndob && c->data_out_len < bs) {
+	if (!ndob && (c->data_out_len < bs || c->edtl != bs)) {
 		scsi_sense_asc(c, SK_ILLEGAL_REQUEST, ASC_INVALID_FIELD_IU);
 		return 0;
 	}
@@ -566,7 +572,7 @@ int scsi_sbc_compare_and_write(struct scsi_cmd *c, struct lun *lun)
 		scsi_invalid_field(c, 13, -1);
 		return 0;
 	}
-	if (c->data_out_len < 2 * len) {
+	if (c->data_out_len < 2 * len || c->edtl != 2 * len) {
 		scsi_sense_asc(c, SK_ILLEGAL_REQUEST, ASC_INVALID_FIELD_IU);
 		return 0;
 	}

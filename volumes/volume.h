@@ -61,6 +61,10 @@ struct volume_info {
 	 * and replaces (key_gen counts them: 1 at creation). Clones share the key. */
 	uint32_t key_ref;
 	uint64_t key_gen;
+	/* Bytes per physical block the LUN reports (READ CAPACITY (16) LOGICAL BLOCKS PER
+	 * PHYSICAL BLOCK EXPONENT; 4096: a "512e" disk): 0 = VOLUME_SECTOR, else a power
+	 * of two from VOLUME_SECTOR to chunk_size. Fixed at creation; clones inherit it. */
+	uint32_t phys_block;
 };
 
 /* 1 if name is a valid volume name. */
@@ -71,6 +75,8 @@ int volume_name_valid(const char *name);
  * in [CHUNK_SIZE_MIN, CHUNK_SIZE_MAX]. chunk_size 0 = CHUNK_SIZE_DEFAULT. */
 int volume_create(struct chunk_store *cs, const char *name, uint64_t size, uint32_t chunk_size,
 		  struct volume_info *info_out);
+/* 1 if phys_block is a valid volume_info.phys_block for that chunk size (0 included). */
+int volume_phys_block_valid(uint32_t phys_block, uint32_t chunk_size);
 /* Create volume name whose block map starts as root (a clone of a materialized
  * point, sharing every chunk): O(1). Same errors as volume_create. */
 int volume_create_from(struct chunk_store *cs, const char *name, uint64_t size,
@@ -79,11 +85,12 @@ int volume_create_from(struct chunk_store *cs, const char *name, uint64_t size,
 /* As volume_create_from (root NULL: an empty map), with the volume's keys: own_key 0,
  * the repository's; VOLUME_KEY_NEW, a new volume key of its own (-EOPNOTSUPP unless the
  * repository is encrypted); else the key_ref of the own-key volume whose chunks root
- * holds (a clone shares its key, at its generation key_gen). */
+ * holds (a clone shares its key, at its generation key_gen). phys_block: the
+ * volume_info field (0: VOLUME_SECTOR); -EINVAL unless volume_phys_block_valid. */
 #define VOLUME_KEY_NEW UINT32_MAX
 int volume_create_keyed(struct chunk_store *cs, const char *name, uint64_t size,
-			uint32_t chunk_size, const struct chunk_id *root, uint32_t own_key,
-			uint64_t key_gen, struct volume_info *info_out);
+			uint32_t chunk_size, uint32_t phys_block, const struct chunk_id *root,
+			uint32_t own_key, uint64_t key_gen, struct volume_info *info_out);
 /* Call cb for every live volume, ordered by name. A non-zero return from cb stops it. */
 int volume_list(struct chunk_store *cs, int (*cb)(void *arg, const struct volume_info *vi),
 		void *arg);

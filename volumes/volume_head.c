@@ -8,6 +8,8 @@
  *   "id"          32 hex chars: 16 random bytes, the volume's identity
  *   "size"        bytes (multiple of 512)
  *   "chunk_size"  bytes (power of two, 4 KiB .. 1 MiB)
+ *   "physical_block_size"  bytes per physical block the LUN reports (power of two,
+ *                 512 .. chunk_size); absent: 512 (one logical block per physical block)
  *   "created_ns"  wall clock of creation, ns since the epoch
  *   "root"        64 hex chars: block map root id (all zeros: an empty map)
  *   "ckpt_seq"    every journal record with seq < ckpt_seq is in the map
@@ -105,6 +107,9 @@ int volume_head_put(struct chunk_store *cs, const struct volume_head *h)
 	json_object_object_add(o, "id", json_object_new_string(h->info.id));
 	json_object_object_add(o, "size", json_object_new_uint64(h->info.size));
 	json_object_object_add(o, "chunk_size", json_object_new_uint64(h->info.chunk_size));
+	if (h->info.phys_block)
+		json_object_object_add(o, "physical_block_size",
+				       json_object_new_uint64(h->info.phys_block));
 	json_object_object_add(o, "created_ns", json_object_new_uint64(h->info.created_ns));
 	json_object_object_add(o, "root", json_object_new_string(root));
 	json_object_object_add(o, "ckpt_seq", json_object_new_uint64(h->info.ckpt_seq));
@@ -201,6 +206,14 @@ static int head_parse(const void *data, size_t len, struct volume_head *h)
 	    get_u64(o, "version", &h->version))
 		goto out_put;
 	h->info.chunk_size = (uint32_t)cs;
+	if (json_object_object_get_ex(o, "physical_block_size", &x)) {
+		uint64_t pb;
+
+		if (get_u64(o, "physical_block_size", &pb) || pb > cs ||
+		    !volume_phys_block_valid((uint32_t)pb, (uint32_t)cs))
+			goto out_put;
+		h->info.phys_block = pb == VOLUME_SECTOR ? 0 : (uint32_t)pb;
+	}
 	if (get_u64(o, "hi", &h->hi) || h->hi < h->info.ckpt_seq)
 		h->hi = h->next_seq;
 	if (json_object_object_get_ex(o, "deleted", &x))
@@ -437,12 +450,18 @@ int volume_create_from(struct chunk_store *cs, const char *name, uint64_t size,
 		       uint32_t chunk_size, const struct chunk_id *root,
 		       struct volume_info *info_out)
 {
-	return volume_create_keyed(cs, name, size, chunk_size, root, 0, 0, info_out);
+	return volume_create_keyed(cs, name, size, chunk_size, 0, root, 0, 0, info_out);
+}
+
+int volume_phys_block_valid(uint32_t phys_block, uint32_t chunk_size)
+{
+	return !phys_block || (phys_block >= VOLUME_SECTOR && phys_block <= chunk_size &&
+			       !(phys_block & (phys_block - 1)));
 }
 
 int volume_create_keyed(struct chunk_store *cs, const char *name, uint64_t size,
-			uint32_t chunk_size, const struct chunk_id *root, uint32_t own_key,
-			uint64_t key_gen, struct volume_info *info_out)
+			uint32_t chunk_size, uint32_t phys_block, const struct chunk_id *root,
+			uint32_t own_key, uint64_t key_gen, struct volume_info *info_out)
 {
 	struct volume_head h = { 0 }, other;
 	uint8_t rnd[16];
@@ -452,7 +471,8 @@ int volume_create_keyed(struct chunk_store *cs, const char *name, uint64_t size,
 		chunk_size = CHUNK_SIZE_DEFAULT;
 	if (!volume_name_valid(name) || !size || size % VOLUME_SECTOR ||
 	    chunk_size < CHUNK_SIZE_MIN || chunk_size > CHUNK_SIZE_MAX ||
-	    (chunk_size & (chunk_size - 1)))
+	    (chunk_size & (chunk_size - 1)) || !volume_phys_block_valid(phys_block, chunk_size) ||
+	    size % (phys_block ? phys_block : VOLUME_SECTOR))
 		return -EINVAL;
 	ret = util_random(rnd, sizeof(rnd));
 	if (ret)
@@ -469,6 +489,7 @@ int volume_create_keyed(struct chunk_store *cs, const char *name, uint64_t size,
 	util_hex(rnd, sizeof(rnd), h.info.id);
 	h.info.size = size;
 	h.info.chunk_size = chunk_size;
+	h.info.phys_block = phys_block == VOLUME_SECTOR ? 0 : phys_block;
 	h.info.created_ns = util_now_ns();
 	h.info.ckpt_seq = 1;
 	volume_retention_default(&h.info.retention);

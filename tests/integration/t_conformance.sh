@@ -6,6 +6,8 @@ R=$T/repo
 "$CAIRN" init -r "$R" >/dev/null
 "$CAIRN" volume create conf --size 1G -r "$R" >/dev/null
 start_daemon "$R" "$T/state"
+iscsi-readcapacity16 "$(url conf)" | grep -q "LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT:0" ||
+	fail "a volume created without --physical-block-size is not 512n"
 bad=0
 for t in SCSI.Read10 SCSI.Write10 SCSI.Read16 SCSI.Write16 SCSI.Inquiry SCSI.ReadCapacity16 \
 	SCSI.TestUnitReady iSCSI.iSCSIResiduals; do

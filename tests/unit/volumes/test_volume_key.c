@@ -72,7 +72,7 @@ static void test_own_key(void)
 	vt_rmtree(t.repo_dir);
 	CHECK_EQ(repo_create(t.repo_dir, &co), 0);
 	CHECK_EQ(enc_open(&t), 0);
-	CHECK_EQ(volume_create_keyed(&t.cs, "v", VSIZE, CHUNK, NULL, VOLUME_KEY_NEW, 0, &vi), 0);
+	CHECK_EQ(volume_create_keyed(&t.cs, "v", VSIZE, CHUNK, 0, NULL, VOLUME_KEY_NEW, 0, &vi), 0);
 	CHECK(vi.key_ref != 0);
 	CHECK_EQ(vi.key_gen, 1);
 	k1 = vi.key_ref;
@@ -104,7 +104,7 @@ static void test_own_key(void)
 		CHECK_EQ(point_open(&t.cs, t.state_dir, &plan, &pt), 0);
 		CHECK_EQ(point_materialize(pt, &root), 0);
 		point_close(pt);
-		CHECK_EQ(volume_create_keyed(&t.cs, "c", VSIZE, CHUNK, &root, plan.info.key_ref,
+		CHECK_EQ(volume_create_keyed(&t.cs, "c", VSIZE, CHUNK, 0, &root, plan.info.key_ref,
 					     plan.info.key_gen, &ci), 0);
 	}
 	CHECK_EQ(ci.key_ref, k1);
@@ -177,7 +177,7 @@ static void test_plain(void)
 
 	CHECK_EQ(vt_init(&t), 0);
 	CHECK_EQ(vt_open(&t), 0);
-	CHECK_EQ(volume_create_keyed(&t.cs, "v", VSIZE, CHUNK, NULL, VOLUME_KEY_NEW, 0, &vi),
+	CHECK_EQ(volume_create_keyed(&t.cs, "v", VSIZE, CHUNK, 0, NULL, VOLUME_KEY_NEW, 0, &vi),
 		 -EOPNOTSUPP);
 	CHECK_EQ(volume_lookup(&t.cs, "v", &vi), -ENOENT);
 	CHECK_EQ(volume_create(&t.cs, "v", VSIZE, CHUNK, &vi), 0);
