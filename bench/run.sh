@@ -11,8 +11,16 @@
 # Every figure is measured BENCH_ROUNDS times (3), alternating tgt and cairn, and the
 # median of each is reported: one run on a shared 2-core machine swings by 2x.
 # Usage: make bench   (or bash bench/run.sh after make build). BENCH_SECONDS (10) sets
-# the iscsi-perf run time; BENCH_DIR (/tmp/cairn-bench) the scratch directory;
-# BENCH_RETAIN (unset) the CDP window, e.g. 0 to measure with CDP off.
+# the iscsi-perf run time; BENCH_DIR (/tmp/cairn-bench) the scratch directory.
+#
+# Every system runs in the same rounds, one after the other, so that their figures share
+# the machine's state: tgt; cairn as configured by default (CDP on: the journal kept
+# as history); with BENCH_CDP_OFF=1 (the default) also cairn with CDP off (a volume with
+# --retain 0: the journal dropped once folded, as before retention existed); with
+# BENCH_BASE_BIN=PATH also another cairn binary (e.g. an older commit's build) with its
+# defaults. Ratios are each system's median over tgt's. BENCH_FIGURES (all four: "seq_write
+# seq_read rand_read write_4k") picks figures; without seq_write every LUN is first filled
+# with the image, untimed, so that the others read and overwrite real data.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CAIRN=${CAIRN_BIN:-$ROOT/build/cairn}
@@ -20,11 +28,12 @@ DIR=${BENCH_DIR:-/tmp/cairn-bench}
 SECS=${BENCH_SECONDS:-10}
 ROUNDS=${BENCH_ROUNDS:-3}
 TGT_PORT=3261 CAIRN_PORT=3262 TGT_CTL=77
+CPIDS=()
 rm -rf "$DIR"; mkdir -p "$DIR"
 export CAIRN_RUN_DIR=$DIR/run
 
 cleanup() {
-	[ -n "${CPID:-}" ] && kill -TERM "$CPID" 2>/dev/null && wait "$CPID" 2>/dev/null
+	for p in "${CPIDS[@]}"; do kill -TERM "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
 	[ -n "${TPID:-}" ] && kill -9 "$TPID" 2>/dev/null && wait "$TPID" 2>/dev/null  # tgtd ignores SIGTERM
 	rm -f /dev/shm/cairn-bench.out
 	true
@@ -50,16 +59,29 @@ tgtadm -C $TGT_CTL --lld iscsi --op new --mode logicalunit --tid 1 --lun 1 -b "$
 tgtadm -C $TGT_CTL --lld iscsi --op bind --mode target --tid 1 -I ALL
 TGT_URL=iscsi://127.0.0.1:$TGT_PORT/iqn.2026-11.org.tgt:bench/1
 
-# cairn: local repository, journal and folding on, LZ4 and dedup on
-"$CAIRN" init -r "$DIR/repo" >/dev/null
-"$CAIRN" volume create bench --size "$SIZE" -r "$DIR/repo" >/dev/null
-# BENCH_RETAIN: the CDP window of the volume (default: cairn's own, 24 h; 0: CDP off, the
-# journal dropped once folded, as before retention existed)
-[ -z "${BENCH_RETAIN:-}" ] || "$CAIRN" volume set bench --retain "$BENCH_RETAIN" -r "$DIR/repo" >/dev/null
-"$CAIRN" serve -r "$DIR/repo" --listen 127.0.0.1:$CAIRN_PORT --state-dir "$DIR/state" >"$DIR/cairn.log" 2>&1 &
-CPID=$!
-for _ in $(seq 100); do grep -q "cairn: serving" "$DIR/cairn.log" && break; sleep 0.1; done
-CAIRN_URL=iscsi://127.0.0.1:$CAIRN_PORT/iqn.2026-11.org.cairn:bench/0
+# cairn: local repository, journal and folding on, LZ4 and dedup on.
+# start_cairn NAME BIN PORT [--retain W]: a repository, a volume and a daemon of its own
+start_cairn() {
+	local name=$1 bin=$2 port=$3 d=$DIR/$1
+	shift 3
+	mkdir -p "$d"
+	"$bin" init -r "$d/repo" >/dev/null
+	"$bin" volume create bench --size "$SIZE" -r "$d/repo" >/dev/null
+	[ $# = 0 ] || "$bin" volume set bench "$@" -r "$d/repo" >/dev/null
+	CAIRN_RUN_DIR=$d/run "$bin" serve -r "$d/repo" --listen 127.0.0.1:"$port" \
+		--state-dir "$d/state" >"$d/cairn.log" 2>&1 &
+	CPIDS+=($!)
+	for _ in $(seq 100); do grep -q "cairn: serving" "$d/cairn.log" && break; sleep 0.1; done
+	grep -q "cairn: serving" "$d/cairn.log" || { cat "$d/cairn.log"; exit 1; }
+	SYS+=("$name")
+	URL[$name]=iscsi://127.0.0.1:$port/iqn.2026-11.org.cairn:bench/0
+}
+declare -A URL
+SYS=(tgt)
+URL[tgt]=$TGT_URL
+start_cairn cairn "$CAIRN" $CAIRN_PORT
+[ "${BENCH_CDP_OFF:-1}" = 0 ] || start_cairn cairn-cdp-off "$CAIRN" $((CAIRN_PORT + 1)) --retain 0
+[ -z "${BENCH_BASE_BIN:-}" ] || start_cairn base "$BENCH_BASE_BIN" $((CAIRN_PORT + 2))
 
 now() { date +%s.%N; }
 mbps() { python3 -c "print(f'{$SIZE / ($2 - $1) / 1e6:.1f}')"; }
@@ -73,30 +95,49 @@ write_4k() {
 	python3 -c "print(f'{$n / ($t1 - $t0):.0f}')"
 }
 
+FIGS=${BENCH_FIGURES:-seq_write seq_read rand_read write_4k}
+case " $FIGS " in
+*" seq_write "*) ;;
+*) for sys in "${SYS[@]}"; do seq_write "${URL[$sys]}" >/dev/null; done ;;
+esac
 declare -A R
 median() { python3 -c "import statistics,sys; print(statistics.median(float(x) for x in sys.argv[1:]))" "$@"; }
-for fig in seq_write seq_read rand_read write_4k; do
-	t=() c=()
+for fig in $FIGS; do
+	declare -A V=()
 	for _ in $(seq "$ROUNDS"); do
-		t+=("$($fig "$TGT_URL")")
-		c+=("$($fig "$CAIRN_URL")")
+		for sys in "${SYS[@]}"; do V[$sys]+=" $($fig "${URL[$sys]}")"; done
 	done
-	echo "$fig: tgt ${t[*]} | cairn ${c[*]}" >&2
-	R[tgt.$fig]=$(median "${t[@]}")
-	R[cairn.$fig]=$(median "${c[@]}")
+	line="$fig:"
+	for sys in "${SYS[@]}"; do
+		line+=" $sys${V[$sys]} |"
+		# shellcheck disable=SC2086 # the rounds, one word each
+		R[$sys.$fig]=$(median ${V[$sys]})
+	done
+	echo "${line% |}" >&2
 done
 qemu-img compare -f raw -F raw "$IMG" "$TGT_URL" >/dev/null 2>&1 || true
 
 ratio() { python3 -c "print(f'{$1 / $2:.2f}')"; }
+row() { # row LABEL UNIT FIG: a table row, if FIG was measured
+	local r="| $1 | $2 |" sys
+	[ -n "${R[tgt.$3]:-}" ] || return 0
+	for sys in "${SYS[@]}"; do r+=" ${R[$sys.$3]} |"; done
+	for sys in "${SYS[@]:1}"; do r+=" $(ratio "${R[$sys.$3]}" "${R[tgt.$3]}") |"; done
+	echo "$r"
+}
 {
 	echo "cairn vs tgt $(tgtd -V 2>/dev/null | head -1 | tr -d '\n'), $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, image $((SIZE >> 20)) MiB, median of $ROUNDS rounds"
 	echo
-	echo "| figure | unit | tgt | cairn | cairn/tgt |"
-	echo "|---|---|---|---|---|"
-	echo "| sequential write (qemu-img convert in) | MB/s | ${R[tgt.seq_write]} | ${R[cairn.seq_write]} | $(ratio "${R[cairn.seq_write]}" "${R[tgt.seq_write]}") |"
-	echo "| sequential read (qemu-img convert out) | MB/s | ${R[tgt.seq_read]} | ${R[cairn.seq_read]} | $(ratio "${R[cairn.seq_read]}" "${R[tgt.seq_read]}") |"
-	echo "| 4 KiB random read, QD32 (iscsi-perf -r) | IOPS | ${R[tgt.rand_read]} | ${R[cairn.rand_read]} | $(ratio "${R[cairn.rand_read]}" "${R[tgt.rand_read]}") |"
-	echo "| 4 KiB write, QD32 (qemu-img bench -w) | IOPS | ${R[tgt.write_4k]} | ${R[cairn.write_4k]} | $(ratio "${R[cairn.write_4k]}" "${R[tgt.write_4k]}") |"
+	h="| figure | unit |" sep="|---|---|"
+	for sys in "${SYS[@]}"; do h+=" $sys |"; sep+="---|"; done
+	for sys in "${SYS[@]:1}"; do h+=" $sys/tgt |"; sep+="---|"; done
+	echo "$h"; echo "$sep"
+	row "sequential write (qemu-img convert in)" MB/s seq_write
+	row "sequential read (qemu-img convert out)" MB/s seq_read
+	row "4 KiB random read, QD32 (iscsi-perf -r)" IOPS rand_read
+	row "4 KiB write, QD32 (qemu-img bench -w)" IOPS write_4k
 	echo
-	echo "repository after the run: $(du -sh "$DIR/repo" | cut -f1); tgt backing file: $(du -sh "$DIR/tgt.img" | cut -f1)"
+	echo -n "repositories after the run:"
+	for sys in "${SYS[@]:1}"; do echo -n " $sys $(du -sh "$DIR/$sys/repo" | cut -f1);"; done
+	echo " tgt backing file: $(du -sh "$DIR/tgt.img" | cut -f1)"
 } | tee "$DIR/result.md"
