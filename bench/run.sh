@@ -8,8 +8,8 @@
 #   rand read   iscsi-perf -r, 4 KiB, queue depth 32 (IOPS)
 #   write 4K    qemu-img bench -w, 4 KiB, queue depth 32 (IOPS)
 #
-# Every figure is measured BENCH_ROUNDS times (3), alternating tgt and cairn, and the
-# median of each is reported: one run on a shared 2-core machine swings by 2x.
+# Every figure is measured BENCH_ROUNDS times (3) per system, the systems taking turns,
+# and the median of each is reported: one run on a shared 2-core machine swings by 2x.
 # Usage: make bench   (or bash bench/run.sh after make build). BENCH_SECONDS (10) sets
 # the iscsi-perf run time; BENCH_DIR (/tmp/cairn-bench) the scratch directory.
 #
